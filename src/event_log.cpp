@@ -1,0 +1,498 @@
+#include "smartfunnel/event_log.hpp"
+
+#include "smartfunnel/error.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace smartfunnel {
+
+std::uint32_t dictionary::intern(std::string_view s) {
+  if (auto it = index_.find(std::string(s)); it != index_.end()) return it->second;
+  auto code = static_cast<std::uint32_t>(names_.size());
+  names_.emplace_back(s);
+  index_.emplace(names_.back(), code);
+  return code;
+}
+
+std::optional<std::uint32_t> dictionary::find(std::string_view s) const {
+  if (auto it = index_.find(std::string(s)); it != index_.end()) return it->second;
+  return std::nullopt;
+}
+
+namespace {
+
+std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+// Collects row problems: throws the first in strict mode, records them all in lenient mode.
+class row_checker {
+public:
+  row_checker(validation mode, data_quality_report& report) : mode_(mode), report_(report) {}
+
+  template <class Error = data_error>
+  void fail(std::int64_t row, const std::string& column, const std::string& reason) {
+    if (mode_ == validation::strict)
+      throw Error(row, column, "row " + std::to_string(row) + ": " + reason);
+    report_.rejected.push_back({row, column, reason});
+  }
+
+private:
+  validation mode_;
+  data_quality_report& report_;
+};
+
+void check_length(std::size_t n, std::size_t got, const char* column) {
+  if (got != 0 && got != n)
+    throw data_error(-1, column,
+                     std::string("column '") + column + "' has " + std::to_string(got) +
+                         " rows, expected " + std::to_string(n) + " like the opportunity column");
+}
+
+} // namespace
+
+event_log event_log::from_columns(const smartfunnel::funnel& f, const event_columns& c,
+                                  const ingest_options& options) {
+  const std::size_t n = c.opportunity.size();
+  if (c.stage.size() != n) check_length(n, c.stage.size() == 0 ? 1 : c.stage.size(), "stage");
+  if (c.time.size() != n) check_length(n, c.time.size() == 0 ? 1 : c.time.size(), "time");
+  check_length(n, c.amount.size(), "amount");
+  check_length(n, c.owner.size(), "owner");
+  check_length(n, c.close_date.size(), "close_date");
+  check_length(n, c.created.size(), "created");
+  for (const auto& a : c.attributes) check_length(n, a.code.size(), a.name.c_str());
+
+  event_log log(f);
+  log.report_.rows_read = n;
+  row_checker check(options.mode, log.report_);
+  const bool names = !c.opportunity_names.empty();
+  log.string_ids_ = names;
+
+  // Map the input's stage dictionary onto funnel codes once.
+  std::vector<std::int32_t> stage_map(c.stage_names.size(), -1);
+  for (std::size_t i = 0; i < c.stage_names.size(); ++i)
+    if (auto code = f.find(c.stage_names[i])) stage_map[i] = *code;
+
+  auto id_text = [&](std::size_t row) -> std::string {
+    if (!names) return std::to_string(c.opportunity[row]);
+    auto code = c.opportunity[row];
+    if (code < 0 || static_cast<std::size_t>(code) >= c.opportunity_names.size()) return "<missing>";
+    return c.opportunity_names[static_cast<std::size_t>(code)];
+  };
+
+  // Pass 1: per-row checks and interning of opportunities (dense ids in order of appearance).
+  std::vector<std::uint32_t> opp(n);
+  std::vector<std::uint8_t> keep(n, 1);
+  std::unordered_map<std::int64_t, std::uint32_t> int_index;
+  std::vector<std::int64_t> name_index(names ? c.opportunity_names.size() : 0, -1);
+  if (!names) int_index.reserve(n / 4 + 16);
+  std::uint32_t n_opp = 0;
+  for (std::size_t r = 0; r < n; ++r) {
+    const auto row = static_cast<std::int64_t>(r);
+    bool ok = true;
+    auto bad = [&](const char* column, const std::string& why, bool stage_error = false) {
+      if (ok) {
+        if (stage_error) check.fail<unknown_stage>(row, column, why);
+        else check.fail(row, column, why);
+      }
+      ok = false;
+    };
+    const auto oc = c.opportunity[r];
+    if (names && (oc < 0 || static_cast<std::size_t>(oc) >= c.opportunity_names.size()))
+      bad("opportunity", "opportunity id is missing");
+    const auto sc = c.stage[r];
+    if (ok && (sc < 0 || static_cast<std::size_t>(sc) >= stage_map.size()))
+      bad("stage", "stage is missing (opportunity " + quote(id_text(r)) + ")");
+    else if (ok && stage_map[static_cast<std::size_t>(sc)] < 0)
+      bad("stage", "stage " + quote(c.stage_names[static_cast<std::size_t>(sc)]) +
+                       " is not in funnel " + quote(f.name()) + " (opportunity " +
+                       quote(id_text(r)) + ")",
+          true);
+    if (ok && c.time[r] == missing_time)
+      bad("time", "time is missing (opportunity " + quote(id_text(r)) + ")");
+    if (ok && !c.amount.empty() && !(std::isfinite(c.amount[r]) && c.amount[r] >= 0.0))
+      bad("amount", "amount must be a finite number >= 0, got " + std::to_string(c.amount[r]) +
+                        " (opportunity " + quote(id_text(r)) + ")");
+    if (ok && !c.owner.empty() &&
+        (c.owner[r] < 0 || static_cast<std::size_t>(c.owner[r]) >= c.owner_names.size()))
+      bad("owner", "owner is missing (opportunity " + quote(id_text(r)) + ")");
+    for (const auto& a : c.attributes)
+      if (ok && a.code[r] != missing_code &&
+          (a.code[r] < 0 || static_cast<std::size_t>(a.code[r]) >= a.names.size()))
+        bad(a.name.c_str(), "attribute code " + std::to_string(a.code[r]) + " is out of range");
+    if (!ok) {
+      keep[r] = 0;
+      continue;
+    }
+    if (names) {
+      auto& slot = name_index[static_cast<std::size_t>(oc)];
+      if (slot < 0) slot = n_opp++;
+      opp[r] = static_cast<std::uint32_t>(slot);
+    } else {
+      auto [it, inserted] = int_index.try_emplace(oc, n_opp);
+      if (inserted) ++n_opp;
+      opp[r] = it->second;
+    }
+  }
+
+  // Opportunity ids by dense index.
+  if (names) {
+    log.str_ids_.resize(n_opp);
+    for (std::size_t i = 0; i < name_index.size(); ++i)
+      if (name_index[i] >= 0) log.str_ids_[static_cast<std::size_t>(name_index[i])] = c.opportunity_names[i];
+  } else {
+    log.int_ids_.resize(n_opp);
+    for (auto [id, dense] : int_index) log.int_ids_[dense] = id;
+  }
+
+  // Static per-opportunity values: created time and attributes, constant per opportunity.
+  log.created_.assign(n_opp, missing_time);
+  std::vector<std::int64_t> created_row(n_opp, -1);
+  log.attributes_.resize(c.attributes.size());
+  std::vector<std::vector<std::int64_t>> attr_row(c.attributes.size());
+  for (std::size_t a = 0; a < c.attributes.size(); ++a) {
+    log.attributes_[a].name = c.attributes[a].name;
+    for (const auto& v : c.attributes[a].names) log.attributes_[a].values.intern(v);
+    log.attributes_[a].code.assign(n_opp, missing_code);
+    attr_row[a].assign(n_opp, -1);
+  }
+  for (std::size_t r = 0; r < n; ++r) {
+    if (!keep[r]) continue;
+    const auto row = static_cast<std::int64_t>(r);
+    const auto o = opp[r];
+    if (!c.created.empty() && c.created[r] != missing_time) {
+      if (created_row[o] < 0) {
+        log.created_[o] = c.created[r];
+        created_row[o] = row;
+      } else if (log.created_[o] != c.created[r]) {
+        check.fail(row, "created",
+                   "created time " + std::to_string(c.created[r]) + " of opportunity " +
+                       quote(id_text(r)) + " conflicts with " + std::to_string(log.created_[o]) +
+                       " given at row " + std::to_string(created_row[o]));
+        keep[r] = 0;
+        continue;
+      }
+    }
+    for (std::size_t a = 0; a < c.attributes.size(); ++a) {
+      const auto code = c.attributes[a].code[r];
+      if (code == missing_code) continue;
+      auto& slot = log.attributes_[a].code[o];
+      if (attr_row[a][o] < 0) {
+        slot = code;
+        attr_row[a][o] = row;
+      } else if (slot != code) {
+        check.fail(row, c.attributes[a].name,
+                   "attribute " + quote(c.attributes[a].name) + " of opportunity " +
+                       quote(id_text(r)) + " is " +
+                       quote(c.attributes[a].names[static_cast<std::size_t>(code)]) +
+                       " but was " + quote(c.attributes[a].names[static_cast<std::size_t>(slot)]) +
+                       " at row " + std::to_string(attr_row[a][o]) +
+                       "; attributes are constant per opportunity");
+        keep[r] = 0;
+        break;
+      }
+    }
+  }
+
+  // Pass 2: order rows by (opportunity, time, input row): counting sort by opportunity, then a
+  // stable sort by time within each opportunity (usually already sorted, so cheap).
+  std::vector<std::uint64_t> start(static_cast<std::size_t>(n_opp) + 1, 0);
+  for (std::size_t r = 0; r < n; ++r)
+    if (keep[r]) ++start[opp[r] + 1];
+  std::partial_sum(start.begin(), start.end(), start.begin());
+  std::vector<std::uint64_t> order(start.back());
+  {
+    std::vector<std::uint64_t> fill(start.begin(), start.end() - 1);
+    for (std::size_t r = 0; r < n; ++r)
+      if (keep[r]) order[fill[opp[r]]++] = r;
+  }
+  for (std::uint32_t o = 0; o < n_opp; ++o) {
+    auto b = order.begin() + static_cast<std::ptrdiff_t>(start[o]);
+    auto e = order.begin() + static_cast<std::ptrdiff_t>(start[o + 1]);
+    auto by_time = [&](std::uint64_t x, std::uint64_t y) { return c.time[x] < c.time[y]; };
+    if (!std::is_sorted(b, e, by_time)) std::stable_sort(b, e, by_time);
+  }
+
+  // Pass 3: per opportunity, collapse duplicates, apply the after-terminal rule, build columns and
+  // field histories (changes only).
+  log.offset_.assign(static_cast<std::size_t>(n_opp) + 1, 0);
+  log.time_.reserve(order.size());
+  log.stage_.reserve(order.size());
+  const bool has_amount = !c.amount.empty(), has_owner = !c.owner.empty(), has_close = !c.close_date.empty();
+  std::vector<std::uint32_t> owner_map;
+  if (has_owner) {
+    owner_map.resize(c.owner_names.size());
+    for (std::size_t i = 0; i < c.owner_names.size(); ++i) owner_map[i] = log.owner_names_.intern(c.owner_names[i]);
+    log.owner_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
+  }
+  if (has_amount) log.amount_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
+  if (has_close) log.close_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
+
+  auto same_row = [&](std::uint64_t x, std::uint64_t y) {
+    return c.time[x] == c.time[y] && stage_map[static_cast<std::size_t>(c.stage[x])] ==
+                                         stage_map[static_cast<std::size_t>(c.stage[y])] &&
+           (!has_amount || c.amount[x] == c.amount[y]) && (!has_owner || c.owner_names[static_cast<std::size_t>(c.owner[x])] == c.owner_names[static_cast<std::size_t>(c.owner[y])]) &&
+           (!has_close || c.close_date[x] == c.close_date[y]);
+  };
+
+  for (std::uint32_t o = 0; o < n_opp; ++o) {
+    std::int64_t terminal_row = -1;
+    stage_code terminal = 0;
+    std::uint64_t prev = UINT64_MAX;
+    for (auto k = start[o]; k < start[o + 1]; ++k) {
+      const auto r = order[k];
+      const auto row = static_cast<std::int64_t>(r);
+      const auto code = static_cast<stage_code>(stage_map[static_cast<std::size_t>(c.stage[r])]);
+      if (log.created_[o] != missing_time && c.time[r] < log.created_[o]) {
+        check.fail(row, "time",
+                   "event time " + std::to_string(c.time[r]) + " of opportunity " +
+                       quote(id_text(r)) + " is before its created time " +
+                       std::to_string(log.created_[o]));
+        continue;
+      }
+      if (prev != UINT64_MAX && same_row(prev, r)) {
+        ++log.report_.duplicates_collapsed;
+        ++log.report_.rows_kept;
+        continue;
+      }
+      if (terminal_row >= 0 && code != terminal) {
+        if (options.on_after_terminal == after_terminal::error) {
+          check.fail(row, "stage",
+                     "opportunity " + quote(id_text(r)) + " has stage " + quote(f.name_of(code)) +
+                         " after its terminal stage " + quote(f.name_of(terminal)) + " at row " +
+                         std::to_string(terminal_row) +
+                         " (pass after_terminal=reopen to accept reopened deals)");
+          continue;
+        }
+        ++log.report_.reopened;
+        terminal_row = -1;
+      }
+      if (f.is_terminal(code) && terminal_row < 0) {
+        terminal_row = row;
+        terminal = code;
+      }
+      prev = r;
+      ++log.report_.rows_kept;
+      log.time_.push_back(c.time[r]);
+      log.stage_.push_back(code);
+      if (has_amount && (log.amount_.value.size() == log.amount_.offset[o] ||
+                         log.amount_.value.back() != c.amount[r])) {
+        log.amount_.time.push_back(c.time[r]);
+        log.amount_.value.push_back(c.amount[r]);
+      }
+      if (has_owner) {
+        const auto w = owner_map[static_cast<std::size_t>(c.owner[r])];
+        if (log.owner_.value.size() == log.owner_.offset[o] || log.owner_.value.back() != w) {
+          log.owner_.time.push_back(c.time[r]);
+          log.owner_.value.push_back(w);
+        }
+      }
+      if (has_close && c.close_date[r] != missing_time &&
+          (log.close_.value.size() == log.close_.offset[o] || log.close_.value.back() != c.close_date[r])) {
+        log.close_.time.push_back(c.time[r]);
+        log.close_.value.push_back(c.close_date[r]);
+      }
+    }
+    log.offset_[o + 1] = log.time_.size();
+    if (has_amount) log.amount_.offset[o + 1] = log.amount_.value.size();
+    if (has_owner) log.owner_.offset[o + 1] = log.owner_.value.size();
+    if (has_close) log.close_.offset[o + 1] = log.close_.value.size();
+  }
+
+  // Every interned opportunity keeps at least one event: rows are only rejected in pass 3 when an
+  // earlier row of the same opportunity was kept, or when created/time conflict (then the
+  // opportunity may be empty). Empty opportunities keep their id and have no stays.
+  for (std::uint32_t o = 0; o < n_opp; ++o)
+    if (log.created_[o] == missing_time && log.offset_[o + 1] > log.offset_[o])
+      log.created_[o] = log.time_[log.offset_[o]];
+  if (!log.time_.empty()) {
+    auto [lo, hi] = std::minmax_element(log.time_.begin(), log.time_.end());
+    log.first_time_ = *lo;
+    log.last_time_ = *hi;
+  }
+  std::sort(log.report_.rejected.begin(), log.report_.rejected.end(),
+            [](const rejected_row& a, const rejected_row& b) { return a.row < b.row; });
+  return log;
+}
+
+event_log event_log::append(const event_columns& more, const ingest_options& options) const {
+  // Rebuild from this log's events (with field values in force at each event) followed by the new
+  // rows; ingestion sorts and validates the union, so the result equals a log built in one go.
+  const std::size_t n0 = n_events(), n1 = more.opportunity.size(), n = n0 + n1;
+  std::vector<std::string> opp_names;
+  std::vector<std::int64_t> opp(n);
+  std::vector<std::int32_t> stage(n);
+  std::vector<time_point> time(n), close(n, missing_time), created(n, missing_time);
+  std::vector<double> amount;
+  std::vector<std::int32_t> owner;
+  std::vector<std::string> stage_names(funnel_.names().begin(), funnel_.names().end());
+  const bool any_amount = has_amounts() || !more.amount.empty();
+  const bool any_owner = has_owners() || !more.owner.empty();
+  const bool any_close = !close_.empty() || !more.close_date.empty();
+  const bool any_created = true;
+  if (any_amount) amount.assign(n, std::numeric_limits<double>::quiet_NaN());
+  if (any_owner) owner.assign(n, missing_code);
+  dictionary opp_dict, owner_dict, stage_dict;
+  for (const auto& s : stage_names) stage_dict.intern(s);
+  for (std::size_t o = 0; o < n_opportunities(); ++o) {
+    const auto oc = string_ids_ ? static_cast<std::int64_t>(opp_dict.intern(str_ids_[o])) : int_ids_[o];
+    for (auto k = offset_[o]; k < offset_[o + 1]; ++k) {
+      opp[k] = oc;
+      stage[k] = stage_[k];
+      time[k] = time_[k];
+      created[k] = created_[o];
+      if (auto a = amount_.at(o, time_[k])) amount[k] = *a;
+      if (auto w = owner_.at(o, time_[k])) owner[k] = static_cast<std::int32_t>(owner_dict.intern(owner_names_[*w]));
+      if (auto cd = close_.at(o, time_[k])) close[k] = *cd;
+    }
+  }
+  const bool more_names = !more.opportunity_names.empty();
+  if (n0 > 0 && more_names != string_ids_)
+    throw data_error(-1, "opportunity", std::string("appended opportunity ids must be ") +
+                                            (string_ids_ ? "strings" : "integers") +
+                                            " like the log's");
+  for (std::size_t r = 0; r < n1; ++r) {
+    const auto k = n0 + r;
+    const auto oc = more.opportunity[r];
+    if (more_names)
+      opp[k] = (oc < 0 || static_cast<std::size_t>(oc) >= more.opportunity_names.size())
+                   ? missing_code
+                   : static_cast<std::int64_t>(opp_dict.intern(more.opportunity_names[static_cast<std::size_t>(oc)]));
+    else opp[k] = oc;
+    const auto sc = more.stage[r];
+    stage[k] = (sc < 0 || static_cast<std::size_t>(sc) >= more.stage_names.size())
+                   ? missing_code
+                   : static_cast<std::int32_t>(stage_dict.intern(more.stage_names[static_cast<std::size_t>(sc)]));
+    time[k] = more.time[r];
+    if (!more.amount.empty()) amount[k] = more.amount[r];
+    if (!more.owner.empty())
+      owner[k] = (more.owner[r] < 0 || static_cast<std::size_t>(more.owner[r]) >= more.owner_names.size())
+                     ? missing_code
+                     : static_cast<std::int32_t>(owner_dict.intern(more.owner_names[static_cast<std::size_t>(more.owner[r])]));
+    if (!more.close_date.empty()) close[k] = more.close_date[r];
+    if (!more.created.empty()) created[k] = more.created[r];
+  }
+  // Existing opportunities keep their created time; new rows of them must agree or leave it empty.
+  for (std::size_t r = 0; r < n1; ++r) created[n0 + r] = more.created.empty() ? missing_time : more.created[r];
+  std::vector<std::string> owner_all(owner_dict.names().begin(), owner_dict.names().end());
+  stage_names.assign(stage_dict.names().begin(), stage_dict.names().end());
+  if (string_ids_ || more_names) opp_names.assign(opp_dict.names().begin(), opp_dict.names().end());
+  event_columns all;
+  all.opportunity = opp;
+  all.opportunity_names = opp_names;
+  all.stage = stage;
+  all.stage_names = stage_names;
+  all.time = time;
+  if (any_amount) all.amount = amount;
+  if (any_owner) {
+    all.owner = owner;
+    all.owner_names = owner_all;
+  }
+  if (any_close) all.close_date = close;
+  if (any_created) all.created = created;
+  // Attributes: existing per-opportunity values followed by the appended rows' values.
+  std::vector<std::vector<std::int32_t>> attr_codes;
+  std::vector<std::vector<std::string>> attr_names;
+  for (const auto& a : attributes_) {
+    std::vector<std::int32_t> codes(n, missing_code);
+    dictionary d;
+    for (const auto& v : a.values.names()) d.intern(v);
+    for (std::size_t o = 0; o < n_opportunities(); ++o)
+      for (auto k = offset_[o]; k < offset_[o + 1]; ++k) codes[k] = a.code[o];
+    for (const auto& m : more.attributes)
+      if (m.name == a.name)
+        for (std::size_t r = 0; r < n1; ++r)
+          if (m.code[r] != missing_code)
+            codes[n0 + r] = static_cast<std::int32_t>(d.intern(m.names[static_cast<std::size_t>(m.code[r])]));
+    attr_codes.push_back(std::move(codes));
+    attr_names.emplace_back(d.names().begin(), d.names().end());
+  }
+  for (std::size_t a = 0; a < attributes_.size(); ++a)
+    all.attributes.push_back({attributes_[a].name, attr_codes[a], attr_names[a]});
+  auto out = from_columns(funnel_, all, options);
+  out.report_.duplicates_collapsed += report_.duplicates_collapsed;
+  out.report_.rows_read = report_.rows_read + n1;
+  out.report_.rows_kept += report_.rows_kept - n0;
+  return out;
+}
+
+std::string event_log::id_label(std::size_t opp) const {
+  return string_ids_ ? str_ids_.at(opp) : std::to_string(int_ids_.at(opp));
+}
+
+std::size_t event_log::index_of(std::int64_t id) const {
+  if (!string_ids_)
+    for (std::size_t i = 0; i < int_ids_.size(); ++i)
+      if (int_ids_[i] == id) return i;
+  throw unknown_opportunity("opportunity " + std::to_string(id) + " is not in the log");
+}
+
+std::size_t event_log::index_of(std::string_view id) const {
+  if (string_ids_)
+    for (std::size_t i = 0; i < str_ids_.size(); ++i)
+      if (str_ids_[i] == id) return i;
+  throw unknown_opportunity("opportunity '" + std::string(id) + "' is not in the log");
+}
+
+std::optional<std::size_t> event_log::find_attribute(std::string_view name) const {
+  for (std::size_t i = 0; i < attributes_.size(); ++i)
+    if (attributes_[i].name == name) return i;
+  return std::nullopt;
+}
+
+std::size_t event_log::memory_bytes() const noexcept {
+  auto bytes = [](const auto& v) { return v.capacity() * sizeof(typename std::decay_t<decltype(v)>::value_type); };
+  std::size_t b = bytes(int_ids_) + bytes(offset_) + bytes(time_) + bytes(stage_) + bytes(created_);
+  b += bytes(amount_.offset) + bytes(amount_.time) + bytes(amount_.value);
+  b += bytes(owner_.offset) + bytes(owner_.time) + bytes(owner_.value);
+  b += bytes(close_.offset) + bytes(close_.time) + bytes(close_.value);
+  for (const auto& s : str_ids_) b += sizeof(std::string) + (s.size() > 15 ? s.capacity() : 0);
+  for (const auto& a : attributes_) b += bytes(a.code);
+  return b;
+}
+
+bool operator==(const event_log& a, const event_log& b) {
+  return a.funnel_ == b.funnel_ && a.string_ids_ == b.string_ids_ && a.int_ids_ == b.int_ids_ &&
+         a.str_ids_ == b.str_ids_ && a.offset_ == b.offset_ && a.time_ == b.time_ &&
+         a.stage_ == b.stage_ && a.created_ == b.created_ && a.amount_ == b.amount_ &&
+         a.owner_ == b.owner_ && a.close_ == b.close_ && a.owner_names_ == b.owner_names_ &&
+         a.attributes_ == b.attributes_;
+}
+
+event_log_builder& event_log_builder::add(std::string_view opportunity, std::string_view stage,
+                                          time_point time, std::optional<double> amount,
+                                          std::optional<std::string_view> owner,
+                                          std::optional<time_point> close_date) {
+  opp_code_.push_back(opp_.intern(opportunity));
+  stage_code_.push_back(static_cast<std::int32_t>(stage_.intern(stage)));
+  time_.push_back(time);
+  amount_.push_back(amount.value_or(std::numeric_limits<double>::quiet_NaN()));
+  owner_code_.push_back(owner ? static_cast<std::int32_t>(owner_.intern(*owner)) : missing_code);
+  close_.push_back(close_date.value_or(missing_time));
+  any_amount_ |= amount.has_value();
+  any_owner_ |= owner.has_value();
+  any_close_ |= close_date.has_value();
+  return *this;
+}
+
+event_log event_log_builder::build(const ingest_options& options) const {
+  std::vector<std::string> opp(opp_.names().begin(), opp_.names().end());
+  std::vector<std::string> stages(stage_.names().begin(), stage_.names().end());
+  std::vector<std::string> owners(owner_.names().begin(), owner_.names().end());
+  if (opp.empty()) opp.emplace_back(); // keeps the "string ids" representation for an empty log
+  event_columns c;
+  c.opportunity = opp_code_;
+  c.opportunity_names = opp;
+  c.stage = stage_code_;
+  c.stage_names = stages;
+  c.time = time_;
+  if (any_amount_) c.amount = amount_;
+  if (any_owner_) {
+    c.owner = owner_code_;
+    c.owner_names = owners;
+  }
+  if (any_close_) c.close_date = close_;
+  return event_log::from_columns(funnel_, c, options);
+}
+
+} // namespace smartfunnel
