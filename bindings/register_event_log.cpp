@@ -1,0 +1,191 @@
+#include "pybind11.hpp"
+
+#include <smartfunnel/event_log.hpp>
+
+#include <memory>
+#include <optional>
+
+namespace smartfunnel::bindings {
+
+namespace {
+
+validation parse_mode(const std::string& s) {
+  if (s == "strict") return validation::strict;
+  if (s == "lenient") return validation::lenient;
+  throw std::invalid_argument("validation must be 'strict' or 'lenient', got '" + s + "'");
+}
+after_terminal parse_after(const std::string& s) {
+  if (s == "error") return after_terminal::error;
+  if (s == "reopen") return after_terminal::reopen;
+  throw std::invalid_argument("after_terminal must be 'error' or 'reopen', got '" + s + "'");
+}
+
+// Owns the numpy arrays (kept alive, no copies when dtypes match) behind an event_columns view.
+struct column_input {
+  carray<std::int64_t> opportunity;
+  std::vector<std::string> opportunity_names;
+  carray<std::int32_t> stage;
+  std::vector<std::string> stage_names;
+  carray<std::int64_t> time;
+  std::optional<carray<double>> amount;
+  std::optional<carray<std::int32_t>> owner;
+  std::vector<std::string> owner_names;
+  std::optional<carray<std::int64_t>> close_date;
+  std::optional<carray<std::int64_t>> created;
+  std::vector<std::string> attr_names;
+  std::vector<carray<std::int32_t>> attr_codes;
+  std::vector<std::vector<std::string>> attr_values;
+
+  event_columns view() const {
+    event_columns c;
+    c.opportunity = span_of(opportunity);
+    c.opportunity_names = opportunity_names;
+    c.stage = span_of(stage);
+    c.stage_names = stage_names;
+    c.time = span_of(time);
+    if (amount) c.amount = span_of(*amount);
+    if (owner) {
+      c.owner = span_of(*owner);
+      c.owner_names = owner_names;
+    }
+    if (close_date) c.close_date = span_of(*close_date);
+    if (created) c.created = span_of(*created);
+    for (std::size_t i = 0; i < attr_names.size(); ++i)
+      c.attributes.push_back({attr_names[i], span_of(attr_codes[i]), attr_values[i]});
+    return c;
+  }
+};
+
+column_input make_input(carray<std::int64_t> opportunity, std::optional<std::vector<std::string>> opportunity_names,
+                        carray<std::int32_t> stage, std::vector<std::string> stage_names, carray<std::int64_t> time,
+                        std::optional<carray<double>> amount, std::optional<carray<std::int32_t>> owner,
+                        std::optional<std::vector<std::string>> owner_names,
+                        std::optional<carray<std::int64_t>> close_date, std::optional<carray<std::int64_t>> created,
+                        std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes) {
+  column_input in{std::move(opportunity), opportunity_names.value_or(std::vector<std::string>{}),
+                  std::move(stage), std::move(stage_names), std::move(time), std::move(amount), std::move(owner),
+                  owner_names.value_or(std::vector<std::string>{}), std::move(close_date), std::move(created),
+                  {}, {}, {}};
+  for (auto& [name, codes, values] : attributes) {
+    in.attr_names.push_back(name);
+    in.attr_codes.push_back(std::move(codes));
+    in.attr_values.push_back(std::move(values));
+  }
+  return in;
+}
+
+py::dict report_dict(const data_quality_report& r) {
+  py::dict d;
+  d["rows_read"] = r.rows_read;
+  d["rows_kept"] = r.rows_kept;
+  d["duplicates_collapsed"] = r.duplicates_collapsed;
+  d["reopened"] = r.reopened;
+  std::vector<std::int64_t> rows;
+  std::vector<std::string> cols, reasons;
+  for (const auto& x : r.rejected) {
+    rows.push_back(x.row);
+    cols.push_back(x.column);
+    reasons.push_back(x.reason);
+  }
+  d["rejected_rows"] = owned(std::move(rows));
+  d["rejected_columns"] = cols;
+  d["rejected_reasons"] = reasons;
+  return d;
+}
+
+template <class T>
+py::tuple history(const field_history<T>& h, py::handle owner) {
+  return py::make_tuple(view<std::uint64_t>(h.offset, owner), view<time_point>(h.time, owner),
+                        view<T>(h.value, owner));
+}
+
+} // namespace
+
+void register_event_log(py::module_& m) {
+  using log_ptr = std::shared_ptr<event_log>;
+  py::class_<event_log, log_ptr>(m, "EventLog", "Validated, sorted, interned stage history (see smartfunnel.EventLog).")
+      .def_static(
+          "from_columns",
+          [](const funnel& f, carray<std::int64_t> opportunity, std::optional<std::vector<std::string>> opportunity_names,
+             carray<std::int32_t> stage, std::vector<std::string> stage_names, carray<std::int64_t> time,
+             std::optional<carray<double>> amount, std::optional<carray<std::int32_t>> owner,
+             std::optional<std::vector<std::string>> owner_names, std::optional<carray<std::int64_t>> close_date,
+             std::optional<carray<std::int64_t>> created,
+             std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes,
+             const std::string& validation_mode, const std::string& on_after_terminal) {
+            const ingest_options opts{parse_mode(validation_mode), parse_after(on_after_terminal)};
+            auto in = make_input(std::move(opportunity), std::move(opportunity_names), std::move(stage),
+                                 std::move(stage_names), std::move(time), std::move(amount), std::move(owner),
+                                 std::move(owner_names), std::move(close_date), std::move(created),
+                                 std::move(attributes));
+            const auto cols = in.view();
+            py::gil_scoped_release release;
+            return std::make_shared<event_log>(event_log::from_columns(f, cols, opts));
+          },
+          py::arg("funnel"), py::arg("opportunity"), py::arg("opportunity_names"), py::arg("stage"),
+          py::arg("stage_names"), py::arg("time"), py::arg("amount") = py::none(), py::arg("owner") = py::none(),
+          py::arg("owner_names") = py::none(), py::arg("close_date") = py::none(), py::arg("created") = py::none(),
+          py::arg("attributes") = py::list(), py::arg("validation") = "strict", py::arg("after_terminal") = "error")
+      .def(
+          "append",
+          [](const event_log& self, carray<std::int64_t> opportunity, std::optional<std::vector<std::string>> opportunity_names,
+             carray<std::int32_t> stage, std::vector<std::string> stage_names, carray<std::int64_t> time,
+             std::optional<carray<double>> amount, std::optional<carray<std::int32_t>> owner,
+             std::optional<std::vector<std::string>> owner_names, std::optional<carray<std::int64_t>> close_date,
+             std::optional<carray<std::int64_t>> created,
+             std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes,
+             const std::string& validation_mode, const std::string& on_after_terminal) {
+            const ingest_options opts{parse_mode(validation_mode), parse_after(on_after_terminal)};
+            auto in = make_input(std::move(opportunity), std::move(opportunity_names), std::move(stage),
+                                 std::move(stage_names), std::move(time), std::move(amount), std::move(owner),
+                                 std::move(owner_names), std::move(close_date), std::move(created),
+                                 std::move(attributes));
+            const auto cols = in.view();
+            py::gil_scoped_release release;
+            return std::make_shared<event_log>(self.append(cols, opts));
+          },
+          py::arg("opportunity"), py::arg("opportunity_names"), py::arg("stage"), py::arg("stage_names"),
+          py::arg("time"), py::arg("amount") = py::none(), py::arg("owner") = py::none(),
+          py::arg("owner_names") = py::none(), py::arg("close_date") = py::none(), py::arg("created") = py::none(),
+          py::arg("attributes") = py::list(), py::arg("validation") = "strict", py::arg("after_terminal") = "error")
+      .def_property_readonly("funnel", &event_log::funnel)
+      .def_property_readonly("n_events", &event_log::n_events)
+      .def_property_readonly("n_opportunities", &event_log::n_opportunities)
+      .def_property_readonly("string_ids", &event_log::string_ids)
+      .def_property_readonly("ids", [](const log_ptr& self) -> py::object {
+        if (self->string_ids()) {
+          auto ids = self->string_id_values();
+          return py::cast(std::vector<std::string>(ids.begin(), ids.end()));
+        }
+        return view<std::int64_t>(self->int_ids(), py::cast(self));
+      })
+      .def_property_readonly("offsets", [](const log_ptr& s) { return view<std::uint64_t>(s->offsets(), py::cast(s)); })
+      .def_property_readonly("times", [](const log_ptr& s) { return view<time_point>(s->times(), py::cast(s)); })
+      .def_property_readonly("stages", [](const log_ptr& s) { return view<stage_code>(s->stages(), py::cast(s)); })
+      .def_property_readonly("created", [](const log_ptr& s) { return view<time_point>(s->created(), py::cast(s)); })
+      .def_property_readonly("first_time", &event_log::first_time)
+      .def_property_readonly("last_time", &event_log::last_time)
+      .def_property_readonly("has_amounts", &event_log::has_amounts)
+      .def_property_readonly("has_owners", &event_log::has_owners)
+      .def_property_readonly("owner_names", [](const event_log& s) {
+        auto n = s.owner_names().names();
+        return std::vector<std::string>(n.begin(), n.end());
+      })
+      .def_property_readonly("amount_history", [](const log_ptr& s) { return history(s->amounts(), py::cast(s)); })
+      .def_property_readonly("owner_history", [](const log_ptr& s) { return history(s->owners(), py::cast(s)); })
+      .def_property_readonly("close_date_history", [](const log_ptr& s) { return history(s->close_dates(), py::cast(s)); })
+      .def_property_readonly("attributes", [](const log_ptr& s) {
+        py::list out;
+        for (const auto& a : s->attributes()) {
+          auto v = a.values.names();
+          out.append(py::make_tuple(a.name, std::vector<std::string>(v.begin(), v.end()),
+                                    view<std::int32_t>(a.code, py::cast(s))));
+        }
+        return out;
+      })
+      .def_property_readonly("report", [](const event_log& s) { return report_dict(s.report()); })
+      .def_property_readonly("memory_bytes", &event_log::memory_bytes)
+      .def("__eq__", [](const event_log& a, const event_log& b) { return a == b; });
+}
+
+} // namespace smartfunnel::bindings

@@ -1,0 +1,56 @@
+"""smartfunnel: censoring-aware B2B sales funnel models.
+
+Turn a CRM's stage history into honest stage conversion probabilities (with intervals, per rep and
+segment), win probabilities and time in stage; forecasts and coaching build on the same model.
+
+>>> import smartfunnel as sf
+>>> sample = sf.datasets.sample()
+>>> model = sf.fit(sample.log)
+>>> round(float(model.win_probability()["Negotiation"]), 1) > 0
+True
+"""
+
+from __future__ import annotations
+
+try:
+    from . import _core
+except ImportError as exc:  # pragma: no cover - only without a built extension
+    raise ImportError(
+        "smartfunnel's compiled module smartfunnel._core is missing or failed to load "
+        f"({exc}). Install the package with `pip install .` from a source checkout "
+        "(it builds the C++ extension), not by putting python/ on sys.path."
+    ) from exc
+
+from . import datasets
+from ._core import (
+    DataError,
+    Funnel,
+    IncompatibleMergeError,
+    InvalidFunnelError,
+    InvalidOptionsError,
+    SingularChainError,
+    UnknownOpportunityError,
+    UnknownStageError,
+)
+from .event_log import EventLog
+from .model import FitOptions, FunnelModel, fit, merge
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "DataError",
+    "EventLog",
+    "FitOptions",
+    "Funnel",
+    "FunnelModel",
+    "IncompatibleMergeError",
+    "InvalidFunnelError",
+    "InvalidOptionsError",
+    "SingularChainError",
+    "UnknownOpportunityError",
+    "UnknownStageError",
+    "__version__",
+    "datasets",
+    "fit",
+    "merge",
+]

@@ -1,0 +1,105 @@
+"""Conversions between pandas/numpy columns and the compiled core's columns."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Union
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+
+MISSING_TIME = np.iinfo(np.int64).min
+TimeLike = Union[str, _dt.datetime, _dt.date, pd.Timestamp, np.datetime64, int, float]
+DurationLike = Union[str, _dt.timedelta, pd.Timedelta, np.timedelta64, int, float]
+
+
+def data_error(message: str, row: int | None = None, column: str | None = None) -> _core.DataError:
+    """A DataError with .row and .column set, like the ones the core raises."""
+    err = _core.DataError(message)
+    err.row = row
+    err.column = column
+    return err
+
+
+def to_seconds(values: Any, column: str) -> np.ndarray:
+    """Seconds since the epoch (UTC) as int64, MISSING_TIME where missing.
+
+    Accepts datetime64 columns (naive ones are taken as UTC, tz-aware ones are converted to UTC),
+    ISO 8601 strings, datetime objects and integer epoch seconds. A value that is present but
+    cannot be parsed raises DataError naming the row.
+    """
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    if pd.api.types.is_datetime64_dtype(s.dtype):
+        ns = s.to_numpy(dtype="datetime64[ns]").view(np.int64)
+        out = np.floor_divide(ns, 1_000_000_000)
+        out[ns == np.iinfo(np.int64).min] = MISSING_TIME
+        return out.astype(np.int64, copy=False)
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return s.to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(s.dtype):
+        arr = s.to_numpy(dtype=np.float64)
+        out = np.full(arr.shape, MISSING_TIME, dtype=np.int64)
+        ok = np.isfinite(arr)
+        out[ok] = np.floor(arr[ok]).astype(np.int64)
+        return out
+    present = s.notna().to_numpy()
+    parsed = pd.to_datetime(s, utc=True, errors="coerce", format="ISO8601")
+    bad = present & parsed.isna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise data_error(
+            f"row {row}: {column} value {s.iloc[row]!r} is not a time "
+            "(expected ISO 8601 text, datetime64 or epoch seconds)",
+            row,
+            column,
+        )
+    return to_seconds(parsed, column)
+
+
+def timestamp_seconds(value: TimeLike, what: str = "time") -> int:
+    """One time value as epoch seconds (UTC)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    ts = pd.Timestamp(value)
+    if ts is pd.NaT:
+        raise ValueError(f"{what} must be a time, got {value!r}")
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return int(ts.tz_convert("UTC").value // 1_000_000_000)
+
+
+def duration_seconds(value: DurationLike, what: str, numbers_are: str = "seconds") -> float:
+    """A duration as seconds; bare numbers are taken in the unit `numbers_are` (seconds or days)."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value) * (86400.0 if numbers_are == "days" else 1.0)
+    td = pd.Timedelta(value)
+    if td is pd.NaT:
+        raise ValueError(f"{what} must be a duration, got {value!r}")
+    return td.total_seconds()
+
+
+def to_timestamp(seconds: int) -> pd.Timestamp:
+    return pd.Timestamp(int(seconds), unit="s", tz="UTC")
+
+
+def codes_and_names(values: Any, column: str) -> tuple[np.ndarray, list[str]]:
+    """Dense int32 codes (-1 for missing) and the names they index, via pandas.factorize."""
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy(dtype=np.int32)
+        return codes, [str(c) for c in s.cat.categories]
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    return codes.astype(np.int32, copy=False), [str(u) for u in uniques]
+
+
+def ids(values: Any, column: str) -> tuple[np.ndarray, list[str] | None]:
+    """Opportunity ids: int64 ids kept as given, anything else factorized to codes + names."""
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if pd.api.types.is_integer_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
+        return s.to_numpy(dtype=np.int64), None
+    codes, names = codes_and_names(s, column)
+    return codes.astype(np.int64), names

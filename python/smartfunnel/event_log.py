@@ -1,0 +1,260 @@
+"""EventLog: the stage history of every opportunity, from pandas frames or columns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _convert, _core
+
+
+@dataclass(frozen=True)
+class _ColumnMap:
+    opportunity: str
+    stage: str
+    time: str
+    amount: str | None = None
+    owner: str | None = None
+    close_date: str | None = None
+    created: str | None = None
+    attributes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _columns(frame: pd.DataFrame, cols: _ColumnMap) -> dict[str, Any]:
+    needed = [cols.opportunity, cols.stage, cols.time]
+    needed += [c for c in (cols.amount, cols.owner, cols.close_date, cols.created) if c is not None]
+    needed += list(cols.attributes)
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise _convert.data_error(
+            f"column {missing[0]!r} is not in the frame (columns: {list(map(str, frame.columns))})",
+            None,
+            missing[0],
+        )
+    opp, opp_names = _convert.ids(frame[cols.opportunity], cols.opportunity)
+    stage, stage_names = _convert.codes_and_names(frame[cols.stage], cols.stage)
+    kwargs: dict[str, Any] = dict(
+        opportunity=opp,
+        opportunity_names=opp_names,
+        stage=stage,
+        stage_names=stage_names,
+        time=_convert.to_seconds(frame[cols.time], cols.time),
+    )
+    if cols.amount is not None:
+        amount = frame[cols.amount]
+        if not pd.api.types.is_numeric_dtype(amount.dtype):
+            converted = pd.to_numeric(amount, errors="coerce")
+            bad = amount.notna().to_numpy() & converted.isna().to_numpy()
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise _convert.data_error(
+                    f"row {row}: {cols.amount} value {amount.iloc[row]!r} is not a number",
+                    row,
+                    cols.amount,
+                )
+            amount = converted
+        kwargs["amount"] = amount.to_numpy(dtype=np.float64)
+    if cols.owner is not None:
+        kwargs["owner"], kwargs["owner_names"] = _convert.codes_and_names(frame[cols.owner], cols.owner)
+    if cols.close_date is not None:
+        kwargs["close_date"] = _convert.to_seconds(frame[cols.close_date], cols.close_date)
+    if cols.created is not None:
+        kwargs["created"] = _convert.to_seconds(frame[cols.created], cols.created)
+    kwargs["attributes"] = [
+        (name, *_convert.codes_and_names(frame[name], name)) for name in cols.attributes
+    ]
+    return kwargs
+
+
+def _with_index_label(err: Exception, frame: pd.DataFrame) -> Exception:
+    """Adds the frame's index label to a row error when the index is not the default one."""
+    row = getattr(err, "row", None)
+    if row is None or isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0:
+        return err
+    if 0 <= row < len(frame):
+        new = type(err)(f"{err} (index label {frame.index[row]!r})")
+        new.row, new.column = row, getattr(err, "column", None)  # type: ignore[attr-defined]
+        return new
+    return err
+
+
+class EventLog:
+    """The validated, sorted, interned stage history of a set of opportunities.
+
+    Build one with :meth:`from_frame` (one row per stage entry). Deals may skip stages, move
+    backwards and re-enter stages; a deal without a Won or Lost event is open, and its current stay
+    is censored at the analysis time, never dropped and never counted as lost.
+
+    Amount, owner and expected close date are kept as time-stamped histories (changes only), so an
+    analysis as of a past date sees the values in force then.
+    """
+
+    def __init__(self, core: _core.EventLog, columns: _ColumnMap, rejected: pd.DataFrame | None = None):
+        self._log = core
+        self._columns = columns
+        self._rejected = rejected
+
+    @classmethod
+    def from_frame(
+        cls,
+        funnel: _core.Funnel,
+        frame: pd.DataFrame,
+        opportunity: str = "opportunity_id",
+        stage: str = "stage",
+        time: str = "time",
+        amount: str | None = None,
+        owner: str | None = None,
+        close_date: str | None = None,
+        created: str | None = None,
+        attributes: Sequence[str] = (),
+        validation: str = "strict",
+        after_terminal: str = "error",
+    ) -> EventLog:
+        """Build a log from a frame with one row per stage event.
+
+        Parameters
+        ----------
+        funnel : Funnel
+        frame : pandas.DataFrame
+        opportunity, stage, time : str
+            Column names. Ids may be integers or strings; times may be datetime64 (naive taken as
+            UTC, tz-aware converted to UTC), ISO 8601 strings or epoch seconds.
+        amount, owner, close_date : str, optional
+            Columns whose values are in force from each row on (kept as histories of changes).
+        created : str, optional
+            When each opportunity was created (constant per opportunity). Default: its first event.
+        attributes : sequence of str
+            Static categorical columns (segment, product, team...), constant per opportunity.
+        validation : {"strict", "lenient"}
+            strict raises DataError on the first bad row; lenient keeps every valid row and
+            returns the bad ones in :attr:`rejected` with reasons.
+        after_terminal : {"error", "reopen"}
+            What an event after Won/Lost means.
+
+        Raises
+        ------
+        DataError, UnknownStageError
+            Naming the row (0-based position), the column and the value.
+        """
+        cols = _ColumnMap(opportunity, stage, time, amount, owner, close_date, created, tuple(attributes))
+        try:
+            kwargs = _columns(frame, cols)
+            core = _core.EventLog.from_columns(
+                funnel, **kwargs, validation=validation, after_terminal=after_terminal
+            )
+        except _core.DataError as err:
+            raise _with_index_label(err, frame) from None
+        return cls(core, cols, cls._rejected_frame(core, frame))
+
+    @staticmethod
+    def _rejected_frame(core: _core.EventLog, frame: pd.DataFrame) -> pd.DataFrame:
+        rep = core.report
+        rows = np.asarray(rep["rejected_rows"], dtype=np.int64)
+        out = frame.iloc[rows].copy()
+        out["rejected_column"] = rep["rejected_columns"]
+        out["reason"] = rep["rejected_reasons"]
+        out.insert(0, "row", rows)
+        return out
+
+    def append(self, frame: pd.DataFrame, validation: str = "strict", after_terminal: str = "error") -> EventLog:
+        """A new log with this log's events and the rows of `frame` (same column names)."""
+        try:
+            kwargs = _columns(frame, self._columns)
+            core = self._log.append(**kwargs, validation=validation, after_terminal=after_terminal)
+        except _core.DataError as err:
+            raise _with_index_label(err, frame) from None
+        return EventLog(core, self._columns, self._rejected_frame(core, frame))
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def funnel(self) -> _core.Funnel:
+        return self._log.funnel
+
+    @property
+    def n_events(self) -> int:
+        return int(self._log.n_events)
+
+    @property
+    def n_opportunities(self) -> int:
+        return int(self._log.n_opportunities)
+
+    @property
+    def first_time(self) -> pd.Timestamp:
+        return _convert.to_timestamp(self._log.first_time)
+
+    @property
+    def last_time(self) -> pd.Timestamp:
+        return _convert.to_timestamp(self._log.last_time)
+
+    @property
+    def quality(self) -> dict[str, int]:
+        """Data-quality report: rows read and kept, duplicates collapsed, reopenings, rejections."""
+        rep = self._log.report
+        return {
+            "rows_read": int(rep["rows_read"]),
+            "rows_kept": int(rep["rows_kept"]),
+            "duplicates_collapsed": int(rep["duplicates_collapsed"]),
+            "reopened": int(rep["reopened"]),
+            "rejected": len(rep["rejected_rows"]),
+        }
+
+    @property
+    def rejected(self) -> pd.DataFrame:
+        """Rows rejected in lenient mode: the input rows with `row`, `rejected_column` and `reason`."""
+        assert self._rejected is not None
+        return self._rejected
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(self._log.memory_bytes)
+
+    @property
+    def core(self) -> _core.EventLog:
+        """The compiled log (for advanced use and the C++-level API)."""
+        return self._log
+
+    def opportunity_ids(self) -> np.ndarray:
+        """Opportunity ids by dense index, as given (int64 array or object array of str)."""
+        ids = self._log.ids
+        return np.asarray(ids, dtype=object) if self._log.string_ids else np.asarray(ids)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The events, sorted by opportunity and time: opportunity_id, stage, time (UTC)."""
+        offsets = np.asarray(self._log.offsets)
+        counts = np.diff(offsets).astype(np.int64)
+        opp = np.repeat(self.opportunity_ids(), counts)
+        names = np.asarray(self.funnel.names, dtype=object)
+        return pd.DataFrame(
+            {
+                "opportunity_id": opp,
+                "stage": pd.Categorical.from_codes(np.asarray(self._log.stages, dtype=np.int64), names),
+                "time": pd.to_datetime(np.asarray(self._log.times), unit="s", utc=True),
+            }
+        )
+
+    def __len__(self) -> int:
+        return self.n_events
+
+    def __repr__(self) -> str:
+        q = self.quality
+        span = (
+            f", {self.first_time:%Y-%m-%d} .. {self.last_time:%Y-%m-%d}" if self.n_events else ""
+        )
+        return (
+            f"EventLog({self.n_events:,} events, {self.n_opportunities:,} opportunities{span}, "
+            f"funnel {self.funnel.name!r}; duplicates collapsed {q['duplicates_collapsed']}, "
+            f"rejected {q['rejected']})"
+        )
+
+    def _repr_html_(self) -> str:
+        q = self.quality
+        rows = "".join(f"<tr><th>{k}</th><td>{v:,}</td></tr>" for k, v in q.items())
+        return (
+            f"<div><strong>EventLog</strong> — {self.n_events:,} events, {self.n_opportunities:,} "
+            f"opportunities, funnel <code>{self.funnel.name}</code>"
+            f"<table>{rows}</table></div>"
+        )

@@ -1,0 +1,309 @@
+"""fit(log, ...) -> FunnelModel: conversion probabilities, win probabilities, time in stage."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+import pandas as pd
+
+from . import _convert, _core
+from .event_log import EventLog
+
+GroupKey = Union[None, str, Sequence[str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitOptions:
+    """Every setting of a fit, in one value that every function taking a fit accepts.
+
+    Parameters
+    ----------
+    as_of : time-like, optional
+        Analysis time; only events at or before it are visible. Default: the log's last event.
+    tick : duration-like, default "1D"
+        Length of one duration tick ("1D": days; "1s": the input's resolution). Numbers are seconds.
+    prior : float, default 1.0
+        Total concentration of the Dirichlet prior on each stage's destinations (0: unsmoothed,
+        with Wilson intervals on the effective number of exits).
+    half_life : duration-like, optional
+        Exponential decay of each stay's weight by the age of its exit. Numbers are days.
+    groups : sequence of str
+        Grouping columns, outermost first: "owner" (the owner when the stay ended) or attribute
+        names. Each group's rows are shrunk toward the level above by empirical Bayes.
+    min_exits : int, default 20
+        Rows with fewer exits are flagged ``insufficient_history``.
+    unresolved_threshold : float, default 0.2
+        Rows whose unresolved mass exceeds it are flagged ``unresolved_high``.
+    level : float, default 0.9
+        Level of every interval.
+    seed, draws : int
+        Posterior draws behind the win-probability intervals (the point values are exact).
+    """
+
+    as_of: Any = None
+    tick: Any = "1D"
+    prior: float = 1.0
+    half_life: Any = None
+    groups: Sequence[str] = ()
+    min_exits: int = 20
+    unresolved_threshold: float = 0.2
+    level: float = 0.9
+    seed: int = 0
+    draws: int = 2000
+    min_at_risk: int = 10
+    min_concentration: float = 0.5
+    max_concentration: float = 1e4
+    min_groups_for_eb: int = 5
+    fallback_concentration: float = 10.0
+
+    def to_core(self) -> _core.FitOptions:
+        """The compiled options (times in epoch seconds, durations in seconds)."""
+        o = _core.FitOptions()
+        o.as_of = None if self.as_of is None else _convert.timestamp_seconds(self.as_of, "as_of")
+        tick = _convert.duration_seconds(self.tick, "tick")
+        if tick < 1 or tick != int(tick):
+            raise _core.InvalidOptionsError(f"tick must be a whole number of seconds >= 1, got {tick} s")
+        o.tick_seconds = int(tick)
+        o.prior = float(self.prior)
+        o.half_life_seconds = (
+            None if self.half_life is None else _convert.duration_seconds(self.half_life, "half_life", "days")
+        )
+        groups = [self.groups] if isinstance(self.groups, str) else list(self.groups)
+        o.groups = groups
+        o.min_exits = int(self.min_exits)
+        o.unresolved_threshold = float(self.unresolved_threshold)
+        o.level = float(self.level)
+        o.seed = int(self.seed)
+        o.draws = int(self.draws)
+        o.min_at_risk = int(self.min_at_risk)
+        o.min_concentration = float(self.min_concentration)
+        o.max_concentration = float(self.max_concentration)
+        o.min_groups_for_eb = int(self.min_groups_for_eb)
+        o.fallback_concentration = float(self.fallback_concentration)
+        o.validate()
+        return o
+
+
+def fit(log: EventLog, options: FitOptions | None = None, **kwargs: Any) -> FunnelModel:
+    """Fit the funnel model of a log.
+
+    Parameters
+    ----------
+    log : EventLog
+    options : FitOptions, optional
+        Base options; keyword arguments (``as_of=``, ``prior=``, ``groups=``...) override them.
+
+    Returns
+    -------
+    FunnelModel
+    """
+    if not isinstance(log, EventLog):
+        raise TypeError(f"fit expects an EventLog, got {type(log).__name__}")
+    opts = dataclasses.replace(options or FitOptions(), **kwargs)
+    return FunnelModel(_core.fit(log.core, opts.to_core()), opts)
+
+
+def merge(a: FunnelModel, b: FunnelModel) -> FunnelModel:
+    """Merge models fitted on disjoint sets of opportunities into the model of their union."""
+    return FunnelModel(_core.merge(a.core, b.core), a.options)
+
+
+class FunnelModel:
+    """A fitted funnel model: immutable, shareable between threads, mergeable.
+
+    Per open stage (and per group when fitted with ``groups``): censoring-aware transition
+    probabilities with intervals, the unresolved mass, the naive closed-only estimate beside them,
+    win probabilities from the absorbing chain, expected visits and days to close, time in stage.
+    """
+
+    def __init__(self, core: _core.FunnelModel, options: FitOptions):
+        self._m = core
+        self._options = options
+        self._keys = [tuple(k) for k in core.group_keys]
+
+    # -- identity -----------------------------------------------------------------------------
+    @property
+    def core(self) -> _core.FunnelModel:
+        return self._m
+
+    @property
+    def options(self) -> FitOptions:
+        return self._options
+
+    @property
+    def funnel(self) -> _core.Funnel:
+        return self._m.funnel
+
+    @property
+    def as_of(self) -> pd.Timestamp:
+        return _convert.to_timestamp(self._m.as_of)
+
+    @property
+    def groups(self) -> list[tuple[str, ...]]:
+        """Keys of the fitted groups; ``()`` is the whole funnel."""
+        return list(self._keys)
+
+    @property
+    def _tick_days(self) -> float:
+        return float(self._m.options.tick_seconds) / 86400.0
+
+    def _group(self, group: GroupKey) -> int:
+        if group is None:
+            return 0
+        key = (group,) if isinstance(group, str) else tuple(group)
+        try:
+            return self._keys.index(key)
+        except ValueError:
+            raise KeyError(f"group {key!r} is not in the model (groups: {self._keys[1:8]}...)") from None
+
+    def _stage_index(self) -> pd.Index:
+        return pd.Index(self.funnel.stages, name="stage")
+
+    # -- results ------------------------------------------------------------------------------
+    def win_probability(self, group: GroupKey = None) -> pd.Series:
+        """P(eventually won) from each open stage: B = (I - Q)^-1 R, exact."""
+        sc = self._m.stage_scalars(self._group(group))
+        return pd.Series(np.asarray(sc["win"]), index=self._stage_index(), name="p_win")
+
+    def transition_matrix(self, group: GroupKey = None) -> pd.DataFrame:
+        """Rows: open stages; columns: every open stage, Won, Lost. Rows sum to 1."""
+        m = np.asarray(self._m.transition_matrix(self._group(group)))
+        cols = [*self.funnel.stages, "Won", "Lost"]
+        return pd.DataFrame(m, index=self._stage_index(), columns=pd.Index(cols, name="to"))
+
+    def time_in_stage(self, group: GroupKey = None) -> pd.DataFrame:
+        """All-cause time in stage (Kaplan-Meier), in days: median, p25, p75, p90, n, censored.
+
+        A quantile is NaN when the curve never gets there (too much censoring).
+        """
+        sc = self._m.stage_scalars(self._group(group))
+        d = self._tick_days
+        return pd.DataFrame(
+            {
+                "median_days": np.asarray(sc["q50"]) * d,
+                "p25": np.asarray(sc["q25"]) * d,
+                "p75": np.asarray(sc["q75"]) * d,
+                "p90": np.asarray(sc["q90"]) * d,
+                "n": np.asarray(sc["n_stays"]),
+                "censored": np.asarray(sc["n_censored"]),
+            },
+            index=self._stage_index(),
+        )
+
+    def stage_summary(self, group: GroupKey = None) -> pd.DataFrame:
+        """Per open stage: counts, unresolved mass, win probability with interval, visits, days."""
+        sc = self._m.stage_scalars(self._group(group))
+        d = self._tick_days
+        return pd.DataFrame(
+            {
+                "n": np.asarray(sc["n_stays"]),
+                "exits": np.asarray(sc["n_exits"]),
+                "censored": np.asarray(sc["n_censored"]),
+                "unresolved": np.asarray(sc["unresolved"]),
+                "effective_n": np.asarray(sc["effective_n"]),
+                "p_win": np.asarray(sc["win"]),
+                "p_win_low": np.asarray(sc["win_low"]),
+                "p_win_high": np.asarray(sc["win_high"]),
+                "expected_visits": np.asarray(sc["visits"]),
+                "days_to_close": np.asarray(sc["ticks_to_close"]) * d,
+                "days_to_win": np.asarray(sc["ticks_to_win"]) * d,
+                "insufficient_history": np.asarray(sc["insufficient_history"], dtype=bool),
+                "unresolved_high": np.asarray(sc["unresolved_high"], dtype=bool),
+            },
+            index=self._stage_index(),
+        )
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per (group, stage, destination): counts, rates, intervals and flags.
+
+        Columns: ``exits`` (raw), ``p`` (censoring-aware F_k(tau)/(1-S(tau))), ``naive``
+        (closed-only), ``probability`` (smoothed, what the chain uses), ``low``/``high`` (interval
+        at ``level``), ``unresolved`` (S(tau) of the stage), ``effective_n``, ``concentration``
+        and the flags. Several terminal names are broken out here (Won/Lost columns of
+        :meth:`transition_matrix` aggregate them).
+        """
+        names = list(self.funnel.names)
+        n_open = len(self.funnel.stages)
+        n_won = len(self.funnel.won)
+        frames = []
+        for gi, key in enumerate(self._keys):
+            t = self._m.stage_tables(gi)
+            sc = self._m.stage_scalars(gi)
+            for s, stage in enumerate(self.funnel.stages):
+                dests = [k for k in range(len(names)) if k != s]
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "group": "/".join(key) if key else "(all)",
+                            "stage": stage,
+                            "destination": [names[k] for k in dests],
+                            "outcome": [
+                                "open" if k < n_open else ("won" if k < n_open + n_won else "lost")
+                                for k in dests
+                            ],
+                            "exits": np.asarray(t["exits"])[s, dests],
+                            "p": np.asarray(t["p"])[s, dests],
+                            "naive": np.asarray(t["naive"])[s, dests],
+                            "probability": np.asarray(t["probability"])[s, dests],
+                            "low": np.asarray(t["low"])[s, dests],
+                            "high": np.asarray(t["high"])[s, dests],
+                            "mean_days": np.asarray(t["mean_sojourn"])[s, dests] * self._tick_days,
+                            "unresolved": float(np.asarray(sc["unresolved"])[s]),
+                            "effective_n": float(np.asarray(sc["effective_n"])[s]),
+                            "concentration": float(np.asarray(sc["concentration"])[s]),
+                            "insufficient_history": bool(sc["insufficient_history"][s]),
+                            "unresolved_high": bool(sc["unresolved_high"][s]),
+                        }
+                    )
+                )
+        out = pd.concat(frames, ignore_index=True)
+        index = ["group", "stage", "destination"] if len(self._keys) > 1 else ["stage", "destination"]
+        if len(self._keys) == 1:
+            out = out.drop(columns="group")
+        return out.set_index(index)
+
+    def p_win(self, stage: Any, age_days: Any = 0.0, group: GroupKey = None) -> np.ndarray:
+        """P(eventually won) for deals in `stage` that have spent `age_days` there (vectorised).
+
+        Stages may be names or codes; Won gives 1, Lost 0. The destination mix is that of stays
+        still in the stage at that age (ages beyond the data use the last age with at least
+        ``min_at_risk`` stays at risk).
+        """
+        st = np.atleast_1d(np.asarray(stage))
+        if st.dtype.kind in "OUS":
+            f = self.funnel
+            st = np.array([f.code_of(str(x)) for x in st], dtype=np.int32)
+        age = np.broadcast_to(np.asarray(age_days, dtype=np.float64), st.shape) / self._tick_days
+        out = self._m.p_win(st.astype(np.int32), np.ascontiguousarray(age), self._group(group))
+        return np.asarray(out)
+
+    def merge(self, other: FunnelModel) -> FunnelModel:
+        """The model of the union of two disjoint sets of opportunities."""
+        return merge(self, other)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FunnelModel) and self._m.statistics_equal(other._m)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        win = self.win_probability()
+        stages = ", ".join(f"{s}: {p:.2f}" for s, p in win.items())
+        g = f", {len(self._keys) - 1} groups" if len(self._keys) > 1 else ""
+        return (
+            f"FunnelModel(as of {self.as_of:%Y-%m-%d}, {self._m.n_opportunities:,} opportunities, "
+            f"{self._m.n_stays:,} stays{g}; P(win) {stages})"
+        )
+
+    def _repr_html_(self) -> str:
+        s = self.stage_summary()[["n", "censored", "p_win", "p_win_low", "p_win_high", "days_to_win"]]
+        return (
+            f"<div><strong>FunnelModel</strong> as of {html.escape(str(self.as_of.date()))}, "
+            f"{self._m.n_opportunities:,} opportunities"
+            f"{s.to_html(float_format=lambda x: f'{x:.3f}')}</div>"
+        )
