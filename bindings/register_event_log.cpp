@@ -185,6 +185,8 @@ void register_event_log(py::module_& m) {
       })
       .def_property_readonly("report", [](const event_log& s) { return report_dict(s.report()); })
       .def_property_readonly("memory_bytes", &event_log::memory_bytes)
+      .def_property_readonly("event_bytes", &event_log::event_bytes)
+      .def_property_readonly("opportunity_bytes", &event_log::opportunity_bytes)
       .def("__eq__", [](const event_log& a, const event_log& b) { return a == b; });
 }
 

@@ -152,6 +152,20 @@ void register_model(py::module_& m) {
         }
         return owned(std::move(out));
       }, py::arg("stage"), py::arg("age_ticks"), py::arg("group") = 0)
+      .def("cells", [](const funnel_model& s) {
+        // The sufficient statistics: (leaf key, stage, durations, counts, weights, squared weights).
+        py::list out;
+        const std::size_t w = s.statistics().width();
+        for (const auto& [key, cells] : s.statistics().cells)
+          for (std::size_t st = 0; st < cells.size(); ++st) {
+            const auto& c = cells[st];
+            out.append(py::make_tuple(key, st, owned(std::vector<std::int64_t>(c.duration)),
+                                      owned2d(std::vector<std::int64_t>(c.count), c.rows(), w),
+                                      owned2d(std::vector<double>(c.weight), c.rows(), w),
+                                      owned2d(std::vector<double>(c.weight_sq), c.rows(), w)));
+          }
+        return out;
+      }, "The mergeable sufficient statistics, one entry per (leaf group, stage).")
       .def("statistics_equal", [](const funnel_model& a, const funnel_model& b) {
         return a.statistics() == b.statistics();
       });

@@ -5,6 +5,11 @@ function(smartfunnel_set_warnings target)
   else()
     target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion
       -Wno-sign-conversion $<$<BOOL:${SMARTFUNNEL_WERROR}>:-Werror>)
+    # GCC 12 reports -Wrestrict false positives inside std::string concatenation at -O2/-O3
+    # (GCC bug 105329); the code it points at is libstdc++'s own.
+    if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+      target_compile_options(${target} PRIVATE -Wno-restrict)
+    endif()
   endif()
 endfunction()
 

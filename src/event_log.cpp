@@ -54,8 +54,12 @@ void check_length(std::size_t n, std::size_t got, const char* column) {
 event_log event_log::from_columns(const smartfunnel::funnel& f, const event_columns& c,
                                   const ingest_options& options) {
   const std::size_t n = c.opportunity.size();
-  if (c.stage.size() != n) check_length(n, c.stage.size() == 0 ? 1 : c.stage.size(), "stage");
-  if (c.time.size() != n) check_length(n, c.time.size() == 0 ? 1 : c.time.size(), "time");
+  // Required columns: exactly n rows (an empty one is not "not given" as for optional columns).
+  for (auto [got, column] : {std::pair{c.stage.size(), "stage"}, std::pair{c.time.size(), "time"}})
+    if (got != n)
+      throw data_error(-1, column,
+                       std::string("column '") + column + "' has " + std::to_string(got) +
+                           " rows, expected " + std::to_string(n) + " like the opportunity column");
   check_length(n, c.amount.size(), "amount");
   check_length(n, c.owner.size(), "owner");
   check_length(n, c.close_date.size(), "close_date");
@@ -87,6 +91,9 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
   std::vector<std::int64_t> name_index(names ? c.opportunity_names.size() : 0, -1);
   if (!names) int_index.reserve(n / 4 + 16);
   std::uint32_t n_opp = 0;
+  bool have_last = false;
+  std::int64_t last_id = 0;
+  std::uint32_t last_dense = 0;
   for (std::size_t r = 0; r < n; ++r) {
     const auto row = static_cast<std::int64_t>(r);
     bool ok = true;
@@ -128,10 +135,15 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
       auto& slot = name_index[static_cast<std::size_t>(oc)];
       if (slot < 0) slot = n_opp++;
       opp[r] = static_cast<std::uint32_t>(slot);
+    } else if (have_last && oc == last_id) {
+      opp[r] = last_dense; // rows of one opportunity usually come together: skip the hash
     } else {
       auto [it, inserted] = int_index.try_emplace(oc, n_opp);
       if (inserted) ++n_opp;
       opp[r] = it->second;
+      have_last = true;
+      last_id = oc;
+      last_dense = it->second;
     }
   }
 
@@ -235,10 +247,11 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
            (!has_close || c.close_date[x] == c.close_date[y]);
   };
 
+  std::vector<std::uint64_t> kept_at_time; // kept rows of this opportunity at the current time
   for (std::uint32_t o = 0; o < n_opp; ++o) {
     std::int64_t terminal_row = -1;
     stage_code terminal = 0;
-    std::uint64_t prev = UINT64_MAX;
+    kept_at_time.clear();
     for (auto k = start[o]; k < start[o + 1]; ++k) {
       const auto r = order[k];
       const auto row = static_cast<std::int64_t>(r);
@@ -250,7 +263,10 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
                        std::to_string(log.created_[o]));
         continue;
       }
-      if (prev != UINT64_MAX && same_row(prev, r)) {
+      // Rows are sorted by time within the opportunity, so rows at one time are contiguous; a
+      // duplicate need not be adjacent to its twin (another stage may sit between them).
+      if (!kept_at_time.empty() && c.time[kept_at_time.front()] != c.time[r]) kept_at_time.clear();
+      if (std::any_of(kept_at_time.begin(), kept_at_time.end(), [&](std::uint64_t x) { return same_row(x, r); })) {
         ++log.report_.duplicates_collapsed;
         ++log.report_.rows_kept;
         continue;
@@ -271,7 +287,7 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
         terminal_row = row;
         terminal = code;
       }
-      prev = r;
+      kept_at_time.push_back(r);
       ++log.report_.rows_kept;
       log.time_.push_back(c.time[r]);
       log.stage_.push_back(code);
@@ -340,7 +356,10 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
       opp[k] = oc;
       stage[k] = stage_[k];
       time[k] = time_[k];
-      created[k] = created_[o];
+      // created defaults to the first event; pass it on only where it differs from the first
+      // event (so it was given explicitly), or an appended earlier event would be rejected as
+      // "before its created time" where building from all rows at once accepts it.
+      created[k] = created_[o] != time_[offset_[o]] ? created_[o] : missing_time;
       if (auto a = amount_.at(o, time_[k])) amount[k] = *a;
       if (auto w = owner_.at(o, time_[k])) owner[k] = static_cast<std::int32_t>(owner_dict.intern(owner_names_[*w]));
       if (auto cd = close_.at(o, time_[k])) close[k] = *cd;
@@ -440,9 +459,17 @@ std::optional<std::size_t> event_log::find_attribute(std::string_view name) cons
   return std::nullopt;
 }
 
-std::size_t event_log::memory_bytes() const noexcept {
-  auto bytes = [](const auto& v) { return v.capacity() * sizeof(typename std::decay_t<decltype(v)>::value_type); };
-  std::size_t b = bytes(int_ids_) + bytes(offset_) + bytes(time_) + bytes(stage_) + bytes(created_);
+namespace {
+template <class V>
+std::size_t bytes(const V& v) {
+  return v.capacity() * sizeof(typename V::value_type);
+}
+} // namespace
+
+std::size_t event_log::event_bytes() const noexcept { return bytes(time_) + bytes(stage_); }
+
+std::size_t event_log::opportunity_bytes() const noexcept {
+  std::size_t b = bytes(int_ids_) + bytes(offset_) + bytes(created_);
   b += bytes(amount_.offset) + bytes(amount_.time) + bytes(amount_.value);
   b += bytes(owner_.offset) + bytes(owner_.time) + bytes(owner_.value);
   b += bytes(close_.offset) + bytes(close_.time) + bytes(close_.value);

@@ -200,7 +200,23 @@ fit_statistics collect_statistics(const event_log& log, const fit_options& optio
   std::vector<cell_accumulator> acc; // leaf * n_open + stage
   std::string keybuf;
   std::vector<std::int64_t> codes(levels.size());
+  std::vector<std::int64_t> single_level; // one grouping level: leaf by code + 1, no hashing
   auto leaf_of = [&](std::size_t opp, time_point t) -> std::size_t {
+    if (levels.size() == 1) {
+      std::int64_t c = -1;
+      if (levels[0].owner) {
+        if (auto w = log.owners().at(opp, t)) c = *w;
+      } else {
+        c = log.attributes()[levels[0].attribute].code[opp];
+      }
+      const auto slot = static_cast<std::size_t>(c + 1);
+      if (slot >= single_level.size()) single_level.resize(slot + 1, -1);
+      if (single_level[slot] >= 0) return static_cast<std::size_t>(single_level[slot]);
+      single_level[slot] = static_cast<std::int64_t>(leaf_codes.size());
+      leaf_codes.push_back({c});
+      acc.resize(acc.size() + n_open);
+      return leaf_codes.size() - 1;
+    }
     keybuf.clear();
     for (std::size_t l = 0; l < levels.size(); ++l) {
       std::int64_t c = -1;

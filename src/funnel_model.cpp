@@ -3,6 +3,8 @@
 #include "smartfunnel/detail/random.hpp"
 #include "smartfunnel/error.hpp"
 
+#include <boost/math/special_functions/digamma.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -45,6 +47,22 @@ double dm_loglik(double a, const std::vector<double>& mean, const std::vector<co
   return ll;
 }
 
+// Its derivative in a.
+double dm_score(double a, const std::vector<double>& mean, const std::vector<const stage_estimate*>& rows) {
+  using boost::math::digamma;
+  double sc = 0.0;
+  for (const auto* e : rows) {
+    if (!(e->effective_n > 0.0)) continue;
+    sc += digamma(a) - digamma(a + e->effective_n);
+    for (std::size_t k = 0; k < mean.size(); ++k) {
+      if (mean[k] <= 0.0) continue;
+      const double c = e->effective_n * e->p[k];
+      if (c > 0.0) sc += mean[k] * (digamma(a * mean[k] + c) - digamma(a * mean[k]));
+    }
+  }
+  return sc;
+}
+
 double eb_concentration(const std::vector<double>& mean, const std::vector<const stage_estimate*>& rows,
                         const fit_options& o) {
   std::size_t informative = 0;
@@ -62,15 +80,20 @@ double eb_concentration(const std::vector<double>& mean, const std::vector<const
       best = i;
     }
   }
+  // Refine by bisection on the sign of the score d ll / d a (digamma form) in log a: the root is
+  // well conditioned, unlike the flat maximum itself, so tiny floating-point differences in the
+  // counts (as from merging partial fits) move the result by ulps, not by sqrt(eps).
   double a = lo + (hi - lo) * std::max(0, best - 1) / grid;
   double b = lo + (hi - lo) * std::min(grid, best + 1) / grid;
-  const double g = (std::sqrt(5.0) - 1.0) / 2.0;
-  for (int it = 0; it < 60; ++it) {
-    const double c = b - g * (b - a), d = a + g * (b - a);
-    if (dm_loglik(std::exp(c), mean, rows) >= dm_loglik(std::exp(d), mean, rows)) b = d;
-    else a = c;
+  const double sa = dm_score(std::exp(a), mean, rows), sb = dm_score(std::exp(b), mean, rows);
+  if (sa <= 0.0) return std::exp(a);
+  if (sb >= 0.0) return std::exp(b);
+  for (int it = 0; it < 200 && b - a > 1e-15 * std::max(1.0, std::abs(a)); ++it) {
+    const double c = 0.5 * (a + b);
+    if (dm_score(std::exp(c), mean, rows) > 0.0) a = c;
+    else b = c;
   }
-  return std::exp((a + b) / 2.0);
+  return std::exp(0.5 * (a + b));
 }
 
 // The chain inputs of a group: aggregated rows (open stages, Won, Lost) and mean sojourns.

@@ -173,8 +173,12 @@ public:
   [[nodiscard]] std::optional<std::size_t> find_attribute(std::string_view name) const;
 
   [[nodiscard]] const data_quality_report& report() const noexcept { return report_; }
-  /// Bytes held by the log's columns (capacity), for the memory budget in benchmarks.
-  [[nodiscard]] std::size_t memory_bytes() const noexcept;
+  /// Bytes held by the log's columns (capacity): event_bytes() + opportunity_bytes().
+  [[nodiscard]] std::size_t memory_bytes() const noexcept { return event_bytes() + opportunity_bytes(); }
+  /// Bytes of the per-event columns (time and stage: 10 per event).
+  [[nodiscard]] std::size_t event_bytes() const noexcept;
+  /// Bytes of the per-opportunity columns (ids, offsets, created, attributes) and field histories.
+  [[nodiscard]] std::size_t opportunity_bytes() const noexcept;
 
   friend bool operator==(const event_log& a, const event_log& b);
 

@@ -231,7 +231,7 @@ class EventLog:
         return pd.DataFrame(
             {
                 "opportunity_id": opp,
-                "stage": pd.Categorical.from_codes(np.asarray(self._log.stages, dtype=np.int64), names),
+                "stage": pd.Categorical.from_codes(np.asarray(self._log.stages, dtype=np.int64), pd.Index(names)),
                 "time": pd.to_datetime(np.asarray(self._log.times), unit="s", utc=True),
             }
         )

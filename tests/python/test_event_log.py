@@ -1,0 +1,182 @@
+"""EventLog.from_frame: conversion, sorting, validation with errors that name the row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import smartfunnel as sf
+
+FUNNEL = sf.Funnel(["A", "B", "C"], won="Won", lost=["Lost", "Disqualified"])
+
+
+def frame(rows, columns=("opportunity_id", "stage", "time")):
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def test_funnel_validation_and_repr():
+    with pytest.raises(sf.InvalidFunnelError, match="'A' appears more than once"):
+        sf.Funnel(["A", "B"], won="A", lost="Lost")
+    with pytest.raises(sf.InvalidFunnelError, match="at least one open stage"):
+        sf.Funnel([], won="Won", lost="Lost")
+    assert FUNNEL.names == ["A", "B", "C", "Won", "Lost", "Disqualified"]
+    assert "Disqualified" in repr(FUNNEL)
+
+
+def test_sorted_interned_and_round_trips_to_frame():
+    df = frame(
+        [
+            ("x", "B", "2024-01-05"),
+            ("y", "A", "2024-01-02"),
+            ("x", "A", "2024-01-01"),
+            ("x", "Won", "2024-01-09"),
+        ]
+    )
+    log = sf.EventLog.from_frame(FUNNEL, df)
+    assert (log.n_events, log.n_opportunities) == (4, 2)
+    out = log.to_frame()
+    assert list(out["opportunity_id"]) == ["x", "x", "x", "y"]
+    assert list(out["stage"]) == ["A", "B", "Won", "A"]
+    assert out["time"].iloc[0] == pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def test_times_tz_aware_naive_and_iso_agree():
+    base = pd.to_datetime(["2024-03-01 10:00", "2024-03-02 12:30"])
+    rows = {"opportunity_id": [1, 1], "stage": ["A", "Won"]}
+    naive = sf.EventLog.from_frame(FUNNEL, pd.DataFrame({**rows, "time": base}))
+    aware = sf.EventLog.from_frame(
+        FUNNEL, pd.DataFrame({**rows, "time": base.tz_localize("UTC").tz_convert("Europe/Paris")})
+    )
+    iso = sf.EventLog.from_frame(
+        FUNNEL, pd.DataFrame({**rows, "time": ["2024-03-01T10:00:00Z", "2024-03-02T12:30:00+00:00"]})
+    )
+    expected = [pd.Timestamp("2024-03-01 10:00", tz="UTC").value // 10**9, pd.Timestamp("2024-03-02 12:30", tz="UTC").value // 10**9]
+    for log in (naive, aware, iso):
+        assert list(np.asarray(log.core.times)) == expected
+
+
+def test_unknown_stage_names_row_stage_and_funnel():
+    df = frame([(1, "A", "2024-01-01"), (1, "Demo", "2024-01-02")])
+    with pytest.raises(sf.UnknownStageError) as info:
+        sf.EventLog.from_frame(FUNNEL, df)
+    assert info.value.row == 1 and info.value.column == "stage"
+    assert "row 1" in str(info.value) and "'Demo'" in str(info.value) and "'default'" in str(info.value)
+    assert isinstance(info.value, sf.DataError) and isinstance(info.value, ValueError)
+
+
+def test_unparseable_time_names_row_and_value():
+    df = frame([(1, "A", "2024-01-01"), (1, "B", "not a date")])
+    with pytest.raises(sf.DataError, match=r"row 1: time value 'not a date' is not a time") as info:
+        sf.EventLog.from_frame(FUNNEL, df)
+    assert info.value.row == 1
+
+
+def test_missing_time_and_bad_amounts():
+    df = pd.DataFrame(
+        {"opportunity_id": [1, 1, 2], "stage": ["A", "B", "A"], "time": pd.to_datetime(["2024-01-01", None, "2024-01-01"])}
+    )
+    with pytest.raises(sf.DataError, match="row 1: time is missing"):
+        sf.EventLog.from_frame(FUNNEL, df)
+    for bad in (np.nan, -5.0, np.inf):
+        df = frame([(1, "A", "2024-01-01", 10.0), (2, "A", "2024-01-01", bad)], ("opportunity_id", "stage", "time", "amount"))
+        with pytest.raises(sf.DataError, match="row 1: amount must be a finite number >= 0") as info:
+            sf.EventLog.from_frame(FUNNEL, df, amount="amount")
+        assert info.value.column == "amount"
+
+
+def test_missing_column_and_non_numeric_amount():
+    df = frame([(1, "A", "2024-01-01")])
+    with pytest.raises(sf.DataError, match="column 'owner' is not in the frame"):
+        sf.EventLog.from_frame(FUNNEL, df, owner="owner")
+    df["amount"] = ["ten"]
+    with pytest.raises(sf.DataError, match="row 0: amount value 'ten' is not a number"):
+        sf.EventLog.from_frame(FUNNEL, df, amount="amount")
+
+
+def test_index_label_is_added_to_row_errors():
+    df = frame([(1, "A", "2024-01-01"), (1, "Nope", "2024-01-02")])
+    df.index = ["first", "second"]
+    with pytest.raises(sf.UnknownStageError, match="index label 'second'"):
+        sf.EventLog.from_frame(FUNNEL, df)
+
+
+def test_event_after_terminal_is_an_error_or_a_reopening():
+    df = frame([(7, "A", "2024-01-01"), (7, "Lost", "2024-01-02"), (7, "B", "2024-01-05")])
+    with pytest.raises(sf.DataError, match=r"row 2: opportunity '7' has stage 'B' after its terminal stage 'Lost' at row 1"):
+        sf.EventLog.from_frame(FUNNEL, df)
+    log = sf.EventLog.from_frame(FUNNEL, df, after_terminal="reopen")
+    assert log.quality["reopened"] == 1 and log.n_events == 3
+
+
+def test_duplicates_are_collapsed_and_counted():
+    df = frame([(1, "A", "2024-01-01"), (1, "A", "2024-01-01"), (1, "B", "2024-01-02")])
+    log = sf.EventLog.from_frame(FUNNEL, df)
+    assert log.n_events == 2
+    assert log.quality["duplicates_collapsed"] == 1
+    assert log.quality["rows_read"] == 3
+
+
+def test_lenient_mode_returns_exactly_the_bad_rows():
+    df = pd.DataFrame(
+        {
+            "opportunity_id": ["a", "a", "b", None, "c", "c", "c"],
+            "stage": ["A", "Demo", "A", "A", "A", "Won", "B"],
+            "time": ["2024-01-01", "2024-01-02", "2024-01-01", "2024-01-01", "2024-01-01", "2024-01-03", "2024-01-04"],
+            "amount": [1.0, 2.0, -1.0, 3.0, 4.0, 4.0, 4.0],
+        }
+    )
+    log = sf.EventLog.from_frame(FUNNEL, df, amount="amount", validation="lenient")
+    rej = log.rejected
+    assert list(rej["row"]) == [1, 2, 3, 6]
+    assert list(rej["rejected_column"]) == ["stage", "amount", "opportunity", "stage"]
+    assert rej["reason"].str.len().min() > 10
+    # Every other row is kept.
+    assert log.n_events == 3 and log.n_opportunities == 2
+    assert log.quality["rejected"] == 4
+
+
+def test_field_history_keeps_changes_only():
+    df = pd.DataFrame(
+        {
+            "opportunity_id": [1, 1, 1, 1],
+            "stage": ["A", "B", "C", "Won"],
+            "time": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]),
+            "amount": [100.0, 100.0, 80.0, 80.0],
+            "owner": ["ann", "ann", "bob", "bob"],
+        }
+    )
+    log = sf.EventLog.from_frame(FUNNEL, df, amount="amount", owner="owner")
+    offsets, times, values = log.core.amount_history
+    assert list(np.asarray(values)) == [100.0, 80.0]
+    assert list(np.asarray(offsets)) == [0, 2]
+    _, _, owners = log.core.owner_history
+    assert [log.core.owner_names[i] for i in np.asarray(owners)] == ["ann", "bob"]
+
+
+def test_append_equals_one_build():
+    rows = [(1, "A", "2024-01-01"), (2, "A", "2024-01-02"), (1, "B", "2024-01-04"), (2, "Lost", "2024-01-05"), (1, "Won", "2024-01-07")]
+    whole = sf.EventLog.from_frame(FUNNEL, frame(rows))
+    first = sf.EventLog.from_frame(FUNNEL, frame(rows[:3]))
+    both = first.append(frame(rows[3:]))
+    assert both.core == whole.core
+
+
+def test_attributes_constant_per_opportunity():
+    df = frame([(1, "A", "2024-01-01", "smb"), (1, "B", "2024-01-02", "ent")], ("opportunity_id", "stage", "time", "segment"))
+    with pytest.raises(sf.DataError, match="row 1: attribute 'segment' of opportunity '1' is 'ent' but was 'smb' at row 0"):
+        sf.EventLog.from_frame(FUNNEL, df, attributes=["segment"])
+
+
+def test_columns_are_not_copied_when_dtypes_match():
+    n = 1000
+    df = pd.DataFrame(
+        {
+            "opportunity_id": np.arange(n, dtype=np.int64),
+            "stage": pd.Categorical(["A"] * n, categories=["A", "B"]),
+            "time": np.full(n, 1_700_000_000, dtype=np.int64),
+        }
+    )
+    log = sf.EventLog.from_frame(FUNNEL, df)
+    assert log.n_events == n
+    assert log.memory_bytes <= 16 * n + 64 * n  # events plus per-opportunity columns
