@@ -1,5 +1,6 @@
 #include "smartfunnel/event_log.hpp"
 
+#include "smartfunnel/detail/flat_map.hpp"
 #include "smartfunnel/error.hpp"
 
 #include <algorithm>
@@ -42,11 +43,25 @@ private:
   data_quality_report& report_;
 };
 
-void check_length(std::size_t n, std::size_t got, const char* column) {
-  if (got != 0 && got != n)
+// Optional columns: empty (not given) or one entry per row.
+void check_length(std::size_t n, std::size_t got, const char* column, bool required = false) {
+  if ((required || got != 0) && got != n)
     throw data_error(-1, column,
                      std::string("column '") + column + "' has " + std::to_string(got) +
                          " rows, expected " + std::to_string(n) + " like the opportunity column");
+}
+
+// Every column of `c` has the length of its opportunity column (stage, time and the attributes
+// listed are required; an empty one is not "not given").
+void check_lengths(const event_columns& c) {
+  const std::size_t n = c.opportunity.size();
+  check_length(n, c.stage.size(), "stage", true);
+  check_length(n, c.time.size(), "time", true);
+  check_length(n, c.amount.size(), "amount");
+  check_length(n, c.owner.size(), "owner");
+  check_length(n, c.close_date.size(), "close_date");
+  check_length(n, c.created.size(), "created");
+  for (const auto& a : c.attributes) check_length(n, a.code.size(), a.name.c_str(), true);
 }
 
 } // namespace
@@ -54,17 +69,7 @@ void check_length(std::size_t n, std::size_t got, const char* column) {
 event_log event_log::from_columns(const smartfunnel::funnel& f, const event_columns& c,
                                   const ingest_options& options) {
   const std::size_t n = c.opportunity.size();
-  // Required columns: exactly n rows (an empty one is not "not given" as for optional columns).
-  for (auto [got, column] : {std::pair{c.stage.size(), "stage"}, std::pair{c.time.size(), "time"}})
-    if (got != n)
-      throw data_error(-1, column,
-                       std::string("column '") + column + "' has " + std::to_string(got) +
-                           " rows, expected " + std::to_string(n) + " like the opportunity column");
-  check_length(n, c.amount.size(), "amount");
-  check_length(n, c.owner.size(), "owner");
-  check_length(n, c.close_date.size(), "close_date");
-  check_length(n, c.created.size(), "created");
-  for (const auto& a : c.attributes) check_length(n, a.code.size(), a.name.c_str());
+  check_lengths(c);
 
   event_log log(f);
   log.report_.rows_read = n;
@@ -87,9 +92,16 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
   // Pass 1: per-row checks and interning of opportunities (dense ids in order of appearance).
   std::vector<std::uint32_t> opp(n);
   std::vector<std::uint8_t> keep(n, 1);
-  std::unordered_map<std::int64_t, std::uint32_t> int_index;
+  detail::flat_int_map int_index(names ? 0 : n / 4);
   std::vector<std::int64_t> name_index(names ? c.opportunity_names.size() : 0, -1);
-  if (!names) int_index.reserve(n / 4 + 16);
+  // A name listed more than once is one opportunity: every code maps to its name's first code.
+  std::vector<std::size_t> name_first(name_index.size());
+  if (names) {
+    std::unordered_map<std::string_view, std::size_t> first;
+    first.reserve(name_first.size());
+    for (std::size_t i = 0; i < name_first.size(); ++i)
+      name_first[i] = first.try_emplace(c.opportunity_names[i], i).first->second;
+  }
   std::uint32_t n_opp = 0;
   bool have_last = false;
   std::int64_t last_id = 0;
@@ -132,18 +144,18 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
       continue;
     }
     if (names) {
-      auto& slot = name_index[static_cast<std::size_t>(oc)];
+      auto& slot = name_index[name_first[static_cast<std::size_t>(oc)]];
       if (slot < 0) slot = n_opp++;
       opp[r] = static_cast<std::uint32_t>(slot);
     } else if (have_last && oc == last_id) {
       opp[r] = last_dense; // rows of one opportunity usually come together: skip the hash
     } else {
-      auto [it, inserted] = int_index.try_emplace(oc, n_opp);
+      auto [dense, inserted] = int_index.try_emplace(oc, n_opp);
       if (inserted) ++n_opp;
-      opp[r] = it->second;
+      opp[r] = dense;
       have_last = true;
       last_id = oc;
-      last_dense = it->second;
+      last_dense = dense;
     }
   }
 
@@ -154,7 +166,7 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
       if (name_index[i] >= 0) log.str_ids_[static_cast<std::size_t>(name_index[i])] = c.opportunity_names[i];
   } else {
     log.int_ids_.resize(n_opp);
-    for (auto [id, dense] : int_index) log.int_ids_[dense] = id;
+    int_index.for_each([&](std::int64_t id, std::uint32_t dense) { log.int_ids_[dense] = id; });
   }
 
   // Static per-opportunity values: created time and attributes, constant per opportunity.
@@ -162,9 +174,12 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
   std::vector<std::int64_t> created_row(n_opp, -1);
   log.attributes_.resize(c.attributes.size());
   std::vector<std::vector<std::int64_t>> attr_row(c.attributes.size());
+  // Input codes -> codes into the attribute's dictionary (a name listed twice is one value).
+  std::vector<std::vector<std::int32_t>> attr_map(c.attributes.size());
   for (std::size_t a = 0; a < c.attributes.size(); ++a) {
     log.attributes_[a].name = c.attributes[a].name;
-    for (const auto& v : c.attributes[a].names) log.attributes_[a].values.intern(v);
+    for (const auto& v : c.attributes[a].names)
+      attr_map[a].push_back(static_cast<std::int32_t>(log.attributes_[a].values.intern(v)));
     log.attributes_[a].code.assign(n_opp, missing_code);
     attr_row[a].assign(n_opp, -1);
   }
@@ -186,8 +201,8 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
       }
     }
     for (std::size_t a = 0; a < c.attributes.size(); ++a) {
-      const auto code = c.attributes[a].code[r];
-      if (code == missing_code) continue;
+      if (c.attributes[a].code[r] == missing_code) continue;
+      const auto code = attr_map[a][static_cast<std::size_t>(c.attributes[a].code[r])];
       auto& slot = log.attributes_[a].code[o];
       if (attr_row[a][o] < 0) {
         slot = code;
@@ -196,8 +211,8 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
         check.fail(row, c.attributes[a].name,
                    "attribute " + quote(c.attributes[a].name) + " of opportunity " +
                        quote(id_text(r)) + " is " +
-                       quote(c.attributes[a].names[static_cast<std::size_t>(code)]) +
-                       " but was " + quote(c.attributes[a].names[static_cast<std::size_t>(slot)]) +
+                       quote(log.attributes_[a].values[static_cast<std::uint32_t>(code)]) +
+                       " but was " + quote(log.attributes_[a].values[static_cast<std::uint32_t>(slot)]) +
                        " at row " + std::to_string(attr_row[a][o]) +
                        "; attributes are constant per opportunity");
         keep[r] = 0;
@@ -335,6 +350,7 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
   // Rebuild from this log's events (with field values in force at each event) followed by the new
   // rows; ingestion sorts and validates the union, so the result equals a log built in one go.
   const std::size_t n0 = n_events(), n1 = more.opportunity.size(), n = n0 + n1;
+  check_lengths(more); // before any row of `more` is read
   std::vector<std::string> opp_names;
   std::vector<std::int64_t> opp(n);
   std::vector<std::int32_t> stage(n);
@@ -409,25 +425,46 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
   }
   if (any_close) all.close_date = close;
   if (any_created) all.created = created;
-  // Attributes: existing per-opportunity values followed by the appended rows' values.
+  // Attributes: the log's, then those only the appended rows have; existing per-opportunity
+  // values (missing for an attribute the log did not have) followed by the appended rows' values.
+  std::vector<std::string> attr_order;
+  for (const auto& a : attributes_) attr_order.push_back(a.name);
+  for (const auto& m : more.attributes)
+    if (std::find(attr_order.begin(), attr_order.end(), m.name) == attr_order.end()) attr_order.push_back(m.name);
   std::vector<std::vector<std::int32_t>> attr_codes;
   std::vector<std::vector<std::string>> attr_names;
-  for (const auto& a : attributes_) {
+  for (const auto& name : attr_order) {
     std::vector<std::int32_t> codes(n, missing_code);
     dictionary d;
-    for (const auto& v : a.values.names()) d.intern(v);
-    for (std::size_t o = 0; o < n_opportunities(); ++o)
-      for (auto k = offset_[o]; k < offset_[o + 1]; ++k) codes[k] = a.code[o];
+    if (auto ai = find_attribute(name)) {
+      const auto& a = attributes_[*ai];
+      for (const auto& v : a.values.names()) d.intern(v);
+      for (std::size_t o = 0; o < n_opportunities(); ++o)
+        for (auto k = offset_[o]; k < offset_[o + 1]; ++k) codes[k] = a.code[o];
+    }
+    std::vector<std::size_t> out_of_range;
     for (const auto& m : more.attributes)
-      if (m.name == a.name)
-        for (std::size_t r = 0; r < n1; ++r)
-          if (m.code[r] != missing_code)
-            codes[n0 + r] = static_cast<std::int32_t>(d.intern(m.names[static_cast<std::size_t>(m.code[r])]));
+      if (m.name == name) {
+        for (const auto& v : m.names) d.intern(v); // every name in list order, as from_columns does
+        for (std::size_t r = 0; r < n1; ++r) {
+          const auto code = m.code[r];
+          if (code == missing_code) continue;
+          if (code < 0 || static_cast<std::size_t>(code) >= m.names.size()) {
+            codes[n0 + r] = code;
+            out_of_range.push_back(n0 + r);
+          } else {
+            codes[n0 + r] = static_cast<std::int32_t>(*d.find(m.names[static_cast<std::size_t>(code)]));
+          }
+        }
+      }
+    // Keep invalid codes out of range of the merged dictionary so that ingestion rejects the row.
+    for (auto k : out_of_range)
+      if (codes[k] >= 0 && static_cast<std::size_t>(codes[k]) < d.size()) codes[k] = -2;
     attr_codes.push_back(std::move(codes));
     attr_names.emplace_back(d.names().begin(), d.names().end());
   }
-  for (std::size_t a = 0; a < attributes_.size(); ++a)
-    all.attributes.push_back({attributes_[a].name, attr_codes[a], attr_names[a]});
+  for (std::size_t a = 0; a < attr_order.size(); ++a)
+    all.attributes.push_back({attr_order[a], attr_codes[a], attr_names[a]});
   auto out = from_columns(funnel_, all, options);
   out.report_.duplicates_collapsed += report_.duplicates_collapsed;
   out.report_.rows_read = report_.rows_read + n1;
