@@ -27,20 +27,30 @@ namespace {
 std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
 // Collects row problems: throws the first in strict mode, records them all in lenient mode.
+// Rows below `existing` are a log's own events being rebuilt by append(); the caller's rows are
+// numbered from 0 after them, and existing events are reported with negative rows (-1 the last).
 class row_checker {
 public:
-  row_checker(validation mode, data_quality_report& report) : mode_(mode), report_(report) {}
+  row_checker(validation mode, data_quality_report& report, std::int64_t existing)
+      : mode_(mode), report_(report), existing_(existing) {}
+
+  /// "row 3", or "existing event 2" for a log's own event during append().
+  [[nodiscard]] std::string label(std::int64_t row) const {
+    return row < existing_ ? "existing event " + std::to_string(row) : "row " + std::to_string(row - existing_);
+  }
+  /// The row as the caller numbers it (negative for existing events).
+  [[nodiscard]] std::int64_t number(std::int64_t row) const { return row - existing_; }
 
   template <class Error = data_error>
   void fail(std::int64_t row, const std::string& column, const std::string& reason) {
-    if (mode_ == validation::strict)
-      throw Error(row, column, "row " + std::to_string(row) + ": " + reason);
-    report_.rejected.push_back({row, column, reason});
+    if (mode_ == validation::strict) throw Error(number(row), column, label(row) + ": " + reason);
+    report_.rejected.push_back({number(row), column, reason});
   }
 
 private:
   validation mode_;
   data_quality_report& report_;
+  std::int64_t existing_;
 };
 
 // Optional columns: empty (not given) or one entry per row.
@@ -59,6 +69,8 @@ void check_lengths(const event_columns& c) {
   check_length(n, c.time.size(), "time", true);
   check_length(n, c.amount.size(), "amount");
   check_length(n, c.owner.size(), "owner");
+  check_length(n, c.amount_given.size(), "amount_given");
+  check_length(n, c.owner_given.size(), "owner_given");
   check_length(n, c.close_date.size(), "close_date");
   check_length(n, c.created.size(), "created");
   for (const auto& a : c.attributes) check_length(n, a.code.size(), a.name.c_str(), true);
@@ -68,12 +80,17 @@ void check_lengths(const event_columns& c) {
 
 event_log event_log::from_columns(const smartfunnel::funnel& f, const event_columns& c,
                                   const ingest_options& options) {
+  return ingest(f, c, options, 0);
+}
+
+event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c, const ingest_options& options,
+                            std::int64_t existing) {
   const std::size_t n = c.opportunity.size();
   check_lengths(c);
 
   event_log log(f);
   log.report_.rows_read = n;
-  row_checker check(options.mode, log.report_);
+  row_checker check(options.mode, log.report_, existing);
   const bool names = !c.opportunity_names.empty();
   log.string_ids_ = names;
 
@@ -81,6 +98,14 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
   std::vector<std::int32_t> stage_map(c.stage_names.size(), -1);
   for (std::size_t i = 0; i < c.stage_names.size(); ++i)
     if (auto code = f.find(c.stage_names[i])) stage_map[i] = *code;
+
+  // A field is given at a row unless its column is empty or its mask says "not given here".
+  auto amount_given = [&](std::size_t r) {
+    return !c.amount.empty() && (c.amount_given.empty() || c.amount_given[r] != 0);
+  };
+  auto owner_given = [&](std::size_t r) {
+    return !c.owner.empty() && (c.owner_given.empty() || c.owner_given[r] != 0);
+  };
 
   auto id_text = [&](std::size_t row) -> std::string {
     if (!names) return std::to_string(c.opportunity[row]);
@@ -129,10 +154,11 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
           true);
     if (ok && c.time[r] == missing_time)
       bad("time", "time is missing (opportunity " + quote(id_text(r)) + ")");
-    if (ok && !c.amount.empty() && !(std::isfinite(c.amount[r]) && c.amount[r] >= 0.0))
-      bad("amount", "amount must be a finite number >= 0, got " + std::to_string(c.amount[r]) +
+    if (ok && amount_given(r) && !(std::isfinite(c.amount[r]) && c.amount[r] >= 0.0))
+      bad("amount", (std::isnan(c.amount[r]) ? std::string("amount is missing (NaN)")
+                                              : "amount must be a finite number >= 0, got " + std::to_string(c.amount[r])) +
                         " (opportunity " + quote(id_text(r)) + ")");
-    if (ok && !c.owner.empty() &&
+    if (ok && owner_given(r) &&
         (c.owner[r] < 0 || static_cast<std::size_t>(c.owner[r]) >= c.owner_names.size()))
       bad("owner", "owner is missing (opportunity " + quote(id_text(r)) + ")");
     for (const auto& a : c.attributes)
@@ -195,7 +221,7 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
         check.fail(row, "created",
                    "created time " + std::to_string(c.created[r]) + " of opportunity " +
                        quote(id_text(r)) + " conflicts with " + std::to_string(log.created_[o]) +
-                       " given at row " + std::to_string(created_row[o]));
+                       " given at " + check.label(created_row[o]));
         keep[r] = 0;
         continue;
       }
@@ -213,7 +239,7 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
                        quote(id_text(r)) + " is " +
                        quote(log.attributes_[a].values[static_cast<std::uint32_t>(code)]) +
                        " but was " + quote(log.attributes_[a].values[static_cast<std::uint32_t>(slot)]) +
-                       " at row " + std::to_string(attr_row[a][o]) +
+                       " at " + check.label(attr_row[a][o]) +
                        "; attributes are constant per opportunity");
         keep[r] = 0;
         break;
@@ -258,7 +284,10 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
   auto same_row = [&](std::uint64_t x, std::uint64_t y) {
     return c.time[x] == c.time[y] && stage_map[static_cast<std::size_t>(c.stage[x])] ==
                                          stage_map[static_cast<std::size_t>(c.stage[y])] &&
-           (!has_amount || c.amount[x] == c.amount[y]) && (!has_owner || c.owner_names[static_cast<std::size_t>(c.owner[x])] == c.owner_names[static_cast<std::size_t>(c.owner[y])]) &&
+           amount_given(x) == amount_given(y) && (!amount_given(x) || c.amount[x] == c.amount[y]) &&
+           owner_given(x) == owner_given(y) &&
+           (!owner_given(x) || c.owner_names[static_cast<std::size_t>(c.owner[x])] ==
+                                   c.owner_names[static_cast<std::size_t>(c.owner[y])]) &&
            (!has_close || c.close_date[x] == c.close_date[y]);
   };
 
@@ -290,8 +319,8 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
         if (options.on_after_terminal == after_terminal::error) {
           check.fail(row, "stage",
                      "opportunity " + quote(id_text(r)) + " has stage " + quote(f.name_of(code)) +
-                         " after its terminal stage " + quote(f.name_of(terminal)) + " at row " +
-                         std::to_string(terminal_row) +
+                         " after its terminal stage " + quote(f.name_of(terminal)) + " at " +
+                         check.label(terminal_row) +
                          " (pass after_terminal=reopen to accept reopened deals)");
           continue;
         }
@@ -306,12 +335,12 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
       ++log.report_.rows_kept;
       log.time_.push_back(c.time[r]);
       log.stage_.push_back(code);
-      if (has_amount && (log.amount_.value.size() == log.amount_.offset[o] ||
+      if (amount_given(r) && (log.amount_.value.size() == log.amount_.offset[o] ||
                          log.amount_.value.back() != c.amount[r])) {
         log.amount_.time.push_back(c.time[r]);
         log.amount_.value.push_back(c.amount[r]);
       }
-      if (has_owner) {
+      if (owner_given(r)) {
         const auto w = owner_map[static_cast<std::size_t>(c.owner[r])];
         if (log.owner_.value.size() == log.owner_.offset[o] || log.owner_.value.back() != w) {
           log.owner_.time.push_back(c.time[r]);
@@ -362,8 +391,15 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
   const bool any_owner = has_owners() || !more.owner.empty();
   const bool any_close = !close_.empty() || !more.close_date.empty();
   const bool any_created = true;
-  if (any_amount) amount.assign(n, std::numeric_limits<double>::quiet_NaN());
-  if (any_owner) owner.assign(n, missing_code);
+  std::vector<std::uint8_t> amount_given, owner_given;
+  if (any_amount) {
+    amount.assign(n, std::numeric_limits<double>::quiet_NaN());
+    amount_given.assign(n, 0);
+  }
+  if (any_owner) {
+    owner.assign(n, missing_code);
+    owner_given.assign(n, 0);
+  }
   dictionary opp_dict, owner_dict, stage_dict;
   for (const auto& s : stage_names) stage_dict.intern(s);
   for (std::size_t o = 0; o < n_opportunities(); ++o) {
@@ -376,8 +412,14 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
       // event (so it was given explicitly), or an appended earlier event would be rejected as
       // "before its created time" where building from all rows at once accepts it.
       created[k] = created_[o] != time_[offset_[o]] ? created_[o] : missing_time;
-      if (auto a = amount_.at(o, time_[k])) amount[k] = *a;
-      if (auto w = owner_.at(o, time_[k])) owner[k] = static_cast<std::int32_t>(owner_dict.intern(owner_names_[*w]));
+      if (auto a = amount_.at(o, time_[k])) {
+        amount[k] = *a;
+        amount_given[k] = 1;
+      }
+      if (auto w = owner_.at(o, time_[k])) {
+        owner[k] = static_cast<std::int32_t>(owner_dict.intern(owner_names_[*w]));
+        owner_given[k] = 1;
+      }
       if (auto cd = close_.at(o, time_[k])) close[k] = *cd;
     }
   }
@@ -399,7 +441,11 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
                    ? missing_code
                    : static_cast<std::int32_t>(stage_dict.intern(more.stage_names[static_cast<std::size_t>(sc)]));
     time[k] = more.time[r];
-    if (!more.amount.empty()) amount[k] = more.amount[r];
+    if (!more.amount.empty()) {
+      amount[k] = more.amount[r];
+      amount_given[k] = more.amount_given.empty() ? 1 : more.amount_given[r];
+    }
+    if (!more.owner.empty()) owner_given[k] = more.owner_given.empty() ? 1 : more.owner_given[r];
     if (!more.owner.empty())
       owner[k] = (more.owner[r] < 0 || static_cast<std::size_t>(more.owner[r]) >= more.owner_names.size())
                      ? missing_code
@@ -418,9 +464,13 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
   all.stage = stage;
   all.stage_names = stage_names;
   all.time = time;
-  if (any_amount) all.amount = amount;
+  if (any_amount) {
+    all.amount = amount;
+    all.amount_given = amount_given;
+  }
   if (any_owner) {
     all.owner = owner;
+    all.owner_given = owner_given;
     all.owner_names = owner_all;
   }
   if (any_close) all.close_date = close;
@@ -465,7 +515,7 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
   }
   for (std::size_t a = 0; a < attr_order.size(); ++a)
     all.attributes.push_back({attr_order[a], attr_codes[a], attr_names[a]});
-  auto out = from_columns(funnel_, all, options);
+  auto out = ingest(funnel_, all, options, static_cast<std::int64_t>(n0));
   out.report_.duplicates_collapsed += report_.duplicates_collapsed;
   out.report_.rows_read = report_.rows_read + n1;
   out.report_.rows_kept += report_.rows_kept - n0;
@@ -530,8 +580,10 @@ event_log_builder& event_log_builder::add(std::string_view opportunity, std::str
   opp_code_.push_back(opp_.intern(opportunity));
   stage_code_.push_back(static_cast<std::int32_t>(stage_.intern(stage)));
   time_.push_back(time);
-  amount_.push_back(amount.value_or(std::numeric_limits<double>::quiet_NaN()));
+  amount_.push_back(amount.value_or(0.0));
+  amount_given_.push_back(amount.has_value() ? 1 : 0);
   owner_code_.push_back(owner ? static_cast<std::int32_t>(owner_.intern(*owner)) : missing_code);
+  owner_given_.push_back(owner.has_value() ? 1 : 0);
   close_.push_back(close_date.value_or(missing_time));
   any_amount_ |= amount.has_value();
   any_owner_ |= owner.has_value();
@@ -550,9 +602,13 @@ event_log event_log_builder::build(const ingest_options& options) const {
   c.stage = stage_code_;
   c.stage_names = stages;
   c.time = time_;
-  if (any_amount_) c.amount = amount_;
+  if (any_amount_) {
+    c.amount = amount_;
+    c.amount_given = amount_given_;
+  }
   if (any_owner_) {
     c.owner = owner_code_;
+    c.owner_given = owner_given_;
     c.owner_names = owners;
   }
   if (any_close_) c.close_date = close_;

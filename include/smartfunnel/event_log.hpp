@@ -112,11 +112,16 @@ struct event_columns {
   std::span<const std::string> stage_names;
   /// Event time per row, seconds since the epoch UTC (missing_time when absent).
   std::span<const time_point> time;
-  /// Optional: deal amount in force from this row on (finite, >= 0).
+  /// Optional: deal amount in force from this row on (finite, >= 0; NaN is an error).
   std::span<const double> amount;
+  /// Optional mask over `amount`: 0 where the row gives no amount (the amount in force goes on).
+  /// Empty: every row gives one.
+  std::span<const std::uint8_t> amount_given;
   /// Optional: owner (rep) in force from this row on.
   std::span<const std::int32_t> owner;
   std::span<const std::string> owner_names;
+  /// Optional mask over `owner`, like amount_given.
+  std::span<const std::uint8_t> owner_given;
   /// Optional: expected close date in force from this row on (missing_time: none given here).
   std::span<const time_point> close_date;
   /// Optional: when the opportunity was created (missing_time where not given); constant per
@@ -136,7 +141,10 @@ public:
   static event_log from_columns(const funnel& f, const event_columns& cols,
                                 const ingest_options& options = {});
 
-  /// A new log holding this log's events and the rows in `more` (validated the same way).
+  /// A new log holding this log's events and the rows in `more` (validated the same way). Errors
+  /// and rejections number the rows of `more` from 0; an existing event that the new rows make
+  /// invalid (an earlier Lost appended before it, say) is reported as "existing event k" with a
+  /// negative row (k - n_events()).
   [[nodiscard]] event_log append(const event_columns& more, const ingest_options& options = {}) const;
 
   [[nodiscard]] const smartfunnel::funnel& funnel() const noexcept { return funnel_; }
@@ -184,6 +192,8 @@ public:
 
 private:
   explicit event_log(smartfunnel::funnel f) : funnel_(std::move(f)) {}
+  static event_log ingest(const smartfunnel::funnel& f, const event_columns& cols, const ingest_options& options,
+                          std::int64_t existing);
 
   smartfunnel::funnel funnel_;
   bool string_ids_ = false;
@@ -208,7 +218,9 @@ private:
 class event_log_builder {
 public:
   explicit event_log_builder(smartfunnel::funnel f) : funnel_(std::move(f)) {}
-  /// Adds one stage event. Optional fields: pass std::nullopt where not known.
+  /// Adds one stage event. Optional fields: pass std::nullopt where not known at this row; the
+  /// value in force goes on (an opportunity's amount, owner or close date before its first given
+  /// value is unknown).
   event_log_builder& add(std::string_view opportunity, std::string_view stage, time_point time,
                          std::optional<double> amount = std::nullopt,
                          std::optional<std::string_view> owner = std::nullopt,
@@ -223,6 +235,7 @@ private:
   std::vector<std::int32_t> stage_code_, owner_code_;
   std::vector<time_point> time_, close_;
   std::vector<double> amount_;
+  std::vector<std::uint8_t> amount_given_, owner_given_;
   bool any_amount_ = false, any_owner_ = false, any_close_ = false;
 };
 

@@ -152,12 +152,23 @@ class EventLog:
 
     @staticmethod
     def _rejected_frame(core: _core.EventLog, frame: pd.DataFrame) -> pd.DataFrame:
+        """Rejected input rows with reasons; negative rows are existing events (append only)."""
         rep = core.report
         rows = np.asarray(rep["rejected_rows"], dtype=np.int64)
-        out = frame.iloc[rows].copy()
-        out["rejected_column"] = rep["rejected_columns"]
-        out["reason"] = rep["rejected_reasons"]
-        out.insert(0, "row", rows)
+        mine = rows >= 0
+        out = frame.iloc[rows[mine]].copy()
+        out["rejected_column"] = [c for c, m in zip(rep["rejected_columns"], mine) if m]
+        out["reason"] = [r for r, m in zip(rep["rejected_reasons"], mine) if m]
+        out.insert(0, "row", rows[mine])
+        if not mine.all():
+            existing = pd.DataFrame(
+                {
+                    "row": rows[~mine],
+                    "rejected_column": [c for c, m in zip(rep["rejected_columns"], mine) if not m],
+                    "reason": [r for r, m in zip(rep["rejected_reasons"], mine) if not m],
+                }
+            )
+            out = pd.concat([existing, out], ignore_index=True)
         return out
 
     def append(self, frame: pd.DataFrame, validation: str = "strict", after_terminal: str = "error") -> EventLog:
@@ -204,7 +215,11 @@ class EventLog:
 
     @property
     def rejected(self) -> pd.DataFrame:
-        """Rows rejected in lenient mode: the input rows with `row`, `rejected_column` and `reason`."""
+        """Rows rejected in lenient mode: the input rows with `row`, `rejected_column` and `reason`.
+
+        After :meth:`append`, rows number the appended frame; an existing event that the new rows
+        made invalid has a negative row (-1 is the log's last event).
+        """
         assert self._rejected is not None
         return self._rejected
 

@@ -649,14 +649,9 @@ TEST(event_log, append_rejects_out_of_range_attribute_codes) {
   }
 }
 
-// DISABLED: rows named by append's errors and rejections are rows of the rebuilt union (the log's
-// events first, then `more`), not rows of the columns the caller passed. Input: a log of 3 events,
-// append(more) where more's row 1 has the unknown stage 'Demo'. Expected: unknown_stage with
-// row() == 1 and "row 1" in what(); got row() == 4 ("row 4: stage 'Demo' ..."). The same offset
-// applies to report().rejected in lenient mode. Rows of existing events that an appended row makes
-// invalid (an appended earlier Lost before an existing later event) have no row in `more` at all,
-// so the fix needs a decision on how to name them (see the report).
-TEST(event_log, DISABLED_append_names_rows_of_the_appended_columns) {
+// Rows named by append's errors and rejections are rows of the columns the caller passed: a log
+// of 3 events, append(more) where more's row 1 has the unknown stage 'Demo' -> row 1, not row 4.
+TEST(event_log, append_names_rows_of_the_appended_columns) {
   table base;
   base.add(1, "Lead", day(0)).add(1, "Qualified", day(1)).add(2, "Lead", day(0));
   table more;
@@ -699,17 +694,25 @@ TEST(event_log, builder_equals_columns_with_string_ids) {
   EXPECT_EQ(empty.n_opportunities(), 0u);
 }
 
-// DISABLED: the builder documents "pass std::nullopt where not known" for amount and owner, but a
-// row without an amount (or owner) among rows with one is handed to from_columns as NaN (or
-// missing_code) and rejected: build() throws "row 1: amount must be a finite number >= 0, got
-// NaN". Expected: the row is accepted and the field simply does not change there (as close_date's
-// missing_time already does). event_columns has no "not given here" value for amount or owner, so
-// the fix needs a design decision (see the report).
-TEST(event_log, DISABLED_builder_accepts_rows_without_amount_or_owner) {
+// The builder takes std::nullopt for "not known at this row": the value in force goes on.
+TEST(event_log, builder_accepts_rows_without_amount_or_owner) {
   sf::event_log_builder b(enterprise());
   b.add("acme", "Lead", day(0), 100.0, "ann").add("acme", "Qualified", day(4));
   const auto log = b.build();
   EXPECT_EQ(log.n_events(), 2u);
   EXPECT_EQ(log.amounts().at(0, day(4)), 100.0);
   EXPECT_EQ(log.owners().at(0, day(4)), *log.owner_names().find("ann"));
+}
+
+// An existing event made invalid by appended rows (an earlier Lost appended before it) is named as
+// an existing event, with a negative row: events are numbered 0..2 here, so event 1 is row -2.
+TEST(event_log, append_names_existing_events_it_invalidates) {
+  table base;
+  base.add(1, "Lead", day(0)).add(1, "Qualified", day(5)).add(2, "Lead", day(0));
+  table more;
+  more.add(1, "Lost", day(2));
+  const auto e = catch_data_error([&] { return base.log(enterprise()).append(more.columns()); });
+  EXPECT_EQ(e.row, -2);
+  EXPECT_THAT(e.what, HasSubstr("existing event 1:"));
+  EXPECT_THAT(e.what, HasSubstr("after its terminal stage 'Lost' at row 0"));
 }

@@ -78,9 +78,9 @@ def test_missing_time_and_bad_amounts():
     )
     with pytest.raises(sf.DataError, match="row 1: time is missing"):
         sf.EventLog.from_frame(FUNNEL, df)
-    for bad in (np.nan, -5.0, np.inf):
+    for bad, message in ((np.nan, "amount is missing"), (-5.0, "amount must be a finite number >= 0, got -5"), (np.inf, "amount must be a finite number >= 0, got inf")):
         df = frame([(1, "A", "2024-01-01", 10.0), (2, "A", "2024-01-01", bad)], ("opportunity_id", "stage", "time", "amount"))
-        with pytest.raises(sf.DataError, match="row 1: amount must be a finite number >= 0") as info:
+        with pytest.raises(sf.DataError, match=f"row 1: {message}") as info:
             sf.EventLog.from_frame(FUNNEL, df, amount="amount")
         assert info.value.column == "amount"
 
@@ -180,3 +180,17 @@ def test_columns_are_not_copied_when_dtypes_match():
     log = sf.EventLog.from_frame(FUNNEL, df)
     assert log.n_events == n
     assert log.memory_bytes <= 16 * n + 64 * n  # events plus per-opportunity columns
+
+
+def test_append_numbers_rows_of_the_new_frame_and_flags_existing_events():
+    base = sf.EventLog.from_frame(FUNNEL, frame([(1, "A", "2024-01-01"), (1, "B", "2024-01-06")]))
+    with pytest.raises(sf.DataError, match=r"^row 1: stage 'Nope'") as info:
+        base.append(frame([(2, "A", "2024-01-02"), (2, "Nope", "2024-01-03")]))
+    assert info.value.row == 1
+    # An earlier Lost appended before the existing B event makes that event invalid.
+    lenient = base.append(frame([(1, "Lost", "2024-01-03")]), validation="lenient")
+    rej = lenient.rejected
+    assert list(rej["row"]) == [-1]
+    assert "existing event 1" not in rej["reason"].iloc[0]  # the reason, without the row label
+    assert "after its terminal stage 'Lost' at row 0" in rej["reason"].iloc[0]
+    assert lenient.n_events == 2
