@@ -18,7 +18,8 @@ const funnel& bench_funnel() {
 
 simulation_spec bench_spec(std::size_t opportunities) {
   simulation_spec s;
-  s.transition = {0, .55, .05, 0, 0, .40, .05, 0, .55, .05, 0, .35, 0, .05, 0, .60, .05, .30, 0, 0, .05, 0, .65, .30};
+  s.transition = {0, .55, .05, 0,   0,   .40, .05, 0, .55, .05, 0,   .35,
+                  0, .05, 0,   .60, .05, .30, 0,   0, .05, 0,   .65, .30};
   s.sojourn_mean_days = {1, 21, 30, 1, 1, 8, 20, 1, 28, 35, 1, 10, 1, 15, 1, 30, 20, 12, 1, 1, 15, 1, 25, 14};
   s.owners = {"a", "b", "c", "d", "e", "f", "g", "h"};
   s.n_opportunities = opportunities;
@@ -43,7 +44,8 @@ const fixture& data(std::size_t target_events) {
 }
 
 void set_counters(benchmark::State& state, const event_log& log) {
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(log.n_events()));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(log.n_events()));
   state.counters["events"] = static_cast<double>(log.n_events());
   const auto n = static_cast<double>(std::max<std::size_t>(1, log.n_events()));
   state.counters["event_bytes_per_event"] = static_cast<double>(log.event_bytes()) / n;

@@ -23,16 +23,22 @@ void raise_data_error(PyObject* type, const data_error& e) {
 } // namespace
 
 void register_errors(py::module_& m) {
-  static PyObject* invalid_funnel_t = make_type(m, "InvalidFunnelError", PyExc_ValueError, "The funnel definition is invalid.");
-  static PyObject* invalid_options_t = make_type(m, "InvalidOptionsError", PyExc_ValueError, "An option is out of range.");
-  static PyObject* data_error_t = make_type(m, "DataError", PyExc_ValueError,
-      "A row of input data cannot be accepted; .row (0-based) and .column say where.");
-  static PyObject* unknown_stage_t = make_type(m, "UnknownStageError", data_error_t, "A stage name the funnel does not know.");
-  static PyObject* unknown_opp_t = make_type(m, "UnknownOpportunityError", PyExc_KeyError, "An opportunity id the log does not know.");
-  static PyObject* singular_t = make_type(m, "SingularChainError", PyExc_RuntimeError,
-      "Some open stages never reach Won or Lost, so win probabilities are undefined.");
+  static PyObject* invalid_funnel_t =
+      make_type(m, "InvalidFunnelError", PyExc_ValueError, "The funnel definition is invalid.");
+  static PyObject* invalid_options_t =
+      make_type(m, "InvalidOptionsError", PyExc_ValueError, "An option is out of range.");
+  static PyObject* data_error_t =
+      make_type(m, "DataError", PyExc_ValueError,
+                "A row of input data cannot be accepted; .row (0-based) and .column say where.");
+  static PyObject* unknown_stage_t =
+      make_type(m, "UnknownStageError", data_error_t, "A stage name the funnel does not know.");
+  static PyObject* unknown_opp_t =
+      make_type(m, "UnknownOpportunityError", PyExc_KeyError, "An opportunity id the log does not know.");
+  static PyObject* singular_t =
+      make_type(m, "SingularChainError", PyExc_RuntimeError,
+                "Some open stages never reach Won or Lost, so win probabilities are undefined.");
   static PyObject* merge_t = make_type(m, "IncompatibleMergeError", PyExc_ValueError,
-      "Partial fits with different funnels or options cannot be merged.");
+                                       "Partial fits with different funnels or options cannot be merged.");
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

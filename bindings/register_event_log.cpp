@@ -56,16 +56,26 @@ struct column_input {
   }
 };
 
-column_input make_input(carray<std::int64_t> opportunity, std::optional<std::vector<std::string>> opportunity_names,
-                        carray<std::int32_t> stage, std::vector<std::string> stage_names, carray<std::int64_t> time,
-                        std::optional<carray<double>> amount, std::optional<carray<std::int32_t>> owner,
-                        std::optional<std::vector<std::string>> owner_names,
-                        std::optional<carray<std::int64_t>> close_date, std::optional<carray<std::int64_t>> created,
-                        std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes) {
-  column_input in{std::move(opportunity), opportunity_names.value_or(std::vector<std::string>{}),
-                  std::move(stage), std::move(stage_names), std::move(time), std::move(amount), std::move(owner),
-                  owner_names.value_or(std::vector<std::string>{}), std::move(close_date), std::move(created),
-                  {}, {}, {}};
+column_input
+make_input(carray<std::int64_t> opportunity, std::optional<std::vector<std::string>> opportunity_names,
+           carray<std::int32_t> stage, std::vector<std::string> stage_names, carray<std::int64_t> time,
+           std::optional<carray<double>> amount, std::optional<carray<std::int32_t>> owner,
+           std::optional<std::vector<std::string>> owner_names,
+           std::optional<carray<std::int64_t>> close_date, std::optional<carray<std::int64_t>> created,
+           std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes) {
+  column_input in{std::move(opportunity),
+                  opportunity_names.value_or(std::vector<std::string>{}),
+                  std::move(stage),
+                  std::move(stage_names),
+                  std::move(time),
+                  std::move(amount),
+                  std::move(owner),
+                  owner_names.value_or(std::vector<std::string>{}),
+                  std::move(close_date),
+                  std::move(created),
+                  {},
+                  {},
+                  {}};
   for (auto& [name, codes, values] : attributes) {
     in.attr_names.push_back(name);
     in.attr_codes.push_back(std::move(codes));
@@ -103,14 +113,16 @@ py::tuple history(const field_history<T>& h, py::handle owner) {
 
 void register_event_log(py::module_& m) {
   using log_ptr = std::shared_ptr<event_log>;
-  py::class_<event_log, log_ptr>(m, "EventLog", "Validated, sorted, interned stage history (see smartfunnel.EventLog).")
+  py::class_<event_log, log_ptr>(m, "EventLog",
+                                 "Validated, sorted, interned stage history (see smartfunnel.EventLog).")
       .def_static(
           "from_columns",
-          [](const funnel& f, carray<std::int64_t> opportunity, std::optional<std::vector<std::string>> opportunity_names,
-             carray<std::int32_t> stage, std::vector<std::string> stage_names, carray<std::int64_t> time,
+          [](const funnel& f, carray<std::int64_t> opportunity,
+             std::optional<std::vector<std::string>> opportunity_names, carray<std::int32_t> stage,
+             std::vector<std::string> stage_names, carray<std::int64_t> time,
              std::optional<carray<double>> amount, std::optional<carray<std::int32_t>> owner,
-             std::optional<std::vector<std::string>> owner_names, std::optional<carray<std::int64_t>> close_date,
-             std::optional<carray<std::int64_t>> created,
+             std::optional<std::vector<std::string>> owner_names,
+             std::optional<carray<std::int64_t>> close_date, std::optional<carray<std::int64_t>> created,
              std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes,
              const std::string& validation_mode, const std::string& on_after_terminal) {
             const ingest_options opts{parse_mode(validation_mode), parse_after(on_after_terminal)};
@@ -123,16 +135,19 @@ void register_event_log(py::module_& m) {
             return std::make_shared<event_log>(event_log::from_columns(f, cols, opts));
           },
           py::arg("funnel"), py::arg("opportunity"), py::arg("opportunity_names"), py::arg("stage"),
-          py::arg("stage_names"), py::arg("time"), py::arg("amount") = py::none(), py::arg("owner") = py::none(),
-          py::arg("owner_names") = py::none(), py::arg("close_date") = py::none(), py::arg("created") = py::none(),
-          py::arg("attributes") = py::list(), py::arg("validation") = "strict", py::arg("after_terminal") = "error")
+          py::arg("stage_names"), py::arg("time"), py::arg("amount") = py::none(),
+          py::arg("owner") = py::none(), py::arg("owner_names") = py::none(),
+          py::arg("close_date") = py::none(), py::arg("created") = py::none(),
+          py::arg("attributes") = py::list(), py::arg("validation") = "strict",
+          py::arg("after_terminal") = "error")
       .def(
           "append",
-          [](const event_log& self, carray<std::int64_t> opportunity, std::optional<std::vector<std::string>> opportunity_names,
-             carray<std::int32_t> stage, std::vector<std::string> stage_names, carray<std::int64_t> time,
+          [](const event_log& self, carray<std::int64_t> opportunity,
+             std::optional<std::vector<std::string>> opportunity_names, carray<std::int32_t> stage,
+             std::vector<std::string> stage_names, carray<std::int64_t> time,
              std::optional<carray<double>> amount, std::optional<carray<std::int32_t>> owner,
-             std::optional<std::vector<std::string>> owner_names, std::optional<carray<std::int64_t>> close_date,
-             std::optional<carray<std::int64_t>> created,
+             std::optional<std::vector<std::string>> owner_names,
+             std::optional<carray<std::int64_t>> close_date, std::optional<carray<std::int64_t>> created,
              std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes,
              const std::string& validation_mode, const std::string& on_after_terminal) {
             const ingest_options opts{parse_mode(validation_mode), parse_after(on_after_terminal)};
@@ -146,43 +161,55 @@ void register_event_log(py::module_& m) {
           },
           py::arg("opportunity"), py::arg("opportunity_names"), py::arg("stage"), py::arg("stage_names"),
           py::arg("time"), py::arg("amount") = py::none(), py::arg("owner") = py::none(),
-          py::arg("owner_names") = py::none(), py::arg("close_date") = py::none(), py::arg("created") = py::none(),
-          py::arg("attributes") = py::list(), py::arg("validation") = "strict", py::arg("after_terminal") = "error")
+          py::arg("owner_names") = py::none(), py::arg("close_date") = py::none(),
+          py::arg("created") = py::none(), py::arg("attributes") = py::list(),
+          py::arg("validation") = "strict", py::arg("after_terminal") = "error")
       .def_property_readonly("funnel", &event_log::funnel)
       .def_property_readonly("n_events", &event_log::n_events)
       .def_property_readonly("n_opportunities", &event_log::n_opportunities)
       .def_property_readonly("string_ids", &event_log::string_ids)
-      .def_property_readonly("ids", [](const log_ptr& self) -> py::object {
-        if (self->string_ids()) {
-          auto ids = self->string_id_values();
-          return py::cast(std::vector<std::string>(ids.begin(), ids.end()));
-        }
-        return view<std::int64_t>(self->int_ids(), py::cast(self));
-      })
-      .def_property_readonly("offsets", [](const log_ptr& s) { return view<std::uint64_t>(s->offsets(), py::cast(s)); })
-      .def_property_readonly("times", [](const log_ptr& s) { return view<time_point>(s->times(), py::cast(s)); })
-      .def_property_readonly("stages", [](const log_ptr& s) { return view<stage_code>(s->stages(), py::cast(s)); })
-      .def_property_readonly("created", [](const log_ptr& s) { return view<time_point>(s->created(), py::cast(s)); })
+      .def_property_readonly("ids",
+                             [](const log_ptr& self) -> py::object {
+                               if (self->string_ids()) {
+                                 auto ids = self->string_id_values();
+                                 return py::cast(std::vector<std::string>(ids.begin(), ids.end()));
+                               }
+                               return view<std::int64_t>(self->int_ids(), py::cast(self));
+                             })
+      .def_property_readonly("offsets",
+                             [](const log_ptr& s) { return view<std::uint64_t>(s->offsets(), py::cast(s)); })
+      .def_property_readonly("times",
+                             [](const log_ptr& s) { return view<time_point>(s->times(), py::cast(s)); })
+      .def_property_readonly("stages",
+                             [](const log_ptr& s) { return view<stage_code>(s->stages(), py::cast(s)); })
+      .def_property_readonly("created",
+                             [](const log_ptr& s) { return view<time_point>(s->created(), py::cast(s)); })
       .def_property_readonly("first_time", &event_log::first_time)
       .def_property_readonly("last_time", &event_log::last_time)
       .def_property_readonly("has_amounts", &event_log::has_amounts)
       .def_property_readonly("has_owners", &event_log::has_owners)
-      .def_property_readonly("owner_names", [](const event_log& s) {
-        auto n = s.owner_names().names();
-        return std::vector<std::string>(n.begin(), n.end());
-      })
-      .def_property_readonly("amount_history", [](const log_ptr& s) { return history(s->amounts(), py::cast(s)); })
-      .def_property_readonly("owner_history", [](const log_ptr& s) { return history(s->owners(), py::cast(s)); })
-      .def_property_readonly("close_date_history", [](const log_ptr& s) { return history(s->close_dates(), py::cast(s)); })
-      .def_property_readonly("attributes", [](const log_ptr& s) {
-        py::list out;
-        for (const auto& a : s->attributes()) {
-          auto v = a.values.names();
-          out.append(py::make_tuple(a.name, std::vector<std::string>(v.begin(), v.end()),
-                                    view<std::int32_t>(a.code, py::cast(s))));
-        }
-        return out;
-      })
+      .def_property_readonly("owner_names",
+                             [](const event_log& s) {
+                               auto n = s.owner_names().names();
+                               return std::vector<std::string>(n.begin(), n.end());
+                             })
+      .def_property_readonly("amount_history",
+                             [](const log_ptr& s) { return history(s->amounts(), py::cast(s)); })
+      .def_property_readonly("owner_history",
+                             [](const log_ptr& s) { return history(s->owners(), py::cast(s)); })
+      .def_property_readonly("close_date_history",
+                             [](const log_ptr& s) { return history(s->close_dates(), py::cast(s)); })
+      .def_property_readonly("attributes",
+                             [](const log_ptr& s) {
+                               py::list out;
+                               for (const auto& a : s->attributes()) {
+                                 auto v = a.values.names();
+                                 out.append(py::make_tuple(a.name,
+                                                           std::vector<std::string>(v.begin(), v.end()),
+                                                           view<std::int32_t>(a.code, py::cast(s))));
+                               }
+                               return out;
+                             })
       .def_property_readonly("report", [](const event_log& s) { return report_dict(s.report()); })
       .def_property_readonly("memory_bytes", &event_log::memory_bytes)
       .def_property_readonly("event_bytes", &event_log::event_bytes)

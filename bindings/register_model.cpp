@@ -112,72 +112,96 @@ void register_model(py::module_& m) {
       .def_property_readonly("funnel", &funnel_model::funnel)
       .def_property_readonly("options", &funnel_model::options)
       .def_property_readonly("as_of", &funnel_model::as_of)
-      .def_property_readonly("n_opportunities", [](const funnel_model& s) { return s.statistics().n_opportunities; })
+      .def_property_readonly("n_opportunities",
+                             [](const funnel_model& s) { return s.statistics().n_opportunities; })
       .def_property_readonly("n_stays", [](const funnel_model& s) { return s.statistics().n_stays; })
-      .def_property_readonly("group_keys", [](const funnel_model& s) {
-        std::vector<std::vector<std::string>> keys;
-        for (const auto& g : s.groups()) keys.push_back(g.key);
-        return keys;
-      })
-      .def_property_readonly("group_parents", [](const funnel_model& s) {
-        std::vector<std::size_t> p;
-        for (const auto& g : s.groups()) p.push_back(g.parent);
-        return p;
-      })
+      .def_property_readonly("group_keys",
+                             [](const funnel_model& s) {
+                               std::vector<std::vector<std::string>> keys;
+                               for (const auto& g : s.groups()) keys.push_back(g.key);
+                               return keys;
+                             })
+      .def_property_readonly("group_parents",
+                             [](const funnel_model& s) {
+                               std::vector<std::size_t> p;
+                               for (const auto& g : s.groups()) p.push_back(g.parent);
+                               return p;
+                             })
       .def("stage_tables", &stage_tables, py::arg("group") = 0)
       .def("stage_scalars", &stage_scalars, py::arg("group") = 0)
-      .def("transition_matrix", [](const funnel_model& s, std::size_t g) {
-        const std::size_t n = s.funnel().n_open();
-        return owned2d(s.groups()[group_index(s, g)].transition_matrix(s.funnel()), n, n + 2);
-      }, py::arg("group") = 0)
-      .def("curve", [](const funnel_model& s, std::size_t g, std::size_t stage) {
-        const auto& gf = s.groups()[group_index(s, g)];
-        if (stage >= gf.stages.size()) throw py::index_error("stage index out of range");
-        const auto& e = gf.stages[stage];
-        return py::make_tuple(owned(std::vector<std::int64_t>(e.duration)), owned(std::vector<double>(e.at_risk)),
-                              owned(std::vector<double>(e.survival)),
-                              owned2d(std::vector<double>(e.incidence), e.duration.size(), e.n_codes()));
-      }, py::arg("group"), py::arg("stage"))
-      .def("quantile", [](const funnel_model& s, std::size_t g, std::size_t stage, double q) {
-        return s.groups()[group_index(s, g)].stages.at(stage).quantile(q);
-      }, py::arg("group"), py::arg("stage"), py::arg("q"))
-      .def("p_win", [](const funnel_model& s, carray<std::int32_t> stage, carray<double> age_ticks, std::size_t g) {
-        group_index(s, g);
-        auto st = span_of(stage);
-        auto ag = span_of(age_ticks);
-        std::vector<double> out(st.size());
-        {
-          py::gil_scoped_release release;
-          s.p_win(st, ag, out, g);
-        }
-        return owned(std::move(out));
-      }, py::arg("stage"), py::arg("age_ticks"), py::arg("group") = 0)
-      .def("cells", [](const funnel_model& s) {
-        // The sufficient statistics: (leaf key, stage, durations, counts, weights, squared weights).
-        py::list out;
-        const std::size_t w = s.statistics().width();
-        for (const auto& [key, cells] : s.statistics().cells)
-          for (std::size_t st = 0; st < cells.size(); ++st) {
-            const auto& c = cells[st];
-            out.append(py::make_tuple(key, st, owned(std::vector<std::int64_t>(c.duration)),
-                                      owned2d(std::vector<std::int64_t>(c.count), c.rows(), w),
-                                      owned2d(std::vector<double>(c.weight), c.rows(), w),
-                                      owned2d(std::vector<double>(c.weight_sq), c.rows(), w)));
-          }
-        return out;
-      }, "The mergeable sufficient statistics, one entry per (leaf group, stage).")
-      .def("statistics_equal", [](const funnel_model& a, const funnel_model& b) {
-        return a.statistics() == b.statistics();
-      });
+      .def(
+          "transition_matrix",
+          [](const funnel_model& s, std::size_t g) {
+            const std::size_t n = s.funnel().n_open();
+            return owned2d(s.groups()[group_index(s, g)].transition_matrix(s.funnel()), n, n + 2);
+          },
+          py::arg("group") = 0)
+      .def(
+          "curve",
+          [](const funnel_model& s, std::size_t g, std::size_t stage) {
+            const auto& gf = s.groups()[group_index(s, g)];
+            if (stage >= gf.stages.size()) throw py::index_error("stage index out of range");
+            const auto& e = gf.stages[stage];
+            return py::make_tuple(owned(std::vector<std::int64_t>(e.duration)),
+                                  owned(std::vector<double>(e.at_risk)),
+                                  owned(std::vector<double>(e.survival)),
+                                  owned2d(std::vector<double>(e.incidence), e.duration.size(), e.n_codes()));
+          },
+          py::arg("group"), py::arg("stage"))
+      .def(
+          "quantile",
+          [](const funnel_model& s, std::size_t g, std::size_t stage, double q) {
+            return s.groups()[group_index(s, g)].stages.at(stage).quantile(q);
+          },
+          py::arg("group"), py::arg("stage"), py::arg("q"))
+      .def(
+          "p_win",
+          [](const funnel_model& s, carray<std::int32_t> stage, carray<double> age_ticks, std::size_t g) {
+            group_index(s, g);
+            auto st = span_of(stage);
+            auto ag = span_of(age_ticks);
+            std::vector<double> out(st.size());
+            {
+              py::gil_scoped_release release;
+              s.p_win(st, ag, out, g);
+            }
+            return owned(std::move(out));
+          },
+          py::arg("stage"), py::arg("age_ticks"), py::arg("group") = 0)
+      .def(
+          "cells",
+          [](const funnel_model& s) {
+            // The sufficient statistics: (leaf key, stage, durations, counts, weights, squared weights).
+            py::list out;
+            const std::size_t w = s.statistics().width();
+            for (const auto& [key, cells] : s.statistics().cells)
+              for (std::size_t st = 0; st < cells.size(); ++st) {
+                const auto& c = cells[st];
+                out.append(py::make_tuple(key, st, owned(std::vector<std::int64_t>(c.duration)),
+                                          owned2d(std::vector<std::int64_t>(c.count), c.rows(), w),
+                                          owned2d(std::vector<double>(c.weight), c.rows(), w),
+                                          owned2d(std::vector<double>(c.weight_sq), c.rows(), w)));
+              }
+            return out;
+          },
+          "The mergeable sufficient statistics, one entry per (leaf group, stage).")
+      .def("statistics_equal",
+           [](const funnel_model& a, const funnel_model& b) { return a.statistics() == b.statistics(); });
 
-  m.def("fit", [](std::shared_ptr<event_log> log, const fit_options& options) {
-    py::gil_scoped_release release;
-    return std::make_shared<funnel_model>(fit(*log, options));
-  }, py::arg("log"), py::arg("options"), "Fit a funnel model (see smartfunnel.fit).");
-  m.def("merge", [](const funnel_model& a, const funnel_model& b) {
-    py::gil_scoped_release release;
-    return std::make_shared<funnel_model>(merge(a, b));
-  }, py::arg("a"), py::arg("b"), "Merge models fitted on disjoint sets of opportunities.");
+  m.def(
+      "fit",
+      [](std::shared_ptr<event_log> log, const fit_options& options) {
+        py::gil_scoped_release release;
+        return std::make_shared<funnel_model>(fit(*log, options));
+      },
+      py::arg("log"), py::arg("options"), "Fit a funnel model (see smartfunnel.fit).");
+  m.def(
+      "merge",
+      [](const funnel_model& a, const funnel_model& b) {
+        py::gil_scoped_release release;
+        return std::make_shared<funnel_model>(merge(a, b));
+      },
+      py::arg("a"), py::arg("b"), "Merge models fitted on disjoint sets of opportunities.");
 }
 
 } // namespace smartfunnel::bindings

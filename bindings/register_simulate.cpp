@@ -7,10 +7,10 @@ namespace smartfunnel::bindings {
 void register_simulate(py::module_& m) {
   m.def(
       "simulate",
-      [](const funnel& f, std::vector<double> transition, std::vector<double> sojourn_mean_days, double sojourn_shape,
-         std::vector<std::vector<double>> owner_transition, std::vector<std::string> owners,
-         std::size_t n_opportunities, time_point start, time_point as_of, std::size_t entry_stage,
-         double amount_median, double amount_sigma, double amount_change_probability,
+      [](const funnel& f, std::vector<double> transition, std::vector<double> sojourn_mean_days,
+         double sojourn_shape, std::vector<std::vector<double>> owner_transition,
+         std::vector<std::string> owners, std::size_t n_opportunities, time_point start, time_point as_of,
+         std::size_t entry_stage, double amount_median, double amount_sigma, double amount_change_probability,
          double reassign_probability, double close_push_probability, std::uint64_t seed) {
         simulation_spec spec;
         spec.transition = std::move(transition);
@@ -48,8 +48,9 @@ void register_simulate(py::module_& m) {
       py::arg("funnel"), py::arg("transition"), py::arg("sojourn_mean_days"), py::arg("sojourn_shape"),
       py::arg("owner_transition"), py::arg("owners"), py::arg("n_opportunities"), py::arg("start"),
       py::arg("as_of"), py::arg("entry_stage"), py::arg("amount_median"), py::arg("amount_sigma"),
-      py::arg("amount_change_probability"), py::arg("reassign_probability"), py::arg("close_push_probability"),
-      py::arg("seed"), "Simulate stage histories with known truth (see smartfunnel.datasets.simulate).");
+      py::arg("amount_change_probability"), py::arg("reassign_probability"),
+      py::arg("close_push_probability"), py::arg("seed"),
+      "Simulate stage histories with known truth (see smartfunnel.datasets.simulate).");
 }
 
 } // namespace smartfunnel::bindings

@@ -36,7 +36,8 @@ public:
 
   /// "row 3", or "existing event 2" for a log's own event during append().
   [[nodiscard]] std::string label(std::int64_t row) const {
-    return row < existing_ ? "existing event " + std::to_string(row) : "row " + std::to_string(row - existing_);
+    return row < existing_ ? "existing event " + std::to_string(row)
+                           : "row " + std::to_string(row - existing_);
   }
   /// The row as the caller numbers it (negative for existing events).
   [[nodiscard]] std::int64_t number(std::int64_t row) const { return row - existing_; }
@@ -57,8 +58,8 @@ private:
 void check_length(std::size_t n, std::size_t got, const char* column, bool required = false) {
   if ((required || got != 0) && got != n)
     throw data_error(-1, column,
-                     std::string("column '") + column + "' has " + std::to_string(got) +
-                         " rows, expected " + std::to_string(n) + " like the opportunity column");
+                     std::string("column '") + column + "' has " + std::to_string(got) + " rows, expected " +
+                         std::to_string(n) + " like the opportunity column");
 }
 
 // Every column of `c` has the length of its opportunity column (stage, time and the attributes
@@ -83,8 +84,8 @@ event_log event_log::from_columns(const smartfunnel::funnel& f, const event_colu
   return ingest(f, c, options, 0);
 }
 
-event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c, const ingest_options& options,
-                            std::int64_t existing) {
+event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c,
+                            const ingest_options& options, std::int64_t existing) {
   const std::size_t n = c.opportunity.size();
   check_lengths(c);
 
@@ -136,8 +137,10 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
     bool ok = true;
     auto bad = [&](const char* column, const std::string& why, bool stage_error = false) {
       if (ok) {
-        if (stage_error) check.fail<unknown_stage>(row, column, why);
-        else check.fail(row, column, why);
+        if (stage_error)
+          check.fail<unknown_stage>(row, column, why);
+        else
+          check.fail(row, column, why);
       }
       ok = false;
     };
@@ -148,15 +151,16 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
     if (ok && (sc < 0 || static_cast<std::size_t>(sc) >= stage_map.size()))
       bad("stage", "stage is missing (opportunity " + quote(id_text(r)) + ")");
     else if (ok && stage_map[static_cast<std::size_t>(sc)] < 0)
-      bad("stage", "stage " + quote(c.stage_names[static_cast<std::size_t>(sc)]) +
-                       " is not in funnel " + quote(f.name()) + " (opportunity " +
-                       quote(id_text(r)) + ")",
+      bad("stage",
+          "stage " + quote(c.stage_names[static_cast<std::size_t>(sc)]) + " is not in funnel " +
+              quote(f.name()) + " (opportunity " + quote(id_text(r)) + ")",
           true);
     if (ok && c.time[r] == missing_time)
       bad("time", "time is missing (opportunity " + quote(id_text(r)) + ")");
     if (ok && amount_given(r) && !(std::isfinite(c.amount[r]) && c.amount[r] >= 0.0))
-      bad("amount", (std::isnan(c.amount[r]) ? std::string("amount is missing (NaN)")
-                                              : "amount must be a finite number >= 0, got " + std::to_string(c.amount[r])) +
+      bad("amount", (std::isnan(c.amount[r])
+                         ? std::string("amount is missing (NaN)")
+                         : "amount must be a finite number >= 0, got " + std::to_string(c.amount[r])) +
                         " (opportunity " + quote(id_text(r)) + ")");
     if (ok && owner_given(r) &&
         (c.owner[r] < 0 || static_cast<std::size_t>(c.owner[r]) >= c.owner_names.size()))
@@ -219,9 +223,9 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
         created_row[o] = row;
       } else if (log.created_[o] != c.created[r]) {
         check.fail(row, "created",
-                   "created time " + std::to_string(c.created[r]) + " of opportunity " +
-                       quote(id_text(r)) + " conflicts with " + std::to_string(log.created_[o]) +
-                       " given at " + check.label(created_row[o]));
+                   "created time " + std::to_string(c.created[r]) + " of opportunity " + quote(id_text(r)) +
+                       " conflicts with " + std::to_string(log.created_[o]) + " given at " +
+                       check.label(created_row[o]));
         keep[r] = 0;
         continue;
       }
@@ -235,12 +239,10 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
         attr_row[a][o] = row;
       } else if (slot != code) {
         check.fail(row, c.attributes[a].name,
-                   "attribute " + quote(c.attributes[a].name) + " of opportunity " +
-                       quote(id_text(r)) + " is " +
-                       quote(log.attributes_[a].values[static_cast<std::uint32_t>(code)]) +
+                   "attribute " + quote(c.attributes[a].name) + " of opportunity " + quote(id_text(r)) +
+                       " is " + quote(log.attributes_[a].values[static_cast<std::uint32_t>(code)]) +
                        " but was " + quote(log.attributes_[a].values[static_cast<std::uint32_t>(slot)]) +
-                       " at " + check.label(attr_row[a][o]) +
-                       "; attributes are constant per opportunity");
+                       " at " + check.label(attr_row[a][o]) + "; attributes are constant per opportunity");
         keep[r] = 0;
         break;
       }
@@ -275,15 +277,17 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
   std::vector<std::uint32_t> owner_map;
   if (has_owner) {
     owner_map.resize(c.owner_names.size());
-    for (std::size_t i = 0; i < c.owner_names.size(); ++i) owner_map[i] = log.owner_names_.intern(c.owner_names[i]);
+    for (std::size_t i = 0; i < c.owner_names.size(); ++i)
+      owner_map[i] = log.owner_names_.intern(c.owner_names[i]);
     log.owner_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
   }
   if (has_amount) log.amount_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
   if (has_close) log.close_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
 
   auto same_row = [&](std::uint64_t x, std::uint64_t y) {
-    return c.time[x] == c.time[y] && stage_map[static_cast<std::size_t>(c.stage[x])] ==
-                                         stage_map[static_cast<std::size_t>(c.stage[y])] &&
+    return c.time[x] == c.time[y] &&
+           stage_map[static_cast<std::size_t>(c.stage[x])] ==
+               stage_map[static_cast<std::size_t>(c.stage[y])] &&
            amount_given(x) == amount_given(y) && (!amount_given(x) || c.amount[x] == c.amount[y]) &&
            owner_given(x) == owner_given(y) &&
            (!owner_given(x) || c.owner_names[static_cast<std::size_t>(c.owner[x])] ==
@@ -302,15 +306,15 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
       const auto code = static_cast<stage_code>(stage_map[static_cast<std::size_t>(c.stage[r])]);
       if (log.created_[o] != missing_time && c.time[r] < log.created_[o]) {
         check.fail(row, "time",
-                   "event time " + std::to_string(c.time[r]) + " of opportunity " +
-                       quote(id_text(r)) + " is before its created time " +
-                       std::to_string(log.created_[o]));
+                   "event time " + std::to_string(c.time[r]) + " of opportunity " + quote(id_text(r)) +
+                       " is before its created time " + std::to_string(log.created_[o]));
         continue;
       }
       // Rows are sorted by time within the opportunity, so rows at one time are contiguous; a
       // duplicate need not be adjacent to its twin (another stage may sit between them).
       if (!kept_at_time.empty() && c.time[kept_at_time.front()] != c.time[r]) kept_at_time.clear();
-      if (std::any_of(kept_at_time.begin(), kept_at_time.end(), [&](std::uint64_t x) { return same_row(x, r); })) {
+      if (std::any_of(kept_at_time.begin(), kept_at_time.end(),
+                      [&](std::uint64_t x) { return same_row(x, r); })) {
         ++log.report_.duplicates_collapsed;
         ++log.report_.rows_kept;
         continue;
@@ -335,8 +339,8 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
       ++log.report_.rows_kept;
       log.time_.push_back(c.time[r]);
       log.stage_.push_back(code);
-      if (amount_given(r) && (log.amount_.value.size() == log.amount_.offset[o] ||
-                         log.amount_.value.back() != c.amount[r])) {
+      if (amount_given(r) &&
+          (log.amount_.value.size() == log.amount_.offset[o] || log.amount_.value.back() != c.amount[r])) {
         log.amount_.time.push_back(c.time[r]);
         log.amount_.value.push_back(c.amount[r]);
       }
@@ -425,21 +429,24 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
   }
   const bool more_names = !more.opportunity_names.empty();
   if (n0 > 0 && more_names != string_ids_)
-    throw data_error(-1, "opportunity", std::string("appended opportunity ids must be ") +
-                                            (string_ids_ ? "strings" : "integers") +
-                                            " like the log's");
+    throw data_error(-1, "opportunity",
+                     std::string("appended opportunity ids must be ") +
+                         (string_ids_ ? "strings" : "integers") + " like the log's");
   for (std::size_t r = 0; r < n1; ++r) {
     const auto k = n0 + r;
     const auto oc = more.opportunity[r];
     if (more_names)
       opp[k] = (oc < 0 || static_cast<std::size_t>(oc) >= more.opportunity_names.size())
                    ? missing_code
-                   : static_cast<std::int64_t>(opp_dict.intern(more.opportunity_names[static_cast<std::size_t>(oc)]));
-    else opp[k] = oc;
+                   : static_cast<std::int64_t>(
+                         opp_dict.intern(more.opportunity_names[static_cast<std::size_t>(oc)]));
+    else
+      opp[k] = oc;
     const auto sc = more.stage[r];
-    stage[k] = (sc < 0 || static_cast<std::size_t>(sc) >= more.stage_names.size())
-                   ? missing_code
-                   : static_cast<std::int32_t>(stage_dict.intern(more.stage_names[static_cast<std::size_t>(sc)]));
+    stage[k] =
+        (sc < 0 || static_cast<std::size_t>(sc) >= more.stage_names.size())
+            ? missing_code
+            : static_cast<std::int32_t>(stage_dict.intern(more.stage_names[static_cast<std::size_t>(sc)]));
     time[k] = more.time[r];
     if (!more.amount.empty()) {
       amount[k] = more.amount[r];
@@ -449,12 +456,14 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
     if (!more.owner.empty())
       owner[k] = (more.owner[r] < 0 || static_cast<std::size_t>(more.owner[r]) >= more.owner_names.size())
                      ? missing_code
-                     : static_cast<std::int32_t>(owner_dict.intern(more.owner_names[static_cast<std::size_t>(more.owner[r])]));
+                     : static_cast<std::int32_t>(
+                           owner_dict.intern(more.owner_names[static_cast<std::size_t>(more.owner[r])]));
     if (!more.close_date.empty()) close[k] = more.close_date[r];
     if (!more.created.empty()) created[k] = more.created[r];
   }
   // Existing opportunities keep their created time; new rows of them must agree or leave it empty.
-  for (std::size_t r = 0; r < n1; ++r) created[n0 + r] = more.created.empty() ? missing_time : more.created[r];
+  for (std::size_t r = 0; r < n1; ++r)
+    created[n0 + r] = more.created.empty() ? missing_time : more.created[r];
   std::vector<std::string> owner_all(owner_dict.names().begin(), owner_dict.names().end());
   stage_names.assign(stage_dict.names().begin(), stage_dict.names().end());
   if (string_ids_ || more_names) opp_names.assign(opp_dict.names().begin(), opp_dict.names().end());
@@ -480,7 +489,8 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
   std::vector<std::string> attr_order;
   for (const auto& a : attributes_) attr_order.push_back(a.name);
   for (const auto& m : more.attributes)
-    if (std::find(attr_order.begin(), attr_order.end(), m.name) == attr_order.end()) attr_order.push_back(m.name);
+    if (std::find(attr_order.begin(), attr_order.end(), m.name) == attr_order.end())
+      attr_order.push_back(m.name);
   std::vector<std::vector<std::int32_t>> attr_codes;
   std::vector<std::vector<std::string>> attr_names;
   for (const auto& name : attr_order) {
@@ -567,10 +577,9 @@ std::size_t event_log::opportunity_bytes() const noexcept {
 
 bool operator==(const event_log& a, const event_log& b) {
   return a.funnel_ == b.funnel_ && a.string_ids_ == b.string_ids_ && a.int_ids_ == b.int_ids_ &&
-         a.str_ids_ == b.str_ids_ && a.offset_ == b.offset_ && a.time_ == b.time_ &&
-         a.stage_ == b.stage_ && a.created_ == b.created_ && a.amount_ == b.amount_ &&
-         a.owner_ == b.owner_ && a.close_ == b.close_ && a.owner_names_ == b.owner_names_ &&
-         a.attributes_ == b.attributes_;
+         a.str_ids_ == b.str_ids_ && a.offset_ == b.offset_ && a.time_ == b.time_ && a.stage_ == b.stage_ &&
+         a.created_ == b.created_ && a.amount_ == b.amount_ && a.owner_ == b.owner_ && a.close_ == b.close_ &&
+         a.owner_names_ == b.owner_names_ && a.attributes_ == b.attributes_;
 }
 
 event_log_builder& event_log_builder::add(std::string_view opportunity, std::string_view stage,

@@ -28,12 +28,10 @@ void fit_options::validate() const {
     throw invalid_options("level must be in (0, 1), got " + std::to_string(level));
   if (!(min_concentration > 0.0 && max_concentration >= min_concentration))
     throw invalid_options("concentration bounds must satisfy 0 < min_concentration <= max_concentration");
-  if (!(fallback_concentration >= 0.0))
-    throw invalid_options("fallback_concentration must be >= 0");
+  if (!(fallback_concentration >= 0.0)) throw invalid_options("fallback_concentration must be >= 0");
   for (std::size_t i = 0; i < groups.size(); ++i)
     for (std::size_t j = 0; j < i; ++j)
-      if (groups[i] == groups[j])
-        throw invalid_options("groups: '" + groups[i] + "' is listed twice");
+      if (groups[i] == groups[j]) throw invalid_options("groups: '" + groups[i] + "' is listed twice");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -65,8 +63,10 @@ void stage_counts::merge(const stage_counts& o, std::size_t width) {
     }
   };
   while (i < na || j < nb) {
-    if (j >= nb || (i < na && duration[i] < o.duration[j])) push(*this, i++, false);
-    else if (i >= na || o.duration[j] < duration[i]) push(o, j++, false);
+    if (j >= nb || (i < na && duration[i] < o.duration[j]))
+      push(*this, i++, false);
+    else if (i >= na || o.duration[j] < duration[i])
+      push(o, j++, false);
     else {
       push(*this, i++, false);
       push(o, j++, true);
@@ -77,8 +77,8 @@ void stage_counts::merge(const stage_counts& o, std::size_t width) {
 
 void fit_statistics::merge(const fit_statistics& o) {
   if (!(funnel == o.funnel))
-    throw incompatible_merge("cannot merge fits of different funnels ('" + funnel.name() +
-                             "' and '" + o.funnel.name() + "', or different stages)");
+    throw incompatible_merge("cannot merge fits of different funnels ('" + funnel.name() + "' and '" +
+                             o.funnel.name() + "', or different stages)");
   if (!(options == o.options))
     throw incompatible_merge("cannot merge fits made with different options (as_of, tick, prior, "
                              "half_life, groups or thresholds differ)");
@@ -183,8 +183,8 @@ fit_statistics collect_statistics(const event_log& log, const fit_options& optio
     } else {
       std::string known = "owner";
       for (const auto& at : log.attributes()) known += ", " + at.name;
-      throw invalid_options("groups: '" + g + "' is neither 'owner' nor an attribute of the log (" +
-                            known + ")");
+      throw invalid_options("groups: '" + g + "' is neither 'owner' nor an attribute of the log (" + known +
+                            ")");
     }
   }
   const std::string missing_label = "(missing)";
@@ -249,7 +249,8 @@ fit_statistics collect_statistics(const event_log& log, const fit_options& optio
     const auto b = offsets[o], e = offsets[o + 1];
     if (b == e || times[b] > as_of) continue;
     ++stats.n_opportunities;
-    const bool owner_static = !grouped || std::none_of(levels.begin(), levels.end(), [](auto& l) { return l.owner; });
+    const bool owner_static =
+        !grouped || std::none_of(levels.begin(), levels.end(), [](auto& l) { return l.owner; });
     if (grouped && owner_static) cached_leaf = leaf_of(o, as_of);
     auto k = b;
     while (k < e && times[k] <= as_of) {
@@ -306,8 +307,10 @@ stage_estimate estimate_stage(const stage_counts& c, std::size_t n_codes, const 
     for (std::size_t k = 0; k < width; ++k) {
       n_w += c.weight[r * width + k];
       e.n_stays += c.count[r * width + k];
-      if (k < n_codes) e.exits[k] += c.count[r * width + k];
-      else e.n_censored += c.count[r * width + k];
+      if (k < n_codes)
+        e.exits[k] += c.count[r * width + k];
+      else
+        e.n_censored += c.count[r * width + k];
     }
   e.n_exits = e.n_stays - e.n_censored;
 

@@ -8,8 +8,7 @@
 namespace smartfunnel {
 
 funnel::funnel(std::vector<std::string> open_stages, std::vector<std::string> won,
-               std::vector<std::string> lost, std::string name,
-               std::vector<std::string> exit_criteria)
+               std::vector<std::string> lost, std::string name, std::vector<std::string> exit_criteria)
     : name_(std::move(name)), n_open_(open_stages.size()), n_won_(won.size()) {
   if (open_stages.empty())
     throw invalid_funnel("funnel '" + name_ + "': at least one open stage is required, got none");
@@ -47,8 +46,7 @@ std::optional<stage_code> funnel::find(std::string_view name) const noexcept {
 
 stage_code funnel::code_of(std::string_view name) const {
   if (auto c = find(name)) return *c;
-  throw unknown_stage(-1, "stage",
-                      "stage '" + std::string(name) + "' is not in funnel '" + name_ + "'");
+  throw unknown_stage(-1, "stage", "stage '" + std::string(name) + "' is not in funnel '" + name_ + "'");
 }
 
 } // namespace smartfunnel

@@ -90,8 +90,10 @@ double eb_concentration(const std::vector<double>& mean, const std::vector<const
   if (sb >= 0.0) return std::exp(b);
   for (int it = 0; it < 200 && b - a > 1e-15 * std::max(1.0, std::abs(a)); ++it) {
     const double c = 0.5 * (a + b);
-    if (dm_score(std::exp(c), mean, rows) > 0.0) a = c;
-    else b = c;
+    if (dm_score(std::exp(c), mean, rows) > 0.0)
+      a = c;
+    else
+      b = c;
   }
   return std::exp(0.5 * (a + b));
 }
@@ -194,7 +196,8 @@ std::vector<double> group_fit::transition_matrix(const funnel& f) const {
 }
 
 bool group_fit::insufficient_history() const {
-  return std::any_of(stages.begin(), stages.end(), [](const stage_estimate& e) { return e.insufficient_history; });
+  return std::any_of(stages.begin(), stages.end(),
+                     [](const stage_estimate& e) { return e.insufficient_history; });
 }
 
 funnel_model funnel_model::from_statistics(fit_statistics stats) {
@@ -214,7 +217,8 @@ void funnel_model::derive() {
   std::vector<std::map<std::vector<std::string>, std::vector<stage_counts>>> at_level(levels + 1);
   for (const auto& [key, cells] : stats_.cells)
     for (std::size_t l = 0; l <= levels; ++l) {
-      std::vector<std::string> prefix(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(std::min(l, key.size())));
+      std::vector<std::string> prefix(key.begin(),
+                                      key.begin() + static_cast<std::ptrdiff_t>(std::min(l, key.size())));
       auto [it, inserted] = at_level[l].try_emplace(prefix, cells);
       if (!inserted)
         for (std::size_t s = 0; s < n; ++s) it->second[s].merge(cells[s], width);
@@ -227,8 +231,10 @@ void funnel_model::derive() {
       group_fit g;
       g.key = key;
       g.level = l;
-      if (l == 0) g.parent = 0;
-      else g.parent = index.at(std::vector<std::string>(key.begin(), key.end() - 1));
+      if (l == 0)
+        g.parent = 0;
+      else
+        g.parent = index.at(std::vector<std::string>(key.begin(), key.end() - 1));
       g.stages.reserve(n);
       for (std::size_t s = 0; s < n; ++s) g.stages.push_back(estimate_stage(cells[s], f.n_codes(), o));
       index[key] = fits_.size();
@@ -309,8 +315,9 @@ double funnel_model::p_win(stage_code stage, double age_ticks, std::size_t group
       double total = 0.0;
       for (std::size_t k = 0; k < q.size(); ++k) {
         const double prior_part = e.alpha.empty() ? 0.0 : e.alpha[k] - e.effective_n * e.p[k];
-        const double ahead = (e.incidence.empty() ? 0.0 : e.incidence[(e.duration.size() - 1) * q.size() + k]) -
-                             e.incidence_before(k, t);
+        const double ahead =
+            (e.incidence.empty() ? 0.0 : e.incidence[(e.duration.size() - 1) * q.size() + k]) -
+            e.incidence_before(k, t);
         q[k] = std::max(0.0, prior_part) + scale * std::max(0.0, ahead) / rem;
         total += q[k];
       }

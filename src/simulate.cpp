@@ -25,12 +25,13 @@ namespace {
 void check_rows(const std::vector<double>& p, std::size_t n, const char* what) {
   const std::size_t w = n + 2;
   if (p.size() != n * w)
-    throw invalid_options(std::string(what) + " must have n_open x (n_open + 2) = " +
-                          std::to_string(n * w) + " entries, got " + std::to_string(p.size()));
+    throw invalid_options(std::string(what) + " must have n_open x (n_open + 2) = " + std::to_string(n * w) +
+                          " entries, got " + std::to_string(p.size()));
   for (std::size_t s = 0; s < n; ++s) {
     double total = 0.0;
     for (std::size_t j = 0; j < w; ++j) {
-      if (!(p[s * w + j] >= 0.0)) throw invalid_options(std::string(what) + ": negative or NaN entry in row " + std::to_string(s));
+      if (!(p[s * w + j] >= 0.0))
+        throw invalid_options(std::string(what) + ": negative or NaN entry in row " + std::to_string(s));
       total += p[s * w + j];
     }
     if (std::abs(total - 1.0) > 1e-9)
@@ -102,10 +103,18 @@ simulated_events simulate(const funnel& f, const simulation_spec& spec) {
       if (rng.uniform() < spec.amount_change_probability)
         amount = std::round(amount * std::exp(0.2 * detail::normal(rng)));
       if (spec.owners.size() > 1 && rng.uniform() < spec.reassign_probability)
-        owner = static_cast<std::int32_t>((static_cast<std::size_t>(owner) + 1 + rng.next() % (spec.owners.size() - 1)) % spec.owners.size());
+        owner = static_cast<std::int32_t>(
+            (static_cast<std::size_t>(owner) + 1 + rng.next() % (spec.owners.size() - 1)) %
+            spec.owners.size());
       if (rng.uniform() < spec.close_push_probability) close += 30 * 86400;
-      if (dest == n) { emit(won); break; }
-      if (dest == n + 1) { emit(lost); break; }
+      if (dest == n) {
+        emit(won);
+        break;
+      }
+      if (dest == n + 1) {
+        emit(lost);
+        break;
+      }
       s = dest;
       emit(static_cast<std::int32_t>(s));
     }

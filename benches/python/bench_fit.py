@@ -15,12 +15,13 @@ import time
 
 import numpy as np
 import pandas as pd
-
 import smartfunnel as sf
 
 
 def pandas_fit(events: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series]:
-    df = events[["opportunity_id", "stage", "time"]].sort_values(["opportunity_id", "time"], kind="stable")
+    df = events[["opportunity_id", "stage", "time"]].sort_values(
+        ["opportunity_id", "time"], kind="stable"
+    )
     stage = df["stage"].astype(str)
     same_opp = df["opportunity_id"].eq(df["opportunity_id"].shift())
     new_stay = ~(same_opp & stage.eq(stage.shift()))
@@ -41,7 +42,9 @@ def pandas_fit(events: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame,
 
 
 def smartfunnel_fit(events: pd.DataFrame, funnel: sf.Funnel, as_of: pd.Timestamp) -> sf.FunnelModel:
-    log = sf.EventLog.from_frame(funnel, events, opportunity="opportunity_id", stage="stage", time="time")
+    log = sf.EventLog.from_frame(
+        funnel, events, opportunity="opportunity_id", stage="stage", time="time"
+    )
     model = sf.fit(log, as_of=as_of)
     model.transition_matrix()
     model.time_in_stage()
@@ -71,10 +74,16 @@ def main() -> None:
     t_fit = best_of(lambda: sf.fit(log, as_of=sim.as_of), args.repeat)
     print(f"events: {n:,} ({log.n_opportunities:,} opportunities), unsorted input")
     print(f"pandas groupby/shift (closed stays only): {t_pd * 1e3:9.1f} ms")
-    print(f"smartfunnel from the frame (ingest + fit): {t_sf * 1e3:9.1f} ms   ratio {t_pd / t_sf:5.1f}x")
-    print(f"smartfunnel fit from an EventLog:          {t_fit * 1e3:9.1f} ms   ratio {t_pd / t_fit:5.1f}x")
-    print(f"EventLog memory: {log.core.event_bytes / n:.1f} bytes/event in event columns, "
-          f"{log.core.opportunity_bytes / n:.1f} bytes/event in per-opportunity columns")
+    print(
+        f"smartfunnel from the frame (ingest + fit): {t_sf * 1e3:9.1f} ms   ratio {t_pd / t_sf:5.1f}x"
+    )
+    print(
+        f"smartfunnel fit from an EventLog:          {t_fit * 1e3:9.1f} ms   ratio {t_pd / t_fit:5.1f}x"
+    )
+    print(
+        f"EventLog memory: {log.core.event_bytes / n:.1f} bytes/event in event columns, "
+        f"{log.core.opportunity_bytes / n:.1f} bytes/event in per-opportunity columns"
+    )
     assert np.isfinite(t_sf)
 
 

@@ -10,7 +10,9 @@ int main() {
   const time_point day = 86400, t0 = 1'735'689'600; // 2025-01-01 UTC
   funnel f({"Prospecting", "Qualification", "Proposal"}, {"Won"}, {"Lost"});
   event_log_builder b(f);
-  b.add("opp-1", "Prospecting", t0).add("opp-1", "Qualification", t0 + 3 * day).add("opp-1", "Won", t0 + 9 * day);
+  b.add("opp-1", "Prospecting", t0)
+      .add("opp-1", "Qualification", t0 + 3 * day)
+      .add("opp-1", "Won", t0 + 9 * day);
   b.add("opp-2", "Prospecting", t0).add("opp-2", "Lost", t0 + 2 * day);
   b.add("opp-3", "Prospecting", t0 + 5 * day); // still open: censored, never counted as lost
   fit_options options;

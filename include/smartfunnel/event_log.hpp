@@ -80,9 +80,9 @@ struct ingest_options {
 };
 
 struct rejected_row {
-  std::int64_t row;    ///< 0-based input row
-  std::string column;  ///< the column that failed
-  std::string reason;  ///< what was expected and what was found
+  std::int64_t row;   ///< 0-based input row
+  std::string column; ///< the column that failed
+  std::string reason; ///< what was expected and what was found
 };
 
 /// What ingestion did besides keeping rows: nothing is dropped without a line here.
@@ -192,8 +192,8 @@ public:
 
 private:
   explicit event_log(smartfunnel::funnel f) : funnel_(std::move(f)) {}
-  static event_log ingest(const smartfunnel::funnel& f, const event_columns& cols, const ingest_options& options,
-                          std::int64_t existing);
+  static event_log ingest(const smartfunnel::funnel& f, const event_columns& cols,
+                          const ingest_options& options, std::int64_t existing);
 
   smartfunnel::funnel funnel_;
   bool string_ids_ = false;

@@ -22,9 +22,9 @@ namespace smartfunnel {
 /// censored stays. Rows: the distinct durations, ascending.
 struct stage_counts {
   std::vector<std::int64_t> duration;
-  std::vector<std::int64_t> count;  ///< duration.size() x width, raw number of stays
-  std::vector<double> weight;       ///< same shape, sum of decay weights (== count without decay)
-  std::vector<double> weight_sq;    ///< same shape, sum of squared weights (effective sample size)
+  std::vector<std::int64_t> count; ///< duration.size() x width, raw number of stays
+  std::vector<double> weight;      ///< same shape, sum of decay weights (== count without decay)
+  std::vector<double> weight_sq;   ///< same shape, sum of squared weights (effective sample size)
 
   [[nodiscard]] std::size_t rows() const noexcept { return duration.size(); }
   /// Adds another cell's counts (durations merged in order).
@@ -36,7 +36,7 @@ struct stage_counts {
 /// leaf group (the innermost grouping level) one stage_counts per open stage.
 struct fit_statistics {
   smartfunnel::funnel funnel;
-  fit_options options;   ///< as_of is always set here
+  fit_options options; ///< as_of is always set here
   /// Leaf group keys (one value per grouping level; empty key when ungrouped) -> cells per stage.
   std::map<std::vector<std::string>, std::vector<stage_counts>> cells;
   std::size_t n_opportunities = 0;

@@ -26,9 +26,8 @@ using stage_code = std::uint16_t;
 class funnel {
 public:
   /// Builds and validates a funnel; throws invalid_funnel naming the offending name.
-  funnel(std::vector<std::string> open_stages, std::vector<std::string> won,
-         std::vector<std::string> lost, std::string name = "default",
-         std::vector<std::string> exit_criteria = {});
+  funnel(std::vector<std::string> open_stages, std::vector<std::string> won, std::vector<std::string> lost,
+         std::string name = "default", std::vector<std::string> exit_criteria = {});
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] std::size_t n_open() const noexcept { return n_open_; }
@@ -39,9 +38,7 @@ public:
 
   /// Every name by code.
   [[nodiscard]] std::span<const std::string> names() const noexcept { return names_; }
-  [[nodiscard]] std::span<const std::string> open_stages() const noexcept {
-    return {names_.data(), n_open_};
-  }
+  [[nodiscard]] std::span<const std::string> open_stages() const noexcept { return {names_.data(), n_open_}; }
   [[nodiscard]] std::span<const std::string> won_names() const noexcept {
     return {names_.data() + n_open_, n_won_};
   }
@@ -50,9 +47,7 @@ public:
   }
   [[nodiscard]] const std::string& name_of(stage_code code) const { return names_.at(code); }
   /// Exit criterion of an open stage ("" when none was given).
-  [[nodiscard]] const std::string& exit_criterion(stage_code stage) const {
-    return exit_criteria_.at(stage);
-  }
+  [[nodiscard]] const std::string& exit_criterion(stage_code stage) const { return exit_criteria_.at(stage); }
 
   /// The code of a name, or nothing.
   [[nodiscard]] std::optional<stage_code> find(std::string_view name) const noexcept;
@@ -60,9 +55,7 @@ public:
   [[nodiscard]] stage_code code_of(std::string_view name) const;
 
   [[nodiscard]] bool is_open(stage_code c) const noexcept { return c < n_open_; }
-  [[nodiscard]] bool is_won(stage_code c) const noexcept {
-    return c >= n_open_ && c < n_open_ + n_won_;
-  }
+  [[nodiscard]] bool is_won(stage_code c) const noexcept { return c >= n_open_ && c < n_open_ + n_won_; }
   [[nodiscard]] bool is_lost(stage_code c) const noexcept {
     return c >= n_open_ + n_won_ && c < names_.size();
   }

@@ -20,9 +20,9 @@ namespace smartfunnel {
 
 /// The fitted rows of one group (or of the whole funnel) and their absorbing-chain solution.
 struct group_fit {
-  std::vector<std::string> key; ///< group values per level; empty for the whole funnel
-  std::size_t level = 0;        ///< 0: whole funnel; 1: first grouping column; ...
-  std::size_t parent = 0;       ///< index of the parent group (itself for the whole funnel)
+  std::vector<std::string> key;       ///< group values per level; empty for the whole funnel
+  std::size_t level = 0;              ///< 0: whole funnel; 1: first grouping column; ...
+  std::size_t parent = 0;             ///< index of the parent group (itself for the whole funnel)
   std::vector<stage_estimate> stages; ///< per open stage
   chain_result chain;
   std::vector<double> win_low, win_high; ///< interval of chain.win at options.level
@@ -53,8 +53,8 @@ public:
   /// there, using the destination mix of stays still in the stage at that age.
   [[nodiscard]] double p_win(stage_code stage, double age_ticks, std::size_t group = 0) const;
   /// Vectorised p_win; codes that are not open stages give NaN, terminal Won 1 and Lost 0.
-  void p_win(std::span<const std::int32_t> stage, std::span<const double> age_ticks,
-             std::span<double> out, std::size_t group = 0) const;
+  void p_win(std::span<const std::int32_t> stage, std::span<const double> age_ticks, std::span<double> out,
+             std::size_t group = 0) const;
 
   /// Merges models fitted on disjoint sets of opportunities (same funnel and options).
   friend funnel_model merge(const funnel_model& a, const funnel_model& b);

@@ -24,7 +24,8 @@ def _format_report(model: FunnelModel, title: str) -> str:
             "open": summary["censored"],
             "P(win)": summary["p_win"].map("{:.1%}".format),
             f"{model.options.level:.0%} interval": [
-                f"{lo:.1%} – {hi:.1%}" for lo, hi in zip(summary["p_win_low"], summary["p_win_high"])
+                f"{lo:.1%} – {hi:.1%}"
+                for lo, hi in zip(summary["p_win_low"], summary["p_win_high"])
             ],
             "median days": tis["median_days"].map("{:.0f}".format),
             "days to win": summary["days_to_win"].map("{:.0f}".format),
@@ -32,9 +33,18 @@ def _format_report(model: FunnelModel, title: str) -> str:
     )
     lines += ["Win probability by stage (censoring-aware, absorbing chain):", table.to_string(), ""]
     tm = model.transition_matrix()
-    lines += ["Where deals go next (smoothed transition probabilities):", tm.to_string(float_format="{:.2f}".format), ""]
+    lines += [
+        "Where deals go next (smoothed transition probabilities):",
+        tm.to_string(float_format="{:.2f}".format),
+        "",
+    ]
     s = model.summary.reset_index()
-    adv = s[s["outcome"] != "open"].groupby(["stage", "outcome"], sort=False)[["p", "naive"]].sum().unstack()
+    adv = (
+        s[s["outcome"] != "open"]
+        .groupby(["stage", "outcome"], sort=False)[["p", "naive"]]
+        .sum()
+        .unstack()
+    )
     lines += [
         "Censoring-aware vs closed-only (naive) outcome rates per stage:",
         adv.to_string(float_format="{:.2f}".format),
@@ -52,11 +62,16 @@ def _report(args: argparse.Namespace) -> int:
             print("smartfunnel report: give INPUT files or --sample", file=sys.stderr)
             return 2
         if not args.stages:
-            print("smartfunnel report: --stages is required for a CSV input (e.g. --stages A,B,C)", file=sys.stderr)
+            print(
+                "smartfunnel report: --stages is required for a CSV input (e.g. --stages A,B,C)",
+                file=sys.stderr,
+            )
             return 2
         funnel = Funnel(args.stages.split(","), won=args.won.split(","), lost=args.lost.split(","))
         frame = pd.concat([pd.read_csv(p) for p in args.input], ignore_index=True)
-        log = EventLog.from_frame(funnel, frame, opportunity=args.opportunity, stage=args.stage, time=args.time)
+        log = EventLog.from_frame(
+            funnel, frame, opportunity=args.opportunity, stage=args.stage, time=args.time
+        )
         title = ", ".join(args.input)
     model = fit(log, options)
     print(_format_report(model, title))
@@ -64,13 +79,17 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="smartfunnel", description="Censoring-aware sales funnel models.")
+    parser = argparse.ArgumentParser(
+        prog="smartfunnel", description="Censoring-aware sales funnel models."
+    )
     parser.add_argument("--version", action="version", version=f"smartfunnel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="fit a funnel and print its summary")
     rep.add_argument("input", nargs="*", help="CSV files in long format (one row per stage event)")
     rep.add_argument("--sample", action="store_true", help="use the bundled sample data")
-    rep.add_argument("--as-of", dest="as_of", default=None, help="analysis date (default: last event)")
+    rep.add_argument(
+        "--as-of", dest="as_of", default=None, help="analysis date (default: last event)"
+    )
     rep.add_argument("--prior", type=float, default=1.0, help="Dirichlet prior concentration")
     rep.add_argument("--stages", help="comma-separated open stages, in order (CSV input)")
     rep.add_argument("--won", default="Won", help="comma-separated won names")

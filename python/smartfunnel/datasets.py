@@ -90,7 +90,11 @@ def simulate(
     """
     funnel = funnel or _core.Funnel(SAMPLE_STAGES, won="Won", lost="Lost")
     transition = SAMPLE_TRANSITION if transition is None else np.asarray(transition, dtype=float)
-    sojourn = SAMPLE_SOJOURN_DAYS if sojourn_mean_days is None else np.asarray(sojourn_mean_days, dtype=float)
+    sojourn = (
+        SAMPLE_SOJOURN_DAYS
+        if sojourn_mean_days is None
+        else np.asarray(sojourn_mean_days, dtype=float)
+    )
     t0 = _convert.timestamp_seconds(start, "start")
     t1 = _convert.timestamp_seconds(as_of, "as_of")
     raw = _core.simulate(

@@ -59,7 +59,9 @@ def _columns(frame: pd.DataFrame, cols: _ColumnMap) -> dict[str, Any]:
             amount = converted
         kwargs["amount"] = amount.to_numpy(dtype=np.float64)
     if cols.owner is not None:
-        kwargs["owner"], kwargs["owner_names"] = _convert.codes_and_names(frame[cols.owner], cols.owner)
+        kwargs["owner"], kwargs["owner_names"] = _convert.codes_and_names(
+            frame[cols.owner], cols.owner
+        )
     if cols.close_date is not None:
         kwargs["close_date"] = _convert.to_seconds(frame[cols.close_date], cols.close_date)
     if cols.created is not None:
@@ -73,7 +75,7 @@ def _columns(frame: pd.DataFrame, cols: _ColumnMap) -> dict[str, Any]:
 def _with_index_label(err: Exception, frame: pd.DataFrame) -> Exception:
     """Adds the frame's index label to a row error when the index is not the default one."""
     row = getattr(err, "row", None)
-    if row is None or isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0:
+    if row is None or (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0):
         return err
     if 0 <= row < len(frame):
         new = type(err)(f"{err} (index label {frame.index[row]!r})")
@@ -93,7 +95,9 @@ class EventLog:
     analysis as of a past date sees the values in force then.
     """
 
-    def __init__(self, core: _core.EventLog, columns: _ColumnMap, rejected: pd.DataFrame | None = None):
+    def __init__(
+        self, core: _core.EventLog, columns: _ColumnMap, rejected: pd.DataFrame | None = None
+    ):
         self._log = core
         self._columns = columns
         self._rejected = rejected
@@ -140,7 +144,9 @@ class EventLog:
         DataError, UnknownStageError
             Naming the row (0-based position), the column and the value.
         """
-        cols = _ColumnMap(opportunity, stage, time, amount, owner, close_date, created, tuple(attributes))
+        cols = _ColumnMap(
+            opportunity, stage, time, amount, owner, close_date, created, tuple(attributes)
+        )
         try:
             kwargs = _columns(frame, cols)
             core = _core.EventLog.from_columns(
@@ -171,7 +177,9 @@ class EventLog:
             out = pd.concat([existing, out], ignore_index=True)
         return out
 
-    def append(self, frame: pd.DataFrame, validation: str = "strict", after_terminal: str = "error") -> EventLog:
+    def append(
+        self, frame: pd.DataFrame, validation: str = "strict", after_terminal: str = "error"
+    ) -> EventLog:
         """A new log with this log's events and the rows of `frame` (same column names)."""
         try:
             kwargs = _columns(frame, self._columns)
@@ -246,7 +254,9 @@ class EventLog:
         return pd.DataFrame(
             {
                 "opportunity_id": opp,
-                "stage": pd.Categorical.from_codes(np.asarray(self._log.stages, dtype=np.int64), pd.Index(names)),
+                "stage": pd.Categorical.from_codes(
+                    np.asarray(self._log.stages, dtype=np.int64), pd.Index(names)
+                ),
                 "time": pd.to_datetime(np.asarray(self._log.times), unit="s", utc=True),
             }
         )
@@ -256,9 +266,7 @@ class EventLog:
 
     def __repr__(self) -> str:
         q = self.quality
-        span = (
-            f", {self.first_time:%Y-%m-%d} .. {self.last_time:%Y-%m-%d}" if self.n_events else ""
-        )
+        span = f", {self.first_time:%Y-%m-%d} .. {self.last_time:%Y-%m-%d}" if self.n_events else ""
         return (
             f"EventLog({self.n_events:,} events, {self.n_opportunities:,} opportunities{span}, "
             f"funnel {self.funnel.name!r}; duplicates collapsed {q['duplicates_collapsed']}, "

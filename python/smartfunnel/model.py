@@ -66,11 +66,15 @@ class FitOptions:
         o.as_of = None if self.as_of is None else _convert.timestamp_seconds(self.as_of, "as_of")
         tick = _convert.duration_seconds(self.tick, "tick")
         if tick < 1 or tick != int(tick):
-            raise _core.InvalidOptionsError(f"tick must be a whole number of seconds >= 1, got {tick} s")
+            raise _core.InvalidOptionsError(
+                f"tick must be a whole number of seconds >= 1, got {tick} s"
+            )
         o.tick_seconds = int(tick)
         o.prior = float(self.prior)
         o.half_life_seconds = (
-            None if self.half_life is None else _convert.duration_seconds(self.half_life, "half_life", "days")
+            None
+            if self.half_life is None
+            else _convert.duration_seconds(self.half_life, "half_life", "days")
         )
         groups = [self.groups] if isinstance(self.groups, str) else list(self.groups)
         o.groups = groups
@@ -158,7 +162,9 @@ class FunnelModel:
         try:
             return self._keys.index(key)
         except ValueError:
-            raise KeyError(f"group {key!r} is not in the model (groups: {self._keys[1:8]}...)") from None
+            raise KeyError(
+                f"group {key!r} is not in the model (groups: {self._keys[1:8]}...)"
+            ) from None
 
     def _stage_index(self) -> pd.Index:
         return pd.Index(self.funnel.stages, name="stage")
@@ -262,7 +268,9 @@ class FunnelModel:
                     )
                 )
         out = pd.concat(frames, ignore_index=True)
-        index = ["group", "stage", "destination"] if len(self._keys) > 1 else ["stage", "destination"]
+        index = (
+            ["group", "stage", "destination"] if len(self._keys) > 1 else ["stage", "destination"]
+        )
         if len(self._keys) == 1:
             out = out.drop(columns="group")
         return out.set_index(index)
@@ -301,7 +309,9 @@ class FunnelModel:
         )
 
     def _repr_html_(self) -> str:
-        s = self.stage_summary()[["n", "censored", "p_win", "p_win_low", "p_win_high", "days_to_win"]]
+        s = self.stage_summary()[
+            ["n", "censored", "p_win", "p_win_low", "p_win_high", "days_to_win"]
+        ]
         return (
             f"<div><strong>FunnelModel</strong> as of {html.escape(str(self.as_of.date()))}, "
             f"{self._m.n_opportunities:,} opportunities"

@@ -22,8 +22,10 @@ constexpr double NaN = std::numeric_limits<double>::quiet_NaN();
 void expect_values(const std::vector<double>& got, const std::vector<double>& want, const char* what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   for (std::size_t i = 0; i < want.size(); ++i) {
-    if (std::isnan(want[i])) EXPECT_TRUE(std::isnan(got[i])) << what << "[" << i << "] = " << got[i];
-    else EXPECT_NEAR(got[i], want[i], eps) << what << "[" << i << "]";
+    if (std::isnan(want[i]))
+      EXPECT_TRUE(std::isnan(got[i])) << what << "[" << i << "] = " << got[i];
+    else
+      EXPECT_NEAR(got[i], want[i], eps) << what << "[" << i << "]";
   }
 }
 } // namespace
@@ -51,9 +53,10 @@ TEST(absorbing_chain, two_stages_with_a_regression) {
 TEST(absorbing_chain, three_stages_with_skips) {
   // The chain of the hand log in funnel_model_test (columns A, B, C, Won, Lost):
   //   A: B 11/34, C 6/34, Won 6/34, Lost 11/34;  B: A 1/2, Won 1/2;  C: Lost 1.
-  const std::vector<double> p{0, 11.0 / 34, 6.0 / 34, 6.0 / 34, 11.0 / 34, /**/ 0.5, 0, 0, 0.5, 0,
-                              /**/ 0, 0, 0, 0, 1};
-  const std::vector<double> soj{NaN, 40.0 / 11, 5, 7, 51.0 / 11, /**/ 5, NaN, NaN, 8, NaN, /**/ NaN, NaN, NaN, NaN, 4};
+  const std::vector<double> p{0,      11.0 / 34, 6.0 / 34, 6.0 / 34, 11.0 / 34, /**/ 0.5, 0, 0, 0.5, 0,
+                              /**/ 0, 0,         0,        0,        1};
+  const std::vector<double> soj{NaN, 40.0 / 11, 5,        7,   51.0 / 11, /**/ 5, NaN, NaN,
+                                8,   NaN,       /**/ NaN, NaN, NaN,       NaN,    4};
   const auto r = sf::solve_chain(3, p, soj, {"A", "B", "C"});
   // (57/68) w_A = 23/68 (see funnel_model_test).
   expect_values(r.win, {23.0 / 57, 40.0 / 57, 0.0}, "win");
@@ -74,7 +77,8 @@ TEST(absorbing_chain, single_stage_closes_at_once) {
 TEST(absorbing_chain, undefined_rows_propagate_to_the_stages_that_reach_them) {
   // A -> B 1/2, Lost 1/2; B has no data (NaN row); C -> Won. A reaches B, so A is undefined too.
   const std::vector<double> p{0, 0.5, 0, 0, 0.5, /**/ NaN, NaN, NaN, NaN, NaN, /**/ 0, 0, 0, 1, 0};
-  const std::vector<double> soj{NaN, 1, NaN, NaN, 1, /**/ NaN, NaN, NaN, NaN, NaN, /**/ NaN, NaN, NaN, 3, NaN};
+  const std::vector<double> soj{NaN, 1,   NaN,      NaN, 1,   /**/ NaN, NaN, NaN,
+                                NaN, NaN, /**/ NaN, NaN, NaN, 3,        NaN};
   const auto r = sf::solve_chain(3, p, soj, {"A", "B", "C"});
   expect_values(r.win, {NaN, NaN, 1.0}, "win");
   expect_values(r.visits, {NaN, NaN, 1.0}, "visits");

@@ -73,11 +73,11 @@ constexpr double inf = std::numeric_limits<double>::infinity();
 
 TEST(event_log, ingests_integer_ids_in_order_of_first_appearance) {
   table t;
-  t.add(42, "Lead", day(0))       // r0
-      .add(7, "Lead", day(1))     // r1
+  t.add(42, "Lead", day(0))         // r0
+      .add(7, "Lead", day(1))       // r1
       .add(42, "Qualified", day(3)) // r2
-      .add(7, "Lost", day(4))     // r3
-      .add(42, "Won", day(9));    // r4
+      .add(7, "Lost", day(4))       // r3
+      .add(42, "Won", day(9));      // r4
   const auto log = t.log(enterprise());
   // Dense ids: 42 appears first (0), then 7 (1).
   EXPECT_FALSE(log.string_ids());
@@ -136,12 +136,12 @@ TEST(event_log, ingests_string_ids_through_opportunity_name_codes) {
 
 TEST(event_log, sorts_by_opportunity_then_time_then_input_order) {
   table t;
-  t.add(1, "Proposal", day(5))    // r0
-      .add(2, "Lead", day(2))     // r1
-      .add(1, "Lead", day(0))     // r2
+  t.add(1, "Proposal", day(5))     // r0
+      .add(2, "Lead", day(2))      // r1
+      .add(1, "Lead", day(0))      // r2
       .add(1, "Qualified", day(5)) // r3: same time as r0, later in the input
       .add(2, "Qualified", day(3)) // r4
-      .add(1, "Won", day(7));     // r5
+      .add(1, "Won", day(7));      // r5
   const auto log = t.log(enterprise());
   EXPECT_EQ(vec(log.int_ids()), (std::vector<std::int64_t>{1, 2}));
   // Opportunity 1: r2 (day 0), then r0 and r3 at day 5 in input order, then r5.
@@ -361,18 +361,18 @@ TEST(event_log, columns_of_the_wrong_length_are_rejected) {
 
 TEST(event_log, lenient_mode_reports_exactly_the_bad_rows) {
   table t;
-  t.add("a", "Lead", day(0), 10, "ann")           // r0  ok
-      .add("a", "Demo", day(1), 10, "ann")        // r1  unknown stage
+  t.add("a", "Lead", day(0), 10, "ann")             // r0  ok
+      .add("a", "Demo", day(1), 10, "ann")          // r1  unknown stage
       .add("b", "Lead", sf::missing_time, 5, "ann") // r2  missing time
-      .add("b", "Lead", day(2), NaN, "ann")       // r3  NaN amount
-      .add("c", "Lead", day(0), -1, "ann")        // r4  negative amount
-      .add("c", "Lead", day(1), inf, "ann")       // r5  infinite amount
-      .add("x", "Lead", day(1), 1, "ann")         // r6  opportunity made missing below
-      .add("a", "Won", day(5), 10, "ann")         // r7  ok
-      .add("a", "Qualified", day(6), 10, "ann")   // r8  after Won
-      .add("b", "Lead", day(3), 5, "bob")         // r9  ok
-      .add("b", "Qualified", day(4), 5, "bob")    // r10 segment conflicts with r9
-      .add("d", "Lead", day(1), 1, "bob");        // r11 stage made missing below
+      .add("b", "Lead", day(2), NaN, "ann")         // r3  NaN amount
+      .add("c", "Lead", day(0), -1, "ann")          // r4  negative amount
+      .add("c", "Lead", day(1), inf, "ann")         // r5  infinite amount
+      .add("x", "Lead", day(1), 1, "ann")           // r6  opportunity made missing below
+      .add("a", "Won", day(5), 10, "ann")           // r7  ok
+      .add("a", "Qualified", day(6), 10, "ann")     // r8  after Won
+      .add("b", "Lead", day(3), 5, "bob")           // r9  ok
+      .add("b", "Qualified", day(4), 5, "bob")      // r10 segment conflicts with r9
+      .add("d", "Lead", day(1), 1, "bob");          // r11 stage made missing below
   t.opp[6] = sf::missing_code;
   t.stage[11] = sf::missing_code;
   const std::vector<std::string> seg_names{"SMB", "ENT"};
@@ -380,7 +380,8 @@ TEST(event_log, lenient_mode_reports_exactly_the_bad_rows) {
   const std::vector<std::int32_t> seg{0, M, M, M, M, M, M, 0, M, 1, 0, M};
   auto c = t.columns();
   c.attributes.push_back({"segment", seg, seg_names});
-  const auto log = sf::event_log::from_columns(enterprise(), c, {sf::validation::lenient, sf::after_terminal::error});
+  const auto log =
+      sf::event_log::from_columns(enterprise(), c, {sf::validation::lenient, sf::after_terminal::error});
 
   std::vector<std::pair<std::int64_t, std::string>> got;
   for (const auto& r : log.report().rejected) {
@@ -388,7 +389,7 @@ TEST(event_log, lenient_mode_reports_exactly_the_bad_rows) {
     EXPECT_FALSE(r.reason.empty()) << r.row;
   }
   const std::vector<std::pair<std::int64_t, std::string>> expected{
-      {1, "stage"}, {2, "time"},        {3, "amount"},  {4, "amount"},  {5, "amount"},
+      {1, "stage"},       {2, "time"},  {3, "amount"},   {4, "amount"}, {5, "amount"},
       {6, "opportunity"}, {8, "stage"}, {10, "segment"}, {11, "stage"}};
   EXPECT_EQ(got, expected);
   // Kept: a = r0, r7; b = r9. "c", "x" and "d" have no valid row and do not exist.
@@ -448,11 +449,11 @@ TEST(event_log, repeated_names_in_a_name_column_mean_the_same_value) {
 TEST(event_log, field_history_records_changes_only_and_at_returns_the_value_in_force) {
   table t;
   // Opportunity 1 (rows shuffled in time), opportunity 2.
-  t.add(1, "Lead", day(0), 100, "ann")          // r0
-      .add(1, "Proposal", day(9), 150, "bob")   // r1
-      .add(1, "Qualified", day(5), 100, "bob")  // r2
-      .add(2, "Lead", day(1), 50, "ann")        // r3
-      .add(1, "Won", day(20), 150, "bob");      // r4
+  t.add(1, "Lead", day(0), 100, "ann")         // r0
+      .add(1, "Proposal", day(9), 150, "bob")  // r1
+      .add(1, "Qualified", day(5), 100, "bob") // r2
+      .add(2, "Lead", day(1), 50, "ann")       // r3
+      .add(1, "Won", day(20), 150, "bob");     // r4
   t.close_date = {day(90), sf::missing_time, day(90), sf::missing_time, day(120)};
   const auto log = t.log(enterprise());
   ASSERT_TRUE(log.has_amounts());
@@ -493,7 +494,9 @@ TEST(event_log, field_history_records_changes_only_and_at_returns_the_value_in_f
 
 TEST(event_log, append_equals_building_from_all_rows_at_once) {
   table base;
-  base.add(1, "Lead", day(0), 100, "ann").add(1, "Qualified", day(3), 100, "ann").add(2, "Lead", day(1), 40, "bob");
+  base.add(1, "Lead", day(0), 100, "ann")
+      .add(1, "Qualified", day(3), 100, "ann")
+      .add(2, "Lead", day(1), 40, "bob");
   table more;
   more.add(2, "Qualified", day(4), 45, "bob")
       .add(1, "Won", day(8), 120, "ann")
@@ -525,7 +528,10 @@ TEST(event_log, append_with_string_ids) {
   table more;
   more.add("initech", "Lead", day(2)).add("acme", "Qualified", day(3));
   table all;
-  all.add("acme", "Lead", day(0)).add("globex", "Lead", day(1)).add("initech", "Lead", day(2)).add("acme", "Qualified", day(3));
+  all.add("acme", "Lead", day(0))
+      .add("globex", "Lead", day(1))
+      .add("initech", "Lead", day(2))
+      .add("acme", "Qualified", day(3));
   const auto f = enterprise();
   const auto appended = base.log(f).append(more.columns());
   EXPECT_TRUE(appended == all.log(f));
@@ -576,7 +582,8 @@ TEST(event_log, append_validates_the_new_rows) {
   table late;
   late.add(1, "Qualified", day(5));
   EXPECT_THROW((void)base.log(enterprise()).append(late.columns()), sf::data_error);
-  const auto reopened = base.log(enterprise()).append(late.columns(), {sf::validation::strict, sf::after_terminal::reopen});
+  const auto reopened =
+      base.log(enterprise()).append(late.columns(), {sf::validation::strict, sf::after_terminal::reopen});
   EXPECT_EQ(reopened.n_events(), 3u);
   EXPECT_EQ(reopened.report().reopened, 1u);
 }
@@ -659,7 +666,8 @@ TEST(event_log, append_names_rows_of_the_appended_columns) {
   const auto e = catch_data_error([&] { return base.log(enterprise()).append(more.columns()); });
   EXPECT_EQ(e.row, 1);
   EXPECT_THAT(e.what, HasSubstr("row 1:"));
-  const auto lenient = base.log(enterprise()).append(more.columns(), {sf::validation::lenient, sf::after_terminal::error});
+  const auto lenient =
+      base.log(enterprise()).append(more.columns(), {sf::validation::lenient, sf::after_terminal::error});
   ASSERT_EQ(lenient.report().rejected.size(), 1u);
   EXPECT_EQ(lenient.report().rejected[0].row, 1);
 }
@@ -674,7 +682,10 @@ TEST(event_log, builder_equals_columns_with_string_ids) {
   const auto built = b.build();
 
   table t;
-  t.add("acme", "Lead", day(0)).add("globex", "Lead", day(1)).add("acme", "Qualified", day(4)).add("acme", "Won", day(9));
+  t.add("acme", "Lead", day(0))
+      .add("globex", "Lead", day(1))
+      .add("acme", "Qualified", day(4))
+      .add("acme", "Won", day(9));
   t.amount = {100.0, 50.0, 120.0, 120.0};
   t.owner_names = {"ann", "bob"};
   t.owner = {0, 1, 0, 1};

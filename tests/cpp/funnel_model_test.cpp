@@ -40,8 +40,10 @@ constexpr std::size_t A = 0, B = 1, C = 2, WON = 3, LOST = 4, DISQ = 5;
 void expect_row(const std::vector<double>& got, const std::vector<double>& want, const char* what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   for (std::size_t k = 0; k < want.size(); ++k) {
-    if (std::isnan(want[k])) EXPECT_TRUE(std::isnan(got[k])) << what << "[" << k << "] = " << got[k];
-    else EXPECT_NEAR(got[k], want[k], eps) << what << "[" << k << "]";
+    if (std::isnan(want[k]))
+      EXPECT_TRUE(std::isnan(got[k])) << what << "[" << k << "] = " << got[k];
+    else
+      EXPECT_NEAR(got[k], want[k], eps) << what << "[" << k << "]";
   }
 }
 
@@ -61,7 +63,11 @@ table main_table() {
   t.add(1, "A", day(0)).add(1, "B", day(2)).add(1, "Won", day(10));
   t.add(2, "A", day(0)).add(2, "Lost", day(3, 5));
   t.add(3, "A", day(97));
-  t.add(4, "A", day(10)).add(4, "A", day(12)).add(4, "B", day(15)).add(4, "A", day(20)).add(4, "Lost", day(26));
+  t.add(4, "A", day(10))
+      .add(4, "A", day(12))
+      .add(4, "B", day(15))
+      .add(4, "A", day(20))
+      .add(4, "Lost", day(26));
   t.add(5, "A", day(99));
   t.add(6, "A", day(0)).add(6, "Won", day(7, 23));
   t.add(7, "A", day(0)).add(7, "C", day(5)).add(7, "Disq", day(9));
@@ -142,8 +148,8 @@ TEST(fit_options, invalid_values_are_rejected_naming_the_field) {
   bad([](sf::fit_options& o) { o.level = 1.0; }, "level");
   bad([](sf::fit_options& o) { o.level = 0.0; }, "level");
   bad([](sf::fit_options& o) { o.groups = {"owner", "owner"}; }, "owner");
-  bad([](sf::fit_options& o) { o.groups = {"segment"}; }, "segment");   // no such attribute
-  bad([](sf::fit_options& o) { o.groups = {"owner"}; }, "owner");       // log has no owners
+  bad([](sf::fit_options& o) { o.groups = {"segment"}; }, "segment"); // no such attribute
+  bad([](sf::fit_options& o) { o.groups = {"owner"}; }, "owner");     // log has no owners
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,14 +170,13 @@ TEST(fit, stage_with_skips_regressions_reentries_censoring_and_ties) {
   // t=10: censoring only.
   expect_row(e.survival, {1.0, 7.0 / 8, 3.0 / 4, 9.0 / 20, 3.0 / 10, 3.0 / 20, 3.0 / 20}, "survival");
   // Incidence rows (A, B, C, Won, Lost, Disq).
-  const std::vector<std::vector<double>> F{
-      {0, 0, 0, 0, 0, 0},
-      {0, 1.0 / 8, 0, 0, 0, 0},
-      {0, 1.0 / 8, 0, 0, 1.0 / 8, 0},
-      {0, 11.0 / 40, 3.0 / 20, 0, 1.0 / 8, 0},
-      {0, 11.0 / 40, 3.0 / 20, 0, 11.0 / 40, 0},
-      {0, 11.0 / 40, 3.0 / 20, 3.0 / 20, 11.0 / 40, 0},
-      {0, 11.0 / 40, 3.0 / 20, 3.0 / 20, 11.0 / 40, 0}};
+  const std::vector<std::vector<double>> F{{0, 0, 0, 0, 0, 0},
+                                           {0, 1.0 / 8, 0, 0, 0, 0},
+                                           {0, 1.0 / 8, 0, 0, 1.0 / 8, 0},
+                                           {0, 11.0 / 40, 3.0 / 20, 0, 1.0 / 8, 0},
+                                           {0, 11.0 / 40, 3.0 / 20, 0, 11.0 / 40, 0},
+                                           {0, 11.0 / 40, 3.0 / 20, 3.0 / 20, 11.0 / 40, 0},
+                                           {0, 11.0 / 40, 3.0 / 20, 3.0 / 20, 11.0 / 40, 0}};
   ASSERT_EQ(e.incidence.size(), 7u * 6u);
   for (std::size_t r = 0; r < F.size(); ++r)
     expect_row(std::vector<double>(e.incidence.begin() + static_cast<std::ptrdiff_t>(r * 6),
@@ -281,9 +286,10 @@ TEST(fit, win_probability_visits_and_time_to_close_of_the_hand_log) {
   // Aggregated rows (A, B, C, Won, Lost):
   //   A: B 11/34, C 6/34, Won 6/34, Lost 11/34     B: A 1/2, Won 1/2     C: Lost 1 (Disq)
   const auto P = g.transition_matrix(model.funnel());
-  expect_row(P, {0, 11.0 / 34, 6.0 / 34, 6.0 / 34, 11.0 / 34,  //
-                 0.5, 0, 0, 0.5, 0,                            //
-                 0, 0, 0, 0, 1},
+  expect_row(P,
+             {0, 11.0 / 34, 6.0 / 34, 6.0 / 34, 11.0 / 34, //
+              0.5, 0, 0, 0.5, 0,                           //
+              0, 0, 0, 0, 1},
              "transition_matrix");
   // Win: w_C = 0; w_B = 1/2 + w_A / 2; w_A = 6/34 + 11/34 w_B + 6/34 w_C
   //   => w_A = 6/34 + 11/68 + 11/68 w_A  => (57/68) w_A = 23/68  => w_A = 23/57, w_B = 40/57.
@@ -393,7 +399,8 @@ TEST(fit, events_after_as_of_cannot_change_the_fit) {
   changed.stage[2] = table::intern(changed.stage_names, "Lost");
   changed.add(9, "A", day(9)).add(9, "Won", day(30));
   for (std::size_t r = 0; r < changed.opp.size(); ++r)
-    if (changed.opp[r] == 7 && changed.time[r] == day(9)) changed.stage[r] = table::intern(changed.stage_names, "B");
+    if (changed.opp[r] == 7 && changed.time[r] == day(9))
+      changed.stage[r] = table::intern(changed.stage_names, "B");
   auto o = unsmoothed(day(8));
   o.prior = 1.0;
   const auto a = sf::fit(main_table().log(f), o);
@@ -596,7 +603,7 @@ TEST(fit, groups_by_owner_at_the_end_of_each_stay) {
   const auto& bob = stats.cells.at({"bob"});
   // ann A: (1, B) (2, Lost) (3, B) (3, Lost);  bob A: (5, Won);  ann B: (1, Won);  bob B: (6, c).
   EXPECT_EQ(ann[A].duration, (std::vector<std::int64_t>{1, 2, 3}));
-  EXPECT_EQ(ann[A].count, (std::vector<std::int64_t>{0, 1, 0, 0, 0, 0, 0, /**/ 0, 0, 0, 0, 1, 0, 0,
+  EXPECT_EQ(ann[A].count, (std::vector<std::int64_t>{0,      1, 0, 0, 0, 0, 0, /**/ 0, 0, 0, 0, 1, 0, 0,
                                                      /**/ 0, 1, 0, 0, 1, 0, 0}));
   EXPECT_EQ(bob[A].duration, (std::vector<std::int64_t>{5}));
   EXPECT_EQ(bob[A].count, (std::vector<std::int64_t>{0, 0, 0, 1, 0, 0, 0}));
@@ -733,11 +740,15 @@ TEST(fit, merge_with_decay_weights) {
     EXPECT_EQ(cm[s].duration, cw[s].duration);
     EXPECT_EQ(cm[s].count, cw[s].count);
     ASSERT_EQ(cm[s].weight.size(), cw[s].weight.size());
-    for (std::size_t i = 0; i < cw[s].weight.size(); ++i) EXPECT_NEAR(cm[s].weight[i], cw[s].weight[i], 1e-12);
+    for (std::size_t i = 0; i < cw[s].weight.size(); ++i)
+      EXPECT_NEAR(cm[s].weight[i], cw[s].weight[i], 1e-12);
     for (std::size_t k = 0; k < 6; ++k) {
-      const double x = merged.overall().stages[s].probability[k], y = whole.overall().stages[s].probability[k];
-      if (std::isnan(y)) EXPECT_TRUE(std::isnan(x));
-      else EXPECT_NEAR(x, y, 1e-12);
+      const double x = merged.overall().stages[s].probability[k],
+                   y = whole.overall().stages[s].probability[k];
+      if (std::isnan(y))
+        EXPECT_TRUE(std::isnan(x));
+      else
+        EXPECT_NEAR(x, y, 1e-12);
     }
   }
 }

@@ -45,34 +45,44 @@ TEST(funnel, invalid_funnel_is_an_invalid_argument) {
 
 TEST(funnel, rejects_empty_names_with_their_role_and_position) {
   // Positions count over all names: open stages first, then won, then lost.
-  EXPECT_THAT(funnel_error([] { return sf::funnel({"Lead", ""}, {"Won"}, {"Lost"}); }),
+  EXPECT_THAT(funnel_error([] {
+                return sf::funnel({"Lead", ""}, {"Won"}, {"Lost"});
+              }),
               AllOf(HasSubstr("open stage"), HasSubstr("position 1"), HasSubstr("empty")));
   EXPECT_THAT(funnel_error([] { return sf::funnel({"Lead"}, {""}, {"Lost"}); }),
               AllOf(HasSubstr("won name"), HasSubstr("position 1"), HasSubstr("empty")));
-  EXPECT_THAT(funnel_error([] { return sf::funnel({"Lead"}, {"Won"}, {"Lost", ""}); }),
+  EXPECT_THAT(funnel_error([] {
+                return sf::funnel({"Lead"}, {"Won"}, {"Lost", ""});
+              }),
               AllOf(HasSubstr("lost name"), HasSubstr("position 3"), HasSubstr("empty")));
 }
 
 TEST(funnel, rejects_duplicates_within_and_across_open_and_terminal_names) {
-  EXPECT_THAT(funnel_error([] { return sf::funnel({"Lead", "Demo", "Lead"}, {"Won"}, {"Lost"}); }),
+  EXPECT_THAT(funnel_error([] {
+                return sf::funnel({"Lead", "Demo", "Lead"}, {"Won"}, {"Lost"});
+              }),
               HasSubstr("'Lead'"));
   // The same name as an open stage and a terminal name.
-  EXPECT_THAT(funnel_error([] { return sf::funnel({"Lead", "Closed"}, {"Won"}, {"Closed"}, "ent"); }),
+  EXPECT_THAT(funnel_error([] {
+                return sf::funnel({"Lead", "Closed"}, {"Won"}, {"Closed"}, "ent");
+              }),
               AllOf(HasSubstr("'Closed'"), HasSubstr("'ent'")));
   // Won and lost sharing a name.
-  EXPECT_THAT(funnel_error([] { return sf::funnel({"Lead"}, {"Done"}, {"Lost", "Done"}); }),
+  EXPECT_THAT(funnel_error([] {
+                return sf::funnel({"Lead"}, {"Done"}, {"Lost", "Done"});
+              }),
               HasSubstr("'Done'"));
   // Names are case-sensitive: "lead" and "Lead" are different stages.
   EXPECT_NO_THROW((void)sf::funnel({"Lead", "lead"}, {"Won"}, {"Lost"}));
 }
 
 TEST(funnel, exit_criteria_need_one_entry_per_open_stage) {
-  const auto msg = funnel_error(
-      [] { return sf::funnel({"A", "B", "C"}, {"Won"}, {"Lost"}, "crit", {"budget", "demo"}); });
-  EXPECT_THAT(msg, AllOf(HasSubstr("exit_criteria"), HasSubstr("(3)"), HasSubstr("got 2"), HasSubstr("'crit'")));
-  EXPECT_FALSE(funnel_error([] {
-                 return sf::funnel({"A"}, {"Won"}, {"Lost"}, "crit", {"x", "y"});
-               }).empty());
+  const auto msg = funnel_error([] {
+    return sf::funnel({"A", "B", "C"}, {"Won"}, {"Lost"}, "crit", {"budget", "demo"});
+  });
+  EXPECT_THAT(msg,
+              AllOf(HasSubstr("exit_criteria"), HasSubstr("(3)"), HasSubstr("got 2"), HasSubstr("'crit'")));
+  EXPECT_FALSE(funnel_error([] { return sf::funnel({"A"}, {"Won"}, {"Lost"}, "crit", {"x", "y"}); }).empty());
 
   const sf::funnel f({"A", "B"}, {"Won"}, {"Lost"}, "crit", {"budget confirmed", "demo done"});
   EXPECT_EQ(f.exit_criterion(0), "budget confirmed");
@@ -99,8 +109,8 @@ TEST(funnel, codes_are_dense_open_then_won_then_lost) {
   EXPECT_EQ(f.n_won(), 2u);
   EXPECT_EQ(f.n_lost(), 3u);
   EXPECT_EQ(f.n_codes(), 8u);
-  const std::vector<std::string> all{"Lead", "Qualified", "Proposal", "Won", "Won - Renewal",
-                                     "Lost", "Disqualified", "No Decision"};
+  const std::vector<std::string> all{"Lead",          "Qualified", "Proposal",     "Won",
+                                     "Won - Renewal", "Lost",      "Disqualified", "No Decision"};
   EXPECT_EQ(std::vector<std::string>(f.names().begin(), f.names().end()), all);
   EXPECT_EQ(std::vector<std::string>(f.open_stages().begin(), f.open_stages().end()),
             (std::vector<std::string>{"Lead", "Qualified", "Proposal"}));
@@ -130,7 +140,8 @@ TEST(funnel, outcome_column_aggregates_every_won_and_every_lost_name) {
   // Open stages map to themselves; every won name to column n_open = 3; every lost name to 4.
   const std::vector<std::size_t> expected{0, 1, 2, 3, 3, 4, 4, 4};
   for (std::size_t c = 0; c < expected.size(); ++c)
-    EXPECT_EQ(f.outcome_column(static_cast<sf::stage_code>(c)), expected[c]) << f.name_of(static_cast<sf::stage_code>(c));
+    EXPECT_EQ(f.outcome_column(static_cast<sf::stage_code>(c)), expected[c])
+        << f.name_of(static_cast<sf::stage_code>(c));
 }
 
 TEST(funnel, unknown_names_are_reported_with_the_funnel_name) {
@@ -150,8 +161,8 @@ TEST(funnel, unknown_names_are_reported_with_the_funnel_name) {
 TEST(funnel, equality_compares_every_part) {
   const sf::funnel a({"A", "B"}, {"Won"}, {"Lost"}, "x");
   EXPECT_EQ(a, sf::funnel({"A", "B"}, {"Won"}, {"Lost"}, "x"));
-  EXPECT_NE(a, sf::funnel({"B", "A"}, {"Won"}, {"Lost"}, "x"));  // order matters
-  EXPECT_NE(a, sf::funnel({"A", "B"}, {"Won"}, {"Lost"}, "y"));  // name
-  EXPECT_NE(a, sf::funnel({"A"}, {"B", "Won"}, {"Lost"}, "x"));  // same names, other roles
+  EXPECT_NE(a, sf::funnel({"B", "A"}, {"Won"}, {"Lost"}, "x")); // order matters
+  EXPECT_NE(a, sf::funnel({"A", "B"}, {"Won"}, {"Lost"}, "y")); // name
+  EXPECT_NE(a, sf::funnel({"A"}, {"B", "Won"}, {"Lost"}, "x")); // same names, other roles
   EXPECT_NE(a, sf::funnel({"A", "B"}, {"Won"}, {"Lost"}, "x", {"c1", "c2"}));
 }

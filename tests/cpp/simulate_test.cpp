@@ -42,13 +42,16 @@ TEST(simulate, validates_shapes_and_probabilities) {
     change(s);
     EXPECT_THROW((void)sf::simulate(f, s), sf::invalid_options);
   };
-  expect_invalid([](sf::simulation_spec& s) { s.transition.pop_back(); });                  // 7 entries
-  expect_invalid([](sf::simulation_spec& s) { s.transition[1] = 0.6; });                    // row sums to 1.1
-  expect_invalid([](sf::simulation_spec& s) { s.transition[1] = -0.5; s.transition[3] = 1.4; }); // negative
+  expect_invalid([](sf::simulation_spec& s) { s.transition.pop_back(); }); // 7 entries
+  expect_invalid([](sf::simulation_spec& s) { s.transition[1] = 0.6; });   // row sums to 1.1
+  expect_invalid([](sf::simulation_spec& s) {
+    s.transition[1] = -0.5;
+    s.transition[3] = 1.4;
+  }); // negative
   expect_invalid([](sf::simulation_spec& s) { s.transition[1] = std::nan(""); });
   expect_invalid([](sf::simulation_spec& s) { s.transition = {0.5, 0, 0.1, 0.4, 0.1, 0, 0.6, 0.3}; }); // self
   expect_invalid([](sf::simulation_spec& s) { s.sojourn_mean_days.resize(4); });
-  expect_invalid([](sf::simulation_spec& s) { s.owner_transition = {s.transition}; });       // 1 for 3 owners
+  expect_invalid([](sf::simulation_spec& s) { s.owner_transition = {s.transition}; }); // 1 for 3 owners
   expect_invalid([](sf::simulation_spec& s) {
     s.owner_transition = {s.transition, s.transition, {0, 1, 0, 0, 0, 0, 1, 1}};
   });

@@ -16,5 +16,7 @@ def root() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"public CRM datasets not found at {SHARED_DATA} (they live beside the project, not in it)")
+        pytest.skip(
+            f"public CRM datasets not found at {SHARED_DATA} (they live beside the project, not in it)"
+        )
     return SHARED_DATA

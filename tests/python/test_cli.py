@@ -5,13 +5,14 @@ import subprocess
 import sys
 
 import pandas as pd
-
 from smartfunnel.cli import main
 
 
 def test_report_sample_runs_as_a_command():
     exe = pathlib.Path(sys.executable).parent / "smartfunnel"
-    out = subprocess.run([str(exe), "report", "--sample"], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(exe), "report", "--sample"], check=True, capture_output=True, text=True
+    )
     for stage in ["Prospecting", "Qualification", "Proposal", "Negotiation"]:
         assert stage in out.stdout
     assert "Win probability by stage" in out.stdout
@@ -19,8 +20,11 @@ def test_report_sample_runs_as_a_command():
 
 def test_report_on_a_csv(tmp_path, capsys):
     rows = [
-        ("o1", "A", "2024-01-01"), ("o1", "B", "2024-01-03"), ("o1", "Won", "2024-01-06"),
-        ("o2", "A", "2024-01-01"), ("o2", "Lost", "2024-01-02"),
+        ("o1", "A", "2024-01-01"),
+        ("o1", "B", "2024-01-03"),
+        ("o1", "Won", "2024-01-06"),
+        ("o2", "A", "2024-01-01"),
+        ("o2", "Lost", "2024-01-02"),
     ]
     path = tmp_path / "events.csv"
     pd.DataFrame(rows, columns=["opportunity_id", "stage", "time"]).to_csv(path, index=False)

@@ -7,8 +7,15 @@ import re
 
 import pytest
 
-DOC_FILES = ["README.md", "docs/index.md", "docs/quickstart.md", "docs/guide/fitting.md",
-             "docs/statistics.md", "docs/cpp.md", "docs/benchmarks.md"]
+DOC_FILES = [
+    "README.md",
+    "docs/index.md",
+    "docs/quickstart.md",
+    "docs/guide/fitting.md",
+    "docs/statistics.md",
+    "docs/cpp.md",
+    "docs/benchmarks.md",
+]
 
 
 def blocks(text: str, lang: str) -> list[str]:
@@ -16,7 +23,7 @@ def blocks(text: str, lang: str) -> list[str]:
 
 
 def all_doc_files(root):
-    found = sorted(str(p.relative_to(root)) for p in (root / "docs").rglob("*.md")) + ["README.md"]
+    found = [*sorted(str(p.relative_to(root)) for p in (root / "docs").rglob("*.md")), "README.md"]
     return found
 
 
@@ -42,7 +49,9 @@ def test_cpp_snippets_are_compiled_programs(root, doc):
     """A C++ block must be a file under docs/examples/, which ctest builds and runs."""
     examples = [p.read_text() for p in (root / "docs" / "examples").glob("*.cpp")]
     for block in blocks((root / doc).read_text(), "cpp"):
-        assert any(block.strip() in ex for ex in examples), f"{doc}: C++ snippet not in docs/examples:\n{block}"
+        assert any(block.strip() in ex for ex in examples), (
+            f"{doc}: C++ snippet not in docs/examples:\n{block}"
+        )
 
 
 def test_bash_quick_start_commands_exist(root):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 import smartfunnel as sf
 
 FUNNEL = sf.Funnel(["A", "B", "C"], won="Won", lost=["Lost", "Disqualified"])
@@ -49,9 +48,13 @@ def test_times_tz_aware_naive_and_iso_agree():
         FUNNEL, pd.DataFrame({**rows, "time": base.tz_localize("UTC").tz_convert("Europe/Paris")})
     )
     iso = sf.EventLog.from_frame(
-        FUNNEL, pd.DataFrame({**rows, "time": ["2024-03-01T10:00:00Z", "2024-03-02T12:30:00+00:00"]})
+        FUNNEL,
+        pd.DataFrame({**rows, "time": ["2024-03-01T10:00:00Z", "2024-03-02T12:30:00+00:00"]}),
     )
-    expected = [pd.Timestamp("2024-03-01 10:00", tz="UTC").value // 10**9, pd.Timestamp("2024-03-02 12:30", tz="UTC").value // 10**9]
+    expected = [
+        pd.Timestamp("2024-03-01 10:00", tz="UTC").value // 10**9,
+        pd.Timestamp("2024-03-02 12:30", tz="UTC").value // 10**9,
+    ]
     for log in (naive, aware, iso):
         assert list(np.asarray(log.core.times)) == expected
 
@@ -61,7 +64,11 @@ def test_unknown_stage_names_row_stage_and_funnel():
     with pytest.raises(sf.UnknownStageError) as info:
         sf.EventLog.from_frame(FUNNEL, df)
     assert info.value.row == 1 and info.value.column == "stage"
-    assert "row 1" in str(info.value) and "'Demo'" in str(info.value) and "'default'" in str(info.value)
+    assert (
+        "row 1" in str(info.value)
+        and "'Demo'" in str(info.value)
+        and "'default'" in str(info.value)
+    )
     assert isinstance(info.value, sf.DataError) and isinstance(info.value, ValueError)
 
 
@@ -74,12 +81,23 @@ def test_unparseable_time_names_row_and_value():
 
 def test_missing_time_and_bad_amounts():
     df = pd.DataFrame(
-        {"opportunity_id": [1, 1, 2], "stage": ["A", "B", "A"], "time": pd.to_datetime(["2024-01-01", None, "2024-01-01"])}
+        {
+            "opportunity_id": [1, 1, 2],
+            "stage": ["A", "B", "A"],
+            "time": pd.to_datetime(["2024-01-01", None, "2024-01-01"]),
+        }
     )
     with pytest.raises(sf.DataError, match="row 1: time is missing"):
         sf.EventLog.from_frame(FUNNEL, df)
-    for bad, message in ((np.nan, "amount is missing"), (-5.0, "amount must be a finite number >= 0, got -5"), (np.inf, "amount must be a finite number >= 0, got inf")):
-        df = frame([(1, "A", "2024-01-01", 10.0), (2, "A", "2024-01-01", bad)], ("opportunity_id", "stage", "time", "amount"))
+    for bad, message in (
+        (np.nan, "amount is missing"),
+        (-5.0, "amount must be a finite number >= 0, got -5"),
+        (np.inf, "amount must be a finite number >= 0, got inf"),
+    ):
+        df = frame(
+            [(1, "A", "2024-01-01", 10.0), (2, "A", "2024-01-01", bad)],
+            ("opportunity_id", "stage", "time", "amount"),
+        )
         with pytest.raises(sf.DataError, match=f"row 1: {message}") as info:
             sf.EventLog.from_frame(FUNNEL, df, amount="amount")
         assert info.value.column == "amount"
@@ -103,7 +121,10 @@ def test_index_label_is_added_to_row_errors():
 
 def test_event_after_terminal_is_an_error_or_a_reopening():
     df = frame([(7, "A", "2024-01-01"), (7, "Lost", "2024-01-02"), (7, "B", "2024-01-05")])
-    with pytest.raises(sf.DataError, match=r"row 2: opportunity '7' has stage 'B' after its terminal stage 'Lost' at row 1"):
+    with pytest.raises(
+        sf.DataError,
+        match=r"row 2: opportunity '7' has stage 'B' after its terminal stage 'Lost' at row 1",
+    ):
         sf.EventLog.from_frame(FUNNEL, df)
     log = sf.EventLog.from_frame(FUNNEL, df, after_terminal="reopen")
     assert log.quality["reopened"] == 1 and log.n_events == 3
@@ -122,7 +143,15 @@ def test_lenient_mode_returns_exactly_the_bad_rows():
         {
             "opportunity_id": ["a", "a", "b", None, "c", "c", "c"],
             "stage": ["A", "Demo", "A", "A", "A", "Won", "B"],
-            "time": ["2024-01-01", "2024-01-02", "2024-01-01", "2024-01-01", "2024-01-01", "2024-01-03", "2024-01-04"],
+            "time": [
+                "2024-01-01",
+                "2024-01-02",
+                "2024-01-01",
+                "2024-01-01",
+                "2024-01-01",
+                "2024-01-03",
+                "2024-01-04",
+            ],
             "amount": [1.0, 2.0, -1.0, 3.0, 4.0, 4.0, 4.0],
         }
     )
@@ -147,7 +176,7 @@ def test_field_history_keeps_changes_only():
         }
     )
     log = sf.EventLog.from_frame(FUNNEL, df, amount="amount", owner="owner")
-    offsets, times, values = log.core.amount_history
+    offsets, _times, values = log.core.amount_history
     assert list(np.asarray(values)) == [100.0, 80.0]
     assert list(np.asarray(offsets)) == [0, 2]
     _, _, owners = log.core.owner_history
@@ -155,7 +184,13 @@ def test_field_history_keeps_changes_only():
 
 
 def test_append_equals_one_build():
-    rows = [(1, "A", "2024-01-01"), (2, "A", "2024-01-02"), (1, "B", "2024-01-04"), (2, "Lost", "2024-01-05"), (1, "Won", "2024-01-07")]
+    rows = [
+        (1, "A", "2024-01-01"),
+        (2, "A", "2024-01-02"),
+        (1, "B", "2024-01-04"),
+        (2, "Lost", "2024-01-05"),
+        (1, "Won", "2024-01-07"),
+    ]
     whole = sf.EventLog.from_frame(FUNNEL, frame(rows))
     first = sf.EventLog.from_frame(FUNNEL, frame(rows[:3]))
     both = first.append(frame(rows[3:]))
@@ -163,8 +198,14 @@ def test_append_equals_one_build():
 
 
 def test_attributes_constant_per_opportunity():
-    df = frame([(1, "A", "2024-01-01", "smb"), (1, "B", "2024-01-02", "ent")], ("opportunity_id", "stage", "time", "segment"))
-    with pytest.raises(sf.DataError, match="row 1: attribute 'segment' of opportunity '1' is 'ent' but was 'smb' at row 0"):
+    df = frame(
+        [(1, "A", "2024-01-01", "smb"), (1, "B", "2024-01-02", "ent")],
+        ("opportunity_id", "stage", "time", "segment"),
+    )
+    with pytest.raises(
+        sf.DataError,
+        match="row 1: attribute 'segment' of opportunity '1' is 'ent' but was 'smb' at row 0",
+    ):
         sf.EventLog.from_frame(FUNNEL, df, attributes=["segment"])
 
 

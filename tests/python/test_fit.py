@@ -7,10 +7,9 @@ from fractions import Fraction as Fr
 import numpy as np
 import pandas as pd
 import pytest
+import smartfunnel as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import smartfunnel as sf
 
 ABC = sf.Funnel(["A", "B", "C"], won="Won", lost="Lost")
 DAY0 = pd.Timestamp("2024-01-01", tz="UTC")
@@ -34,11 +33,20 @@ def days(rows):
 #   o6: A@8, still open (A censored at 2: shorter than some exits, tied with o1's exit)
 HAND = days(
     [
-        ("o1", "A", 0), ("o1", "B", 2), ("o1", "Won", 5),
-        ("o2", "A", 0), ("o2", "Lost", 1),
-        ("o3", "A", 0), ("o3", "B", 4), ("o3", "A", 6), ("o3", "B", 7), ("o3", "Lost", 9),
+        ("o1", "A", 0),
+        ("o1", "B", 2),
+        ("o1", "Won", 5),
+        ("o2", "A", 0),
+        ("o2", "Lost", 1),
+        ("o3", "A", 0),
+        ("o3", "B", 4),
+        ("o3", "A", 6),
+        ("o3", "B", 7),
+        ("o3", "Lost", 9),
         ("o4", "A", 0),
-        ("o5", "A", 0), ("o5", "C", 3), ("o5", "Won", 4),
+        ("o5", "A", 0),
+        ("o5", "C", 3),
+        ("o5", "Won", 4),
         ("o6", "A", 8),
     ]
 )
@@ -61,7 +69,9 @@ def test_hand_worked_stage_a(hand_model):
     assert s.loc["C", "p"] == pytest.approx(float(Fr(4, 17)), abs=1e-14)
     assert s.loc["Lost", "p"] == pytest.approx(float(Fr(3, 17)), abs=1e-14)
     assert s.loc["Won", "p"] == 0
-    assert s.loc["B", "naive"] == pytest.approx(3 / 5) and s.loc["Lost", "naive"] == pytest.approx(1 / 5)
+    assert s.loc["B", "naive"] == pytest.approx(3 / 5) and s.loc["Lost", "naive"] == pytest.approx(
+        1 / 5
+    )
     assert s.loc["B", "unresolved"] == pytest.approx(4 / 21, abs=1e-14)
     assert list(s["exits"]) == [3, 1, 0, 1]  # B, C, Won, Lost
     tis = hand_model.time_in_stage()
@@ -79,7 +89,9 @@ def test_hand_worked_win_probability(hand_model):
     assert win["B"] == pytest.approx(21 / 41, abs=1e-12)
     assert win["C"] == pytest.approx(1.0, abs=1e-12)
     # Expected visits from A: v_A = 1 + 10/17 v_B + 4/17, v_B = 1 + v_A/3  =>  v_A = 93/41.
-    assert hand_model.stage_summary().loc["A", "expected_visits"] == pytest.approx(93 / 41, abs=1e-12)
+    assert hand_model.stage_summary().loc["A", "expected_visits"] == pytest.approx(
+        93 / 41, abs=1e-12
+    )
     tm = hand_model.transition_matrix()
     assert np.allclose(tm.sum(axis=1), 1.0)
     assert tm.loc["B", "A"] == pytest.approx(1 / 3)
@@ -115,7 +127,9 @@ def test_singular_chain_is_a_typed_error():
 
 # -- simulation with known truth --------------------------------------------------------------
 
-FOUR = sf.Funnel(["Prospecting", "Qualification", "Proposal", "Negotiation"], won="Won", lost="Lost")
+FOUR = sf.Funnel(
+    ["Prospecting", "Qualification", "Proposal", "Negotiation"], won="Won", lost="Lost"
+)
 TRUE_P = np.array(
     [
         [0.0, 0.6, 0.0, 0.0, 0.0, 0.4],
@@ -156,7 +170,11 @@ def test_recovers_truth_with_nominal_coverage_while_naive_is_biased():
         naive_err.append(row["naive"] - 0.6)
         aware_err.append(row["p"] - 0.6)
         ss = m.stage_summary()
-        hits_b += ss.loc["Prospecting", "p_win_low"] <= truth_b["Prospecting"] <= ss.loc["Prospecting", "p_win_high"]
+        hits_b += (
+            ss.loc["Prospecting", "p_win_low"]
+            <= truth_b["Prospecting"]
+            <= ss.loc["Prospecting", "p_win_high"]
+        )
     n = len(seeds)
     # 90% intervals: coverage within about 3 binomial standard errors (sd = sqrt(.9*.1/120) = .027).
     assert 0.80 <= hits_p / n <= 0.98, hits_p / n
@@ -169,6 +187,7 @@ def test_recovers_truth_with_nominal_coverage_while_naive_is_biased():
 
 # -- properties -------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def sim():
     return sf.datasets.simulate(n_opportunities=400, start="2024-01-01", as_of="2024-09-01", seed=7)
@@ -178,8 +197,12 @@ def cells_by_key(model):
     return {(tuple(k), s): (d, c, w) for k, s, d, c, w, _ in model.core.cells()}
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(parts=st.integers(2, 4), salt=st.integers(0, 10_000), half_life=st.sampled_from([None, 30.0]))
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    parts=st.integers(2, 4), salt=st.integers(0, 10_000), half_life=st.sampled_from([None, 30.0])
+)
 def test_merge_of_partial_fits_equals_whole_fit(sim, parts, salt, half_life):
     ev = sim.events
     ids = ev["opportunity_id"].unique()
@@ -204,7 +227,9 @@ def test_merge_of_partial_fits_equals_whole_fit(sim, parts, salt, half_life):
         np.testing.assert_array_equal(a[key][1], b[key][1])  # integer counts: exact
         np.testing.assert_allclose(a[key][2], b[key][2], rtol=1e-12)
     for g in whole.groups:
-        np.testing.assert_allclose(whole.transition_matrix(g), merged.transition_matrix(g), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(
+            whole.transition_matrix(g), merged.transition_matrix(g), rtol=1e-12, atol=1e-15
+        )
         np.testing.assert_allclose(whole.win_probability(g), merged.win_probability(g), rtol=1e-12)
 
 
@@ -215,7 +240,9 @@ def test_merge_rejects_different_options(sim):
         sf.merge(a, b)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(cut_days=st.integers(30, 200), shift=st.integers(1, 50), salt=st.integers(0, 1000))
 def test_changes_after_as_of_cannot_change_the_fit(sim, cut_days, shift, salt):
     ev = sim.events
@@ -244,7 +271,9 @@ def test_probabilities_are_probabilities(sim):
         assert ((tm >= 0) & (tm <= 1)).all().all()
         np.testing.assert_allclose(tm.sum(axis=1), 1.0)
         s = m.stage_summary(g)
-        assert (s["p_win_low"] <= s["p_win"] + 1e-12).all() and (s["p_win"] <= s["p_win_high"] + 1e-12).all()
+        assert (s["p_win_low"] <= s["p_win"] + 1e-12).all() and (
+            s["p_win"] <= s["p_win_high"] + 1e-12
+        ).all()
 
 
 def test_groups_are_shrunk_toward_the_team(sim):

@@ -9,7 +9,6 @@ import sys
 import venv
 
 import pytest
-
 import smartfunnel as sf
 
 
@@ -44,7 +43,17 @@ def test_pip_install_into_fresh_venv(root, tmp_path):
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1", CMAKE_CXX_COMPILER_LAUNCHER="ccache")
     env.pop("PYTHONPATH", None)
     subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheelhouse), str(root)],
+        [
+            str(py),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            str(root),
+        ],
         check=True,
         env=env,
         cwd=tmp_path,
