@@ -132,7 +132,9 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
   bool have_last = false;
   std::int64_t last_id = 0;
   std::uint32_t last_dense = 0;
+  constexpr std::size_t prefetch_distance = 16;
   for (std::size_t r = 0; r < n; ++r) {
+    if (!names && r + prefetch_distance < n) int_index.prefetch(c.opportunity[r + prefetch_distance]);
     const auto row = static_cast<std::int64_t>(r);
     bool ok = true;
     auto bad = [&](const char* column, const std::string& why, bool stage_error = false) {
@@ -249,22 +251,33 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
     }
   }
 
-  // Pass 2: order rows by (opportunity, time, input row): counting sort by opportunity, then a
-  // stable sort by time within each opportunity (usually already sorted, so cheap).
+  // Pass 2: order rows by (opportunity, time, input row): a counting sort by opportunity that
+  // scatters compact records (time, row, stage), then a stable sort by time within each
+  // opportunity (usually already sorted). Later passes read the records sequentially instead of
+  // gathering the caller's columns in random order.
+  if (n > std::numeric_limits<std::uint32_t>::max())
+    throw data_error(-1, "opportunity", "at most 4294967295 rows per call, got " + std::to_string(n));
+  struct record {
+    time_point time;
+    std::uint32_t row;
+    stage_code code;
+  };
   std::vector<std::uint64_t> start(static_cast<std::size_t>(n_opp) + 1, 0);
   for (std::size_t r = 0; r < n; ++r)
     if (keep[r]) ++start[opp[r] + 1];
   std::partial_sum(start.begin(), start.end(), start.begin());
-  std::vector<std::uint64_t> order(start.back());
+  std::vector<record> order(start.back());
   {
     std::vector<std::uint64_t> fill(start.begin(), start.end() - 1);
     for (std::size_t r = 0; r < n; ++r)
-      if (keep[r]) order[fill[opp[r]]++] = r;
+      if (keep[r])
+        order[fill[opp[r]]++] = {c.time[r], static_cast<std::uint32_t>(r),
+                                 static_cast<stage_code>(stage_map[static_cast<std::size_t>(c.stage[r])])};
   }
   for (std::uint32_t o = 0; o < n_opp; ++o) {
     auto b = order.begin() + static_cast<std::ptrdiff_t>(start[o]);
     auto e = order.begin() + static_cast<std::ptrdiff_t>(start[o + 1]);
-    auto by_time = [&](std::uint64_t x, std::uint64_t y) { return c.time[x] < c.time[y]; };
+    auto by_time = [](const record& x, const record& y) { return x.time < y.time; };
     if (!std::is_sorted(b, e, by_time)) std::stable_sort(b, e, by_time);
   }
 
@@ -296,15 +309,16 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
   };
 
   std::vector<std::uint64_t> kept_at_time; // kept rows of this opportunity at the current time
+  time_point kept_time = 0;
   for (std::uint32_t o = 0; o < n_opp; ++o) {
     std::int64_t terminal_row = -1;
     stage_code terminal = 0;
     kept_at_time.clear();
     for (auto k = start[o]; k < start[o + 1]; ++k) {
-      const auto r = order[k];
+      const auto [t, r32, code] = order[k];
+      const std::size_t r = r32;
       const auto row = static_cast<std::int64_t>(r);
-      const auto code = static_cast<stage_code>(stage_map[static_cast<std::size_t>(c.stage[r])]);
-      if (log.created_[o] != missing_time && c.time[r] < log.created_[o]) {
+      if (log.created_[o] != missing_time && t < log.created_[o]) {
         check.fail(row, "time",
                    "event time " + std::to_string(c.time[r]) + " of opportunity " + quote(id_text(r)) +
                        " is before its created time " + std::to_string(log.created_[o]));
@@ -312,7 +326,7 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
       }
       // Rows are sorted by time within the opportunity, so rows at one time are contiguous; a
       // duplicate need not be adjacent to its twin (another stage may sit between them).
-      if (!kept_at_time.empty() && c.time[kept_at_time.front()] != c.time[r]) kept_at_time.clear();
+      if (!kept_at_time.empty() && kept_time != t) kept_at_time.clear();
       if (std::any_of(kept_at_time.begin(), kept_at_time.end(),
                       [&](std::uint64_t x) { return same_row(x, r); })) {
         ++log.report_.duplicates_collapsed;
@@ -336,24 +350,25 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
         terminal = code;
       }
       kept_at_time.push_back(r);
+      kept_time = t;
       ++log.report_.rows_kept;
-      log.time_.push_back(c.time[r]);
+      log.time_.push_back(t);
       log.stage_.push_back(code);
       if (amount_given(r) &&
           (log.amount_.value.size() == log.amount_.offset[o] || log.amount_.value.back() != c.amount[r])) {
-        log.amount_.time.push_back(c.time[r]);
+        log.amount_.time.push_back(t);
         log.amount_.value.push_back(c.amount[r]);
       }
       if (owner_given(r)) {
         const auto w = owner_map[static_cast<std::size_t>(c.owner[r])];
         if (log.owner_.value.size() == log.owner_.offset[o] || log.owner_.value.back() != w) {
-          log.owner_.time.push_back(c.time[r]);
+          log.owner_.time.push_back(t);
           log.owner_.value.push_back(w);
         }
       }
       if (has_close && c.close_date[r] != missing_time &&
           (log.close_.value.size() == log.close_.offset[o] || log.close_.value.back() != c.close_date[r])) {
-        log.close_.time.push_back(c.time[r]);
+        log.close_.time.push_back(t);
         log.close_.value.push_back(c.close_date[r]);
       }
     }

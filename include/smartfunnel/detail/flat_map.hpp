@@ -29,6 +29,14 @@ public:
       i = (i + 1) & mask_;
     }
   }
+  /// Hints the cache to fetch the slot of `key` (a later try_emplace of it then does not stall).
+  void prefetch(std::int64_t key) const noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(&slots_[index(key)]);
+#else
+    (void)key;
+#endif
+  }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   /// Calls f(key, value) for every entry.
   template <class F>
