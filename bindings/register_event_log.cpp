@@ -35,6 +35,29 @@ struct column_input {
   std::vector<std::string> attr_names;
   std::vector<carray<std::int32_t>> attr_codes;
   std::vector<std::vector<std::string>> attr_values;
+  // The changes table (field changes between stage events), all optional.
+  std::optional<carray<std::int64_t>> ch_opportunity, ch_time, ch_close;
+  std::vector<std::string> ch_opportunity_names, ch_owner_names;
+  std::optional<carray<double>> ch_amount;
+  std::optional<carray<std::int32_t>> ch_owner;
+  std::optional<carray<std::uint8_t>> ch_amount_given, ch_owner_given;
+
+  void set_changes(const std::optional<py::dict>& d) {
+    if (!d) return;
+    auto get = [&](const char* k) { return d->contains(k) && !(*d)[k].is_none(); };
+    if (!get("opportunity") || !get("time"))
+      throw std::invalid_argument("changes needs 'opportunity' and 'time' columns");
+    ch_opportunity = (*d)["opportunity"].cast<carray<std::int64_t>>();
+    ch_time = (*d)["time"].cast<carray<std::int64_t>>();
+    if (get("opportunity_names"))
+      ch_opportunity_names = (*d)["opportunity_names"].cast<std::vector<std::string>>();
+    if (get("amount")) ch_amount = (*d)["amount"].cast<carray<double>>();
+    if (get("amount_given")) ch_amount_given = (*d)["amount_given"].cast<carray<std::uint8_t>>();
+    if (get("owner")) ch_owner = (*d)["owner"].cast<carray<std::int32_t>>();
+    if (get("owner_names")) ch_owner_names = (*d)["owner_names"].cast<std::vector<std::string>>();
+    if (get("owner_given")) ch_owner_given = (*d)["owner_given"].cast<carray<std::uint8_t>>();
+    if (get("close_date")) ch_close = (*d)["close_date"].cast<carray<std::int64_t>>();
+  }
 
   event_columns view() const {
     event_columns c;
@@ -52,6 +75,17 @@ struct column_input {
     if (created) c.created = span_of(*created);
     for (std::size_t i = 0; i < attr_names.size(); ++i)
       c.attributes.push_back({attr_names[i], span_of(attr_codes[i]), attr_values[i]});
+    if (ch_opportunity) {
+      c.changes.opportunity = span_of(*ch_opportunity);
+      c.changes.opportunity_names = ch_opportunity_names;
+      c.changes.time = span_of(*ch_time);
+      if (ch_amount) c.changes.amount = span_of(*ch_amount);
+      if (ch_amount_given) c.changes.amount_given = span_of(*ch_amount_given);
+      if (ch_owner) c.changes.owner = span_of(*ch_owner);
+      c.changes.owner_names = ch_owner_names;
+      if (ch_owner_given) c.changes.owner_given = span_of(*ch_owner_given);
+      if (ch_close) c.changes.close_date = span_of(*ch_close);
+    }
     return c;
   }
 };
@@ -124,12 +158,14 @@ void register_event_log(py::module_& m) {
              std::optional<std::vector<std::string>> owner_names,
              std::optional<carray<std::int64_t>> close_date, std::optional<carray<std::int64_t>> created,
              std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes,
-             const std::string& validation_mode, const std::string& on_after_terminal) {
+             const std::string& validation_mode, const std::string& on_after_terminal,
+             std::optional<py::dict> changes) {
             const ingest_options opts{parse_mode(validation_mode), parse_after(on_after_terminal)};
             auto in = make_input(std::move(opportunity), std::move(opportunity_names), std::move(stage),
                                  std::move(stage_names), std::move(time), std::move(amount), std::move(owner),
                                  std::move(owner_names), std::move(close_date), std::move(created),
                                  std::move(attributes));
+            in.set_changes(changes);
             const auto cols = in.view();
             py::gil_scoped_release release;
             return std::make_shared<event_log>(event_log::from_columns(f, cols, opts));
@@ -139,7 +175,7 @@ void register_event_log(py::module_& m) {
           py::arg("owner") = py::none(), py::arg("owner_names") = py::none(),
           py::arg("close_date") = py::none(), py::arg("created") = py::none(),
           py::arg("attributes") = py::list(), py::arg("validation") = "strict",
-          py::arg("after_terminal") = "error")
+          py::arg("after_terminal") = "error", py::arg("changes") = py::none())
       .def(
           "append",
           [](const event_log& self, carray<std::int64_t> opportunity,
@@ -149,12 +185,14 @@ void register_event_log(py::module_& m) {
              std::optional<std::vector<std::string>> owner_names,
              std::optional<carray<std::int64_t>> close_date, std::optional<carray<std::int64_t>> created,
              std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes,
-             const std::string& validation_mode, const std::string& on_after_terminal) {
+             const std::string& validation_mode, const std::string& on_after_terminal,
+             std::optional<py::dict> changes) {
             const ingest_options opts{parse_mode(validation_mode), parse_after(on_after_terminal)};
             auto in = make_input(std::move(opportunity), std::move(opportunity_names), std::move(stage),
                                  std::move(stage_names), std::move(time), std::move(amount), std::move(owner),
                                  std::move(owner_names), std::move(close_date), std::move(created),
                                  std::move(attributes));
+            in.set_changes(changes);
             const auto cols = in.view();
             py::gil_scoped_release release;
             return std::make_shared<event_log>(self.append(cols, opts));
@@ -163,7 +201,8 @@ void register_event_log(py::module_& m) {
           py::arg("time"), py::arg("amount") = py::none(), py::arg("owner") = py::none(),
           py::arg("owner_names") = py::none(), py::arg("close_date") = py::none(),
           py::arg("created") = py::none(), py::arg("attributes") = py::list(),
-          py::arg("validation") = "strict", py::arg("after_terminal") = "error")
+          py::arg("validation") = "strict", py::arg("after_terminal") = "error",
+          py::arg("changes") = py::none())
       .def_property_readonly("funnel", &event_log::funnel)
       .def_property_readonly("n_events", &event_log::n_events)
       .def_property_readonly("n_opportunities", &event_log::n_opportunities)

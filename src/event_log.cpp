@@ -75,17 +75,73 @@ void check_lengths(const event_columns& c) {
   check_length(n, c.close_date.size(), "close_date");
   check_length(n, c.created.size(), "created");
   for (const auto& a : c.attributes) check_length(n, a.code.size(), a.name.c_str(), true);
+  const auto& ch = c.changes;
+  const std::size_t m = ch.opportunity.size();
+  check_length(m, ch.time.size(), "changes.time", true);
+  check_length(m, ch.amount.size(), "changes.amount");
+  check_length(m, ch.amount_given.size(), "changes.amount_given");
+  check_length(m, ch.owner.size(), "changes.owner");
+  check_length(m, ch.owner_given.size(), "changes.owner_given");
+  check_length(m, ch.close_date.size(), "changes.close_date");
+}
+
+// A field change from the changes table, before merging into a history.
+template <class T>
+struct pending_change {
+  std::uint32_t opp;
+  time_point time;
+  std::size_t row;
+  T value;
+};
+
+// Merges change-table values into a history that holds every event's given value (uncompressed),
+// then keeps only changes. At equal times event values come first, so a change row wins.
+template <class T>
+void merge_changes(field_history<T>& h, std::size_t n_opp, std::vector<pending_change<T>>& add) {
+  if (h.offset.empty()) return;
+  std::stable_sort(add.begin(), add.end(), [](const pending_change<T>& a, const pending_change<T>& b) {
+    return a.opp != b.opp ? a.opp < b.opp : a.time < b.time;
+  });
+  field_history<T> out;
+  out.offset.assign(n_opp + 1, 0);
+  out.time.reserve(h.time.size() + add.size());
+  out.value.reserve(h.time.size() + add.size());
+  std::size_t j = 0;
+  for (std::size_t o = 0; o < n_opp; ++o) {
+    auto i = h.offset[o];
+    const auto end = h.offset[o + 1];
+    const auto first = out.value.size();
+    auto push = [&](time_point t, const T& v) {
+      if (out.value.size() == first || out.value.back() != v) {
+        out.time.push_back(t);
+        out.value.push_back(v);
+      }
+    };
+    while (i < end || (j < add.size() && add[j].opp == o)) {
+      const bool from_events = j >= add.size() || add[j].opp != o || (i < end && h.time[i] <= add[j].time);
+      if (from_events) {
+        push(h.time[i], h.value[i]);
+        ++i;
+      } else {
+        push(add[j].time, add[j].value);
+        ++j;
+      }
+    }
+    out.offset[o + 1] = out.value.size();
+  }
+  h = std::move(out);
 }
 
 } // namespace
 
 event_log event_log::from_columns(const smartfunnel::funnel& f, const event_columns& c,
                                   const ingest_options& options) {
-  return ingest(f, c, options, 0);
+  return ingest(f, c, options, 0, 0);
 }
 
 event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c,
-                            const ingest_options& options, std::int64_t existing) {
+                            const ingest_options& options, std::int64_t existing,
+                            std::int64_t existing_changes) {
   const std::size_t n = c.opportunity.size();
   check_lengths(c);
 
@@ -262,6 +318,7 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
     std::uint32_t row;
     stage_code code;
   };
+  std::vector<std::pair<std::int64_t, std::uint32_t>> sorted_ids; // for the changes table
   std::vector<std::uint64_t> start(static_cast<std::size_t>(n_opp) + 1, 0);
   for (std::size_t r = 0; r < n; ++r)
     if (keep[r]) ++start[opp[r] + 1];
@@ -294,8 +351,12 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
       owner_map[i] = log.owner_names_.intern(c.owner_names[i]);
     log.owner_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
   }
-  if (has_amount) log.amount_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
-  if (has_close) log.close_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
+  if (has_amount || !c.changes.amount.empty())
+    log.amount_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
+  if (has_close || !c.changes.close_date.empty())
+    log.close_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
+  if (!has_owner && !c.changes.owner.empty())
+    log.owner_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
 
   auto same_row = [&](std::uint64_t x, std::uint64_t y) {
     return c.time[x] == c.time[y] &&
@@ -308,6 +369,9 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
            (!has_close || c.close_date[x] == c.close_date[y]);
   };
 
+  // With a changes table, record every given value here and compress after merging the changes
+  // (an event repeating a value that a change between them altered is itself a change).
+  const bool keep_all = !c.changes.empty();
   std::vector<std::uint64_t> kept_at_time; // kept rows of this opportunity at the current time
   time_point kept_time = 0;
   for (std::uint32_t o = 0; o < n_opp; ++o) {
@@ -354,28 +418,101 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
       ++log.report_.rows_kept;
       log.time_.push_back(t);
       log.stage_.push_back(code);
-      if (amount_given(r) &&
-          (log.amount_.value.size() == log.amount_.offset[o] || log.amount_.value.back() != c.amount[r])) {
+      if (amount_given(r) && (keep_all || log.amount_.value.size() == log.amount_.offset[o] ||
+                              log.amount_.value.back() != c.amount[r])) {
         log.amount_.time.push_back(t);
         log.amount_.value.push_back(c.amount[r]);
       }
       if (owner_given(r)) {
         const auto w = owner_map[static_cast<std::size_t>(c.owner[r])];
-        if (log.owner_.value.size() == log.owner_.offset[o] || log.owner_.value.back() != w) {
+        if (keep_all || log.owner_.value.size() == log.owner_.offset[o] || log.owner_.value.back() != w) {
           log.owner_.time.push_back(t);
           log.owner_.value.push_back(w);
         }
       }
       if (has_close && c.close_date[r] != missing_time &&
-          (log.close_.value.size() == log.close_.offset[o] || log.close_.value.back() != c.close_date[r])) {
+          (keep_all || log.close_.value.size() == log.close_.offset[o] ||
+           log.close_.value.back() != c.close_date[r])) {
         log.close_.time.push_back(t);
         log.close_.value.push_back(c.close_date[r]);
       }
     }
     log.offset_[o + 1] = log.time_.size();
-    if (has_amount) log.amount_.offset[o + 1] = log.amount_.value.size();
-    if (has_owner) log.owner_.offset[o + 1] = log.owner_.value.size();
-    if (has_close) log.close_.offset[o + 1] = log.close_.value.size();
+    if (!log.amount_.offset.empty()) log.amount_.offset[o + 1] = log.amount_.value.size();
+    if (!log.owner_.offset.empty()) log.owner_.offset[o + 1] = log.owner_.value.size();
+    if (!log.close_.offset.empty()) log.close_.offset[o + 1] = log.close_.value.size();
+  }
+
+  if (keep_all) {
+    // Dense index of an opportunity id of the changes table (-1: not in the log).
+    std::unordered_map<std::string_view, std::uint32_t> by_name;
+    if (names)
+      for (std::uint32_t o = 0; o < n_opp; ++o) by_name.emplace(log.str_ids_[o], o);
+    const auto& ch = c.changes;
+    auto dense_of = [&](std::int64_t id) -> std::int64_t {
+      if (!names) {
+        auto it = std::lower_bound(sorted_ids.begin(), sorted_ids.end(), std::pair{id, std::uint32_t{0}});
+        return (it != sorted_ids.end() && it->first == id) ? static_cast<std::int64_t>(it->second) : -1;
+      }
+      if (id < 0 || static_cast<std::size_t>(id) >= ch.opportunity_names.size()) return -1;
+      auto it = by_name.find(ch.opportunity_names[static_cast<std::size_t>(id)]);
+      return it == by_name.end() ? -1 : static_cast<std::int64_t>(it->second);
+    };
+    if (!names) {
+      sorted_ids.reserve(n_opp);
+      for (std::uint32_t o = 0; o < n_opp; ++o) sorted_ids.emplace_back(log.int_ids_[o], o);
+      std::sort(sorted_ids.begin(), sorted_ids.end());
+    }
+    std::vector<pending_change<double>> amounts;
+    std::vector<pending_change<std::uint32_t>> owners;
+    std::vector<pending_change<time_point>> closes;
+    for (std::size_t r = 0; r < ch.opportunity.size(); ++r) {
+      // Rows below existing_changes are a log's own history being rebuilt by append().
+      const auto row = static_cast<std::int64_t>(r) - existing_changes;
+      auto fail = [&](const std::string& column, const std::string& reason) {
+        const std::string where =
+            row < 0 ? "existing change " + std::to_string(r) : "changes row " + std::to_string(row);
+        if (options.mode == validation::strict)
+          throw data_error(row, "changes." + column, where + ": " + reason);
+        log.report_.rejected.push_back({row, "changes." + column, reason});
+      };
+      const auto o = dense_of(ch.opportunity[r]);
+      const std::string who = names ? (ch.opportunity[r] >= 0 && static_cast<std::size_t>(ch.opportunity[r]) <
+                                                                     ch.opportunity_names.size()
+                                           ? ch.opportunity_names[static_cast<std::size_t>(ch.opportunity[r])]
+                                           : std::string("<missing>"))
+                                    : std::to_string(ch.opportunity[r]);
+      if (o < 0) {
+        fail("opportunity", "opportunity " + quote(who) + " has no stage events in the log");
+        continue;
+      }
+      if (ch.time[r] == missing_time) {
+        fail("time", "time is missing (opportunity " + quote(who) + ")");
+        continue;
+      }
+      const bool a_given = !ch.amount.empty() && (ch.amount_given.empty() || ch.amount_given[r] != 0);
+      const bool w_given = !ch.owner.empty() && (ch.owner_given.empty() || ch.owner_given[r] != 0);
+      if (a_given && !(std::isfinite(ch.amount[r]) && ch.amount[r] >= 0.0)) {
+        fail("amount", "amount must be a finite number >= 0, got " + std::to_string(ch.amount[r]) +
+                           " (opportunity " + quote(who) + ")");
+        continue;
+      }
+      if (w_given && (ch.owner[r] < 0 || static_cast<std::size_t>(ch.owner[r]) >= ch.owner_names.size())) {
+        fail("owner", "owner code " + std::to_string(ch.owner[r]) + " is out of range (opportunity " +
+                          quote(who) + ")");
+        continue;
+      }
+      const auto opp_i = static_cast<std::uint32_t>(o);
+      if (a_given) amounts.push_back({opp_i, ch.time[r], r, ch.amount[r]});
+      if (w_given)
+        owners.push_back({opp_i, ch.time[r], r,
+                          log.owner_names_.intern(ch.owner_names[static_cast<std::size_t>(ch.owner[r])])});
+      if (!ch.close_date.empty() && ch.close_date[r] != missing_time)
+        closes.push_back({opp_i, ch.time[r], r, ch.close_date[r]});
+    }
+    merge_changes(log.amount_, n_opp, amounts);
+    merge_changes(log.owner_, n_opp, owners);
+    merge_changes(log.close_, n_opp, closes);
   }
 
   // Every interned opportunity keeps at least one event: rows are only rejected in pass 3 when an
@@ -406,9 +543,9 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
   std::vector<double> amount;
   std::vector<std::int32_t> owner;
   std::vector<std::string> stage_names(funnel_.names().begin(), funnel_.names().end());
-  const bool any_amount = has_amounts() || !more.amount.empty();
-  const bool any_owner = has_owners() || !more.owner.empty();
-  const bool any_close = !close_.empty() || !more.close_date.empty();
+  const bool any_amount = has_amounts() || !more.amount.empty() || !more.changes.amount.empty();
+  const bool any_owner = has_owners() || !more.owner.empty() || !more.changes.owner.empty();
+  const bool any_close = !close_.empty() || !more.close_date.empty() || !more.changes.close_date.empty();
   const bool any_created = true;
   std::vector<std::uint8_t> amount_given, owner_given;
   if (any_amount) {
@@ -540,7 +677,85 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
   }
   for (std::size_t a = 0; a < attr_order.size(); ++a)
     all.attributes.push_back({attr_order[a], attr_codes[a], attr_names[a]});
-  auto out = ingest(funnel_, all, options, static_cast<std::int64_t>(n0));
+  // The log's field histories travel as change rows (so values between events survive), then the
+  // appended change rows.
+  const auto& mc = more.changes;
+  const std::size_t h0 = amount_.time.size() + owner_.time.size() + close_.time.size();
+  const std::size_t hn = h0 + mc.opportunity.size();
+  std::vector<std::int64_t> ch_opp(hn);
+  std::vector<time_point> ch_time(hn), ch_close(hn, missing_time);
+  std::vector<double> ch_amount(hn, 0.0);
+  std::vector<std::uint8_t> ch_amount_given(hn, 0), ch_owner_given(hn, 0);
+  std::vector<std::int32_t> ch_owner(hn, missing_code);
+  {
+    std::size_t k = 0;
+    for (std::size_t o = 0; o < n_opportunities(); ++o) {
+      const auto oc = string_ids_ ? static_cast<std::int64_t>(*opp_dict.find(str_ids_[o])) : int_ids_[o];
+      for (auto i = amount_.offset.empty() ? 0 : amount_.offset[o];
+           !amount_.offset.empty() && i < amount_.offset[o + 1]; ++i, ++k) {
+        ch_opp[k] = oc;
+        ch_time[k] = amount_.time[i];
+        ch_amount[k] = amount_.value[i];
+        ch_amount_given[k] = 1;
+      }
+      for (auto i = owner_.offset.empty() ? 0 : owner_.offset[o];
+           !owner_.offset.empty() && i < owner_.offset[o + 1]; ++i, ++k) {
+        ch_opp[k] = oc;
+        ch_time[k] = owner_.time[i];
+        ch_owner[k] = static_cast<std::int32_t>(owner_dict.intern(owner_names_[owner_.value[i]]));
+        ch_owner_given[k] = 1;
+      }
+      for (auto i = close_.offset.empty() ? 0 : close_.offset[o];
+           !close_.offset.empty() && i < close_.offset[o + 1]; ++i, ++k) {
+        ch_opp[k] = oc;
+        ch_time[k] = close_.time[i];
+        ch_close[k] = close_.value[i];
+      }
+    }
+    for (std::size_t r = 0; r < mc.opportunity.size(); ++r, ++k) {
+      const auto oc = mc.opportunity[r];
+      if (!mc.opportunity_names.empty())
+        ch_opp[k] = (oc < 0 || static_cast<std::size_t>(oc) >= mc.opportunity_names.size())
+                        ? missing_code
+                        : static_cast<std::int64_t>(
+                              opp_dict.intern(mc.opportunity_names[static_cast<std::size_t>(oc)]));
+      else
+        ch_opp[k] = oc;
+      ch_time[k] = mc.time[r];
+      if (!mc.amount.empty()) {
+        ch_amount[k] = mc.amount[r];
+        ch_amount_given[k] = mc.amount_given.empty() ? 1 : mc.amount_given[r];
+      }
+      if (!mc.owner.empty() && (mc.owner_given.empty() || mc.owner_given[r] != 0)) {
+        ch_owner_given[k] = 1;
+        ch_owner[k] = (mc.owner[r] < 0 || static_cast<std::size_t>(mc.owner[r]) >= mc.owner_names.size())
+                          ? -2
+                          : static_cast<std::int32_t>(
+                                owner_dict.intern(mc.owner_names[static_cast<std::size_t>(mc.owner[r])]));
+      }
+      if (!mc.close_date.empty()) ch_close[k] = mc.close_date[r];
+    }
+  }
+  owner_all.assign(owner_dict.names().begin(), owner_dict.names().end());
+  if (string_ids_ || more_names) opp_names.assign(opp_dict.names().begin(), opp_dict.names().end());
+  all.opportunity_names = opp_names;
+  if (any_owner) all.owner_names = owner_all;
+  if (hn > 0) {
+    all.changes.opportunity = ch_opp;
+    all.changes.opportunity_names = opp_names;
+    all.changes.time = ch_time;
+    if (any_amount) {
+      all.changes.amount = ch_amount;
+      all.changes.amount_given = ch_amount_given;
+    }
+    if (any_owner) {
+      all.changes.owner = ch_owner;
+      all.changes.owner_names = owner_all;
+      all.changes.owner_given = ch_owner_given;
+    }
+    if (any_close) all.changes.close_date = ch_close;
+  }
+  auto out = ingest(funnel_, all, options, static_cast<std::int64_t>(n0), static_cast<std::int64_t>(h0));
   out.report_.duplicates_collapsed += report_.duplicates_collapsed;
   out.report_.rows_read = report_.rows_read + n1;
   out.report_.rows_kept += report_.rows_kept - n0;

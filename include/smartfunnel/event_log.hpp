@@ -101,6 +101,24 @@ struct categorical_column {
   std::span<const std::string> names;
 };
 
+/// Field changes that come without a stage event (a CRM's field-history table): per row an
+/// opportunity (the same id representation as the events), a time, and the new values of any of
+/// amount, owner and close date (each column optional; a 0 in a *_given mask, or missing_time for
+/// close_date, means "not changed in this row"). At equal times a change row wins over an event.
+struct change_columns {
+  std::span<const std::int64_t> opportunity;
+  std::span<const std::string> opportunity_names;
+  std::span<const time_point> time;
+  std::span<const double> amount;
+  std::span<const std::uint8_t> amount_given;
+  std::span<const std::int32_t> owner;
+  std::span<const std::string> owner_names;
+  std::span<const std::uint8_t> owner_given;
+  std::span<const time_point> close_date;
+
+  [[nodiscard]] bool empty() const noexcept { return opportunity.empty(); }
+};
+
 /// Input columns of equal length; optional ones may be left empty.
 struct event_columns {
   /// Opportunity per row: integer ids as given, or (when opportunity_names is not empty) codes
@@ -129,6 +147,9 @@ struct event_columns {
   std::span<const time_point> created;
   /// Optional static attributes, constant per opportunity.
   std::vector<categorical_column> attributes;
+  /// Optional field changes between stage events. Errors name their rows as "changes row N" and
+  /// their columns as "changes.<column>"; an opportunity must have stage events.
+  change_columns changes;
 };
 
 /// The validated, sorted, interned stage history. Immutable once built; cheap to share.
@@ -193,7 +214,8 @@ public:
 private:
   explicit event_log(smartfunnel::funnel f) : funnel_(std::move(f)) {}
   static event_log ingest(const smartfunnel::funnel& f, const event_columns& cols,
-                          const ingest_options& options, std::int64_t existing);
+                          const ingest_options& options, std::int64_t existing,
+                          std::int64_t existing_changes);
 
   smartfunnel::funnel funnel_;
   bool string_ids_ = false;

@@ -72,6 +72,68 @@ def _columns(frame: pd.DataFrame, cols: _ColumnMap) -> dict[str, Any]:
     return kwargs
 
 
+def _changes(changes: pd.DataFrame, cols: _ColumnMap, string_ids: bool) -> dict[str, Any]:
+    """The changes table as core columns; NaN / NaT / None mean "not changed in this row"."""
+    for required in (cols.opportunity, cols.time):
+        if required not in changes.columns:
+            raise _convert.data_error(
+                f"changes: column {required!r} is not in the frame (columns: {list(map(str, changes.columns))})",
+                None,
+                f"changes.{required}",
+            )
+    out: dict[str, Any] = {}
+    ids = changes[cols.opportunity]
+    if string_ids:
+        codes, names = _convert.codes_and_names(ids.astype("string"), cols.opportunity)
+        out["opportunity"], out["opportunity_names"] = codes.astype(np.int64), names
+    else:
+        if not pd.api.types.is_integer_dtype(ids.dtype):
+            raise _convert.data_error(
+                f"changes: column {cols.opportunity!r} must hold integer ids like the events, got {ids.dtype}",
+                None,
+                f"changes.{cols.opportunity}",
+            )
+        out["opportunity"] = ids.to_numpy(dtype=np.int64)
+    out["time"] = _convert.to_seconds(changes[cols.time], f"changes.{cols.time}")
+    if cols.amount is not None and cols.amount in changes.columns:
+        amount = pd.to_numeric(changes[cols.amount], errors="raise").to_numpy(dtype=np.float64)
+        out["amount"] = np.nan_to_num(amount, nan=0.0)
+        out["amount_given"] = (~np.isnan(amount)).astype(np.uint8)
+    if cols.owner is not None and cols.owner in changes.columns:
+        codes, names = _convert.codes_and_names(changes[cols.owner], cols.owner)
+        out["owner"], out["owner_names"] = codes, names
+        out["owner_given"] = (codes >= 0).astype(np.uint8)
+    if cols.close_date is not None and cols.close_date in changes.columns:
+        out["close_date"] = _convert.to_seconds(
+            changes[cols.close_date], f"changes.{cols.close_date}"
+        )
+    return out
+
+
+def _user_column(cols: _ColumnMap, column: str | None) -> str | None:
+    """The caller's column name for the core's generic one ("stage" -> "StageName")."""
+    if column is None:
+        return None
+    prefix, _, name = column.rpartition(".")
+    mapped = {
+        "opportunity": cols.opportunity,
+        "stage": cols.stage,
+        "time": cols.time,
+        "amount": cols.amount,
+        "owner": cols.owner,
+        "close_date": cols.close_date,
+        "created": cols.created,
+    }.get(name) or name
+    return f"{prefix}.{mapped}" if prefix else mapped
+
+
+def _relabel(err: Exception, cols: _ColumnMap, frame: pd.DataFrame | None) -> Exception:
+    """Names the caller's column, and adds the frame's index label when it is not the default."""
+    if hasattr(err, "column"):
+        err.column = _user_column(cols, err.column)
+    return err if frame is None else _with_index_label(err, frame)
+
+
 def _with_index_label(err: Exception, frame: pd.DataFrame) -> Exception:
     """Adds the frame's index label to a row error when the index is not the default one."""
     row = getattr(err, "row", None)
@@ -117,6 +179,7 @@ class EventLog:
         attributes: Sequence[str] = (),
         validation: str = "strict",
         after_terminal: str = "error",
+        changes: pd.DataFrame | None = None,
     ) -> EventLog:
         """Build a log from a frame with one row per stage event.
 
@@ -138,6 +201,10 @@ class EventLog:
             returns the bad ones in :attr:`rejected` with reasons.
         after_terminal : {"error", "reopen"}
             What an event after Won/Lost means.
+        changes : pandas.DataFrame, optional
+            Field changes between stage events (a CRM's field-history table), with the same
+            column names: opportunity, time, and any of amount, owner, close_date. A missing
+            value means "not changed in this row". At equal times a change wins over an event.
 
         Raises
         ------
@@ -149,44 +216,75 @@ class EventLog:
         )
         try:
             kwargs = _columns(frame, cols)
+            if changes is not None:
+                kwargs["changes"] = _changes(changes, cols, kwargs["opportunity_names"] is not None)
             core = _core.EventLog.from_columns(
                 funnel, **kwargs, validation=validation, after_terminal=after_terminal
             )
         except _core.DataError as err:
-            raise _with_index_label(err, frame) from None
-        return cls(core, cols, cls._rejected_frame(core, frame))
+            where = changes if str(getattr(err, "column", "")).startswith("changes.") else frame
+            raise _relabel(err, cols, where) from None
+        return cls(core, cols, cls._rejected_frame(core, cols, frame, changes))
 
     @staticmethod
-    def _rejected_frame(core: _core.EventLog, frame: pd.DataFrame) -> pd.DataFrame:
-        """Rejected input rows with reasons; negative rows are existing events (append only)."""
+    def _rejected_frame(
+        core: _core.EventLog,
+        cols: _ColumnMap,
+        frame: pd.DataFrame,
+        changes: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """Rejected input rows with `row`, `source`, `rejected_column` and `reason`.
+
+        ``source`` is "events" (a row of the frame), "changes" (a row of the changes table) or
+        "existing" (after append: an event or change of the log that the new rows made invalid,
+        with a negative row).
+        """
         rep = core.report
         rows = np.asarray(rep["rejected_rows"], dtype=np.int64)
-        mine = rows >= 0
-        out = frame.iloc[rows[mine]].copy()
-        out["rejected_column"] = [c for c, m in zip(rep["rejected_columns"], mine) if m]
-        out["reason"] = [r for r, m in zip(rep["rejected_reasons"], mine) if m]
-        out.insert(0, "row", rows[mine])
-        if not mine.all():
-            existing = pd.DataFrame(
-                {
-                    "row": rows[~mine],
-                    "rejected_column": [c for c, m in zip(rep["rejected_columns"], mine) if not m],
-                    "reason": [r for r, m in zip(rep["rejected_reasons"], mine) if not m],
-                }
-            )
-            out = pd.concat([existing, out], ignore_index=True)
-        return out
+        columns = np.asarray([_user_column(cols, c) for c in rep["rejected_columns"]], dtype=object)
+        reasons = np.asarray(rep["rejected_reasons"], dtype=object)
+        is_change = np.array([str(c).startswith("changes.") for c in columns], dtype=bool)
+        parts = []
+        for source, table, select in (
+            ("events", frame, ~is_change & (rows >= 0)),
+            ("changes", changes, is_change & (rows >= 0)),
+            ("existing", None, rows < 0),
+        ):
+            if table is not None:
+                part = table.iloc[rows[select]].copy()
+            elif select.any():
+                part = pd.DataFrame(index=pd.RangeIndex(int(select.sum())))
+            else:
+                continue
+            part.insert(0, "row", rows[select])
+            part.insert(1, "source", source)
+            part["rejected_column"] = columns[select]
+            part["reason"] = reasons[select]
+            parts.append(part)
+        return pd.concat(parts) if len(parts) > 1 else parts[0]
 
     def append(
-        self, frame: pd.DataFrame, validation: str = "strict", after_terminal: str = "error"
+        self,
+        frame: pd.DataFrame,
+        validation: str = "strict",
+        after_terminal: str = "error",
+        changes: pd.DataFrame | None = None,
     ) -> EventLog:
-        """A new log with this log's events and the rows of `frame` (same column names)."""
+        """A new log with this log's events and the rows of `frame` (same column names).
+
+        Errors and :attr:`rejected` number the rows of `frame` (and of `changes`) from 0.
+        """
         try:
             kwargs = _columns(frame, self._columns)
+            if changes is not None:
+                kwargs["changes"] = _changes(changes, self._columns, bool(self._log.string_ids))
             core = self._log.append(**kwargs, validation=validation, after_terminal=after_terminal)
         except _core.DataError as err:
-            raise _with_index_label(err, frame) from None
-        return EventLog(core, self._columns, self._rejected_frame(core, frame))
+            where = changes if str(getattr(err, "column", "")).startswith("changes.") else frame
+            raise _relabel(err, self._columns, where) from None
+        return EventLog(
+            core, self._columns, self._rejected_frame(core, self._columns, frame, changes)
+        )
 
     # -- properties ---------------------------------------------------------------------------
     @property

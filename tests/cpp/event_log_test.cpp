@@ -727,3 +727,57 @@ TEST(event_log, append_names_existing_events_it_invalidates) {
   EXPECT_THAT(e.what, HasSubstr("existing event 1:"));
   EXPECT_THAT(e.what, HasSubstr("after its terminal stage 'Lost' at row 0"));
 }
+
+// A changes table merges field values between stage events. Events say amount 100 at days 0, 5
+// and 9; changes say 80 at day 3 (amount only) and owner "bob" at day 7 (owner only). By hand:
+// amount history 100@0, 80@3, 100@5 (the day-5 event repeats 100 after the change: a change);
+// owner history ann@0, bob@7, ann@9.
+TEST(event_log, changes_table_merges_between_events) {
+  table t;
+  t.add(1, "Lead", day(0), 100, "ann")
+      .add(1, "Qualified", day(5), 100, "ann")
+      .add(1, "Won", day(9), 100, "ann");
+  const std::vector<std::int64_t> opp{1, 1};
+  const std::vector<sf::time_point> when{day(3), day(7)};
+  const std::vector<double> amount{80, 0};
+  const std::vector<std::uint8_t> amount_given{1, 0};
+  const std::vector<std::int32_t> owner{sf::missing_code, 0};
+  const std::vector<std::uint8_t> owner_given{0, 1};
+  const std::vector<std::string> owner_names{"bob"};
+  auto cols = t.columns();
+  cols.changes.opportunity = opp;
+  cols.changes.time = when;
+  cols.changes.amount = amount;
+  cols.changes.amount_given = amount_given;
+  cols.changes.owner = owner;
+  cols.changes.owner_given = owner_given;
+  cols.changes.owner_names = owner_names;
+  const auto log = sf::event_log::from_columns(enterprise(), cols);
+  EXPECT_EQ(log.amounts().time, (std::vector<sf::time_point>{day(0), day(3), day(5)}));
+  EXPECT_EQ(log.amounts().value, (std::vector<double>{100, 80, 100}));
+  EXPECT_EQ(log.amounts().at(0, day(4)), 80.0);
+  ASSERT_EQ(log.owners().value.size(), 3u);
+  EXPECT_EQ(log.owner_names()[log.owners().value[1]], "bob");
+  EXPECT_EQ(log.owners().time, (std::vector<sf::time_point>{day(0), day(7), day(9)}));
+}
+
+// A change for an opportunity without stage events is an error naming the changes row.
+TEST(event_log, changes_table_rejects_unknown_opportunities) {
+  table t;
+  t.add(1, "Lead", day(0), 100, "ann");
+  const std::vector<std::int64_t> opp{1, 7};
+  const std::vector<sf::time_point> when{day(1), day(2)};
+  const std::vector<double> amount{90, 10};
+  auto cols = t.columns();
+  cols.changes.opportunity = opp;
+  cols.changes.time = when;
+  cols.changes.amount = amount;
+  const auto e = catch_data_error([&] { return sf::event_log::from_columns(enterprise(), cols); });
+  EXPECT_EQ(e.row, 1);
+  EXPECT_THAT(e.what, HasSubstr("changes row 1: opportunity '7' has no stage events"));
+  const auto lenient =
+      sf::event_log::from_columns(enterprise(), cols, {sf::validation::lenient, sf::after_terminal::error});
+  ASSERT_EQ(lenient.report().rejected.size(), 1u);
+  EXPECT_EQ(lenient.report().rejected[0].column, "changes.opportunity");
+  EXPECT_EQ(lenient.amounts().value, (std::vector<double>{100, 90}));
+}

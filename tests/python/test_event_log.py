@@ -158,7 +158,7 @@ def test_lenient_mode_returns_exactly_the_bad_rows():
     log = sf.EventLog.from_frame(FUNNEL, df, amount="amount", validation="lenient")
     rej = log.rejected
     assert list(rej["row"]) == [1, 2, 3, 6]
-    assert list(rej["rejected_column"]) == ["stage", "amount", "opportunity", "stage"]
+    assert list(rej["rejected_column"]) == ["stage", "amount", "opportunity_id", "stage"]
     assert rej["reason"].str.len().min() > 10
     # Every other row is kept.
     assert log.n_events == 3 and log.n_opportunities == 2
@@ -235,3 +235,71 @@ def test_append_numbers_rows_of_the_new_frame_and_flags_existing_events():
     assert "existing event 1" not in rej["reason"].iloc[0]  # the reason, without the row label
     assert "after its terminal stage 'Lost' at row 0" in rej["reason"].iloc[0]
     assert lenient.n_events == 2
+
+
+def _changes_fixture():
+    day = lambda d: pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=d)  # noqa: E731
+    events = pd.DataFrame(
+        {
+            "opportunity_id": [1, 1, 1],
+            "stage": ["A", "B", "Won"],
+            "time": [day(0), day(5), day(9)],
+            "amount": [100.0, 100.0, 100.0],
+            "owner": ["ann", "ann", "ann"],
+        }
+    )
+    changes = pd.DataFrame(
+        {
+            "opportunity_id": [1, 1],
+            "time": [day(3), day(7)],
+            "amount": [80.0, np.nan],  # NaN: amount not changed in this row
+            "owner": [None, "bob"],
+        }
+    )
+    return events, changes, day
+
+
+def test_changes_table_merges_field_history_between_events():
+    events, changes, day = _changes_fixture()
+    log = sf.EventLog.from_frame(FUNNEL, events, amount="amount", owner="owner", changes=changes)
+    s = lambda d: day(d).value // 10**9  # noqa: E731
+    _, times, values = log.core.amount_history
+    # Events say 100 at days 0, 5, 9; the change says 80 at day 3: 100 -> 80 -> 100.
+    assert list(np.asarray(times)) == [s(0), s(3), s(5)]
+    assert list(np.asarray(values)) == [100.0, 80.0, 100.0]
+    _, times, owners = log.core.owner_history
+    assert [log.core.owner_names[i] for i in np.asarray(owners)] == ["ann", "bob", "ann"]
+    assert list(np.asarray(times)) == [s(0), s(7), s(9)]
+    # As of day 8 the B stay (entered day 5) is open and belongs to bob, the owner at day 8.
+    m = sf.fit(log, as_of=day(8), groups=["owner"], prior=0)
+    assert ("bob",) in m.groups and ("ann",) in m.groups
+    assert m.stage_summary(group="bob").loc["B", "censored"] == 1
+    assert m.stage_summary(group="ann").loc["A", "exits"] == 1
+
+
+def test_changes_table_errors_name_the_changes_row():
+    events, changes, day = _changes_fixture()
+    bad = pd.concat(
+        [changes, pd.DataFrame({"opportunity_id": [9], "time": [day(2)], "amount": [5.0]})],
+        ignore_index=True,
+    )
+    with pytest.raises(
+        sf.DataError, match=r"changes row 2: opportunity '9' has no stage events"
+    ) as info:
+        sf.EventLog.from_frame(FUNNEL, events, amount="amount", owner="owner", changes=bad)
+    assert info.value.row == 2 and info.value.column == "changes.opportunity_id"
+    log = sf.EventLog.from_frame(
+        FUNNEL, events, amount="amount", owner="owner", changes=bad, validation="lenient"
+    )
+    rej = log.rejected
+    assert list(rej["source"]) == ["changes"] and list(rej["row"]) == [2]
+
+
+def test_append_keeps_changes_between_events():
+    events, changes, _day = _changes_fixture()
+    whole = sf.EventLog.from_frame(FUNNEL, events, amount="amount", owner="owner", changes=changes)
+    first = sf.EventLog.from_frame(
+        FUNNEL, events.iloc[:2], amount="amount", owner="owner", changes=changes.iloc[:1]
+    )
+    both = first.append(events.iloc[2:], changes=changes.iloc[1:])
+    assert both.core == whole.core
