@@ -149,6 +149,19 @@ void register_model(py::module_& m) {
           },
           py::arg("group"), py::arg("stage"))
       .def(
+          "destination_quantiles",
+          [](const funnel_model& s, std::size_t g, double q) {
+            // n_open x n_codes: quantile q of the sojourn given each destination, in ticks.
+            const auto& gf = s.groups()[group_index(s, g)];
+            const std::size_t n = s.funnel().n_open(), c = s.funnel().n_codes();
+            std::vector<double> out;
+            out.reserve(n * c);
+            for (const auto& e : gf.stages)
+              for (std::size_t k = 0; k < c; ++k) out.push_back(e.destination_quantile(k, q));
+            return owned2d(std::move(out), n, c);
+          },
+          py::arg("group"), py::arg("q"))
+      .def(
           "quantile",
           [](const funnel_model& s, std::size_t g, std::size_t stage, double q) {
             return s.groups()[group_index(s, g)].stages.at(stage).quantile(q);

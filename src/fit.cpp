@@ -411,6 +411,16 @@ double stage_estimate::quantile(double q) const {
   return nan;
 }
 
+double stage_estimate::destination_quantile(std::size_t k, double q) const {
+  const std::size_t rows = duration.size(), n = n_codes();
+  if (rows == 0 || k >= n) return nan;
+  const double total = incidence[(rows - 1) * n + k];
+  if (!(total > 0.0)) return nan;
+  for (std::size_t r = 0; r < rows; ++r)
+    if (incidence[r * n + k] >= q * total - 1e-12 * total) return static_cast<double>(duration[r]);
+  return nan;
+}
+
 double stage_estimate::survival_before(std::int64_t t) const {
   auto it = std::lower_bound(duration.begin(), duration.end(), t);
   if (it == duration.begin()) return 1.0;

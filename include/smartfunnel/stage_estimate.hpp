@@ -40,6 +40,9 @@ struct stage_estimate {
   [[nodiscard]] std::size_t n_codes() const noexcept { return p.size(); }
   /// First duration t with S(t) <= 1 - q, in ticks; NaN when the curve never gets there.
   [[nodiscard]] double quantile(double q) const;
+  /// Quantile of the sojourn given exit to destination k: the first t with
+  /// F_k(t) / F_k(tau) >= q, in ticks; NaN when nothing exits to k.
+  [[nodiscard]] double destination_quantile(std::size_t k, double q) const;
   /// S just before tick t (1 for t <= first duration).
   [[nodiscard]] double survival_before(std::int64_t t) const;
   /// F_k just before tick t.

@@ -279,6 +279,9 @@ class FunnelModel:
         age_ticks: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
         group: typing.SupportsInt | typing.SupportsIndex = 0,
     ) -> numpy.typing.NDArray[numpy.float64]: ...
+    def destination_quantiles(
+        self, group: typing.SupportsInt | typing.SupportsIndex, q: typing.SupportsFloat
+    ) -> numpy.typing.NDArray[numpy.float64]: ...
     def quantile(
         self,
         group: typing.SupportsInt | typing.SupportsIndex,

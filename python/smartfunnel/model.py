@@ -181,13 +181,50 @@ class FunnelModel:
         cols = [*self.funnel.stages, "Won", "Lost"]
         return pd.DataFrame(m, index=self._stage_index(), columns=pd.Index(cols, name="to"))
 
-    def time_in_stage(self, group: GroupKey = None) -> pd.DataFrame:
-        """All-cause time in stage (Kaplan-Meier), in days: median, p25, p75, p90, n, censored.
+    def time_in_stage(self, group: GroupKey = None, by: str = "stage") -> pd.DataFrame:
+        """Time in stage in days.
 
-        A quantile is NaN when the curve never gets there (too much censoring).
+        ``by="stage"`` (default): all-cause time from the Kaplan-Meier curve, indexed by stage,
+        with median_days, p25, p75, p90, n (stays) and censored. A quantile is NaN when the curve
+        never gets there (too much censoring).
+
+        ``by="destination"``: the sojourn given each destination, F_k(t)/F_k(tau), indexed by
+        (stage, destination), with median_days, p25, p75, p90, mean_days and exits.
         """
-        sc = self._m.stage_scalars(self._group(group))
+        gi = self._group(group)
         d = self._tick_days
+        if by == "destination":
+            names = list(self.funnel.names)
+            t = self._m.stage_tables(gi)
+            exits = np.asarray(t["exits"])
+            qs = {
+                q: np.asarray(self._m.destination_quantiles(gi, q)) * d
+                for q in (0.25, 0.5, 0.75, 0.9)
+            }
+            rows = [
+                (stage, names[k], s, k)
+                for s, stage in enumerate(self.funnel.stages)
+                for k in range(len(names))
+                if exits[s, k] > 0
+            ]
+            idx = pd.MultiIndex.from_tuples(
+                [(a, b) for a, b, _, _ in rows], names=["stage", "destination"]
+            )
+            take = lambda m: [m[s, k] for _, _, s, k in rows]  # noqa: E731
+            return pd.DataFrame(
+                {
+                    "median_days": take(qs[0.5]),
+                    "p25": take(qs[0.25]),
+                    "p75": take(qs[0.75]),
+                    "p90": take(qs[0.9]),
+                    "mean_days": take(np.asarray(t["mean_sojourn"]) * d),
+                    "exits": take(exits),
+                },
+                index=idx,
+            )
+        if by != "stage":
+            raise ValueError(f"by must be 'stage' or 'destination', got {by!r}")
+        sc = self._m.stage_scalars(gi)
         return pd.DataFrame(
             {
                 "median_days": np.asarray(sc["q50"]) * d,

@@ -286,3 +286,20 @@ def test_groups_are_shrunk_toward_the_team(sim):
         # The shrunk rate lies between the rep's own censoring-aware rate and the team's.
         lo, hi = sorted([row["p"], team])
         assert lo - 1e-9 <= row["probability"] <= hi + 1e-9
+
+
+def test_time_in_stage_by_destination(hand_model):
+    # Stage A exits to B at durations 1, 2, 4 with AJ increments 1/7, 1/7, 4/21 (total 10/21):
+    # cumulative share 3/10, 6/10, 1 -> median (first share >= 1/2) at 2, p25 at 1, p90 at 4.
+    # C: one exit at 3; Lost: one exit at 1.
+    t = hand_model.time_in_stage(by="destination")
+    assert t.loc[("A", "B"), "median_days"] == 2
+    assert t.loc[("A", "B"), "p25"] == 1
+    assert t.loc[("A", "B"), "p90"] == 4
+    assert t.loc[("A", "C"), "median_days"] == 3
+    assert t.loc[("A", "Lost"), "median_days"] == 1
+    assert t.loc[("A", "B"), "exits"] == 3
+    # Mean given B, weighted by the AJ increments: (1*3 + 2*3 + 4*4) / 10 = 2.5 days.
+    assert t.loc[("A", "B"), "mean_days"] == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="by must be"):
+        hand_model.time_in_stage(by="owner")
