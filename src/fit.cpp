@@ -105,21 +105,30 @@ struct cell_accumulator {
   };
   std::vector<record> overflow;
 
+  bool weighted = false; // without decay every weight is 1: weight == weight_sq == count
+
   void add(std::int64_t d, std::size_t column, double w, std::size_t width) {
-    if (d < dense_limit) {
-      const auto need = static_cast<std::size_t>(d + 1) * width;
-      if (count.size() < need) {
-        const auto grow = std::max(need, count.size() * 2);
-        count.resize(grow, 0);
-        weight.resize(grow, 0.0);
-        weight_sq.resize(grow, 0.0);
-      }
+    if (d < dense_limit) [[likely]] {
       const auto at = static_cast<std::size_t>(d) * width + column;
+      if (at >= count.size()) [[unlikely]]
+        grow(static_cast<std::size_t>(d + 1) * width);
       ++count[at];
-      weight[at] += w;
-      weight_sq[at] += w * w;
+      if (weighted) {
+        weight[at] += w;
+        weight_sq[at] += w * w;
+      }
     } else {
       overflow.push_back({d, column, w});
+    }
+  }
+
+  // Out of the hot path: geometric growth of the dense tables.
+  [[gnu::noinline]] void grow(std::size_t need) {
+    const auto size = std::max(need, count.size() * 2);
+    count.resize(size, 0);
+    if (weighted) {
+      weight.resize(size, 0.0);
+      weight_sq.resize(size, 0.0);
     }
   }
 
@@ -132,9 +141,10 @@ struct cell_accumulator {
       if (!any) continue;
       out.duration.push_back(static_cast<std::int64_t>(r));
       for (std::size_t k = 0; k < width; ++k) {
-        out.count.push_back(count[r * width + k]);
-        out.weight.push_back(weight[r * width + k]);
-        out.weight_sq.push_back(weight_sq[r * width + k]);
+        const auto c = count[r * width + k];
+        out.count.push_back(c);
+        out.weight.push_back(weighted ? weight[r * width + k] : static_cast<double>(c));
+        out.weight_sq.push_back(weighted ? weight_sq[r * width + k] : static_cast<double>(c));
       }
     }
     std::sort(overflow.begin(), overflow.end(),
@@ -200,6 +210,7 @@ fit_statistics collect_statistics(const event_log& log, const fit_options& optio
   std::vector<cell_accumulator> acc; // leaf * n_open + stage
   std::string keybuf;
   std::vector<std::int64_t> codes(levels.size());
+  const bool decay = options.half_life_seconds.has_value();
   std::vector<std::int64_t> single_level; // one grouping level: leaf by code + 1, no hashing
   auto leaf_of = [&](std::size_t opp, time_point t) -> std::size_t {
     if (levels.size() == 1) {
@@ -215,6 +226,7 @@ fit_statistics collect_statistics(const event_log& log, const fit_options& optio
       single_level[slot] = static_cast<std::int64_t>(leaf_codes.size());
       leaf_codes.push_back({c});
       acc.resize(acc.size() + n_open);
+      for (auto i = acc.size() - n_open; i < acc.size(); ++i) acc[i].weighted = decay;
       return leaf_codes.size() - 1;
     }
     keybuf.clear();
@@ -234,10 +246,10 @@ fit_statistics collect_statistics(const event_log& log, const fit_options& optio
     leaf_index.emplace(keybuf, idx);
     leaf_codes.push_back(codes);
     acc.resize(acc.size() + n_open);
+    for (auto i = acc.size() - n_open; i < acc.size(); ++i) acc[i].weighted = decay;
     return idx;
   };
 
-  const bool decay = options.half_life_seconds.has_value();
   const double ln2_over_h = decay ? std::log(2.0) / *options.half_life_seconds : 0.0;
   const auto offsets = log.offsets();
   const auto times = log.times();
@@ -245,30 +257,43 @@ fit_statistics collect_statistics(const event_log& log, const fit_options& optio
   const bool grouped = !levels.empty();
   std::size_t cached_leaf = grouped ? 0 : leaf_of(0, 0);
 
+  const bool owner_static =
+      !grouped || std::none_of(levels.begin(), levels.end(), [](auto& l) { return l.owner; });
+  const bool fast = !grouped && !decay; // the common case: one cell per stage, unit weights
   for (std::size_t o = 0; o + 1 < offsets.size(); ++o) {
-    const auto b = offsets[o], e = offsets[o + 1];
+    const auto b = offsets[o];
+    auto e = offsets[o + 1];
     if (b == e || times[b] > as_of) continue;
+    // Events are sorted by time within an opportunity: only a prefix is visible at as_of.
+    if (times[e - 1] > as_of)
+      e = static_cast<std::uint64_t>(std::upper_bound(times.begin() + static_cast<std::ptrdiff_t>(b),
+                                                      times.begin() + static_cast<std::ptrdiff_t>(e), as_of) -
+                                     times.begin());
     ++stats.n_opportunities;
-    const bool owner_static =
-        !grouped || std::none_of(levels.begin(), levels.end(), [](auto& l) { return l.owner; });
     if (grouped && owner_static) cached_leaf = leaf_of(o, as_of);
-    auto k = b;
-    while (k < e && times[k] <= as_of) {
-      const stage_code s = stages[k];
-      const time_point entry = times[k];
-      auto next = k + 1;
-      while (next < e && times[next] <= as_of && stages[next] == s) ++next;
+    // Walk the runs of equal stages: each run in an open stage is a stay, ended by the next run.
+    stage_code s = stages[b];
+    time_point entry = times[b];
+    for (auto k = b + 1; k <= e; ++k) {
+      if (k < e && stages[k] == s) continue;
       if (f.is_open(s)) {
-        const bool exited = next < e && times[next] <= as_of;
-        const time_point end = exited ? times[next] : as_of;
+        const bool exited = k < e;
+        const time_point end = exited ? times[k] : as_of;
         const std::int64_t d = (end - entry) / tick;
-        const std::size_t column = exited ? stages[next] : censored;
-        const double w = (decay && exited) ? std::exp(-ln2_over_h * static_cast<double>(as_of - end)) : 1.0;
-        const std::size_t leaf = grouped && !owner_static ? leaf_of(o, end) : cached_leaf;
-        acc[leaf * n_open + s].add(d, column, w, width);
+        const std::size_t column = exited ? stages[k] : censored;
+        if (fast) {
+          acc[s].add(d, column, 1.0, width);
+        } else {
+          const double w = (decay && exited) ? std::exp(-ln2_over_h * static_cast<double>(as_of - end)) : 1.0;
+          const std::size_t leaf = grouped && !owner_static ? leaf_of(o, end) : cached_leaf;
+          acc[leaf * n_open + s].add(d, column, w, width);
+        }
         ++stats.n_stays;
       }
-      k = next;
+      if (k < e) {
+        s = stages[k];
+        entry = times[k];
+      }
     }
   }
 
