@@ -31,12 +31,17 @@ def to_seconds(values: Any, column: str) -> np.ndarray:
     cannot be parsed raises DataError naming the row.
     """
     s = values if isinstance(values, pd.Series) else pd.Series(values)
-    if isinstance(s.dtype, pd.DatetimeTZDtype):
-        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-    if pd.api.types.is_datetime64_dtype(s.dtype):
-        ns = s.to_numpy(dtype="datetime64[ns]").view(np.int64)
-        out = np.floor_divide(ns, 1_000_000_000)
-        out[ns == np.iinfo(np.int64).min] = MISSING_TIME
+    if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s.dtype):
+        # The values are UTC instants in the array's own unit (tz-aware arrays store UTC too):
+        # read them as integers without converting the frame.
+        dt = s.array
+        ticks = np.asarray(dt.asi8)  # type: ignore[attr-defined]
+        per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[dt.unit]  # type: ignore[attr-defined]
+        out = ticks if per_second == 1 else np.floor_divide(ticks, per_second)
+        missing = ticks == np.iinfo(np.int64).min
+        if missing.any():
+            out = out.copy() if out is ticks else out
+            out[missing] = MISSING_TIME
         return out.astype(np.int64, copy=False)
     if pd.api.types.is_integer_dtype(s.dtype):
         return s.to_numpy(dtype=np.int64)
