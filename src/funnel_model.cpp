@@ -280,6 +280,8 @@ void funnel_model::derive() {
     g.chain = solve_chain(n, p, soj, names);
     win_intervals(f, g, o, gi);
   }
+  processes_.clear();
+  for (const auto& g : fits_) processes_.push_back(semi_markov::from_group(f, g, o));
 }
 
 std::optional<std::size_t> funnel_model::find_group(const std::vector<std::string>& key) const {
@@ -293,41 +295,38 @@ double funnel_model::p_win(stage_code stage, double age_ticks, std::size_t group
   if (f.is_won(stage)) return 1.0;
   if (f.is_lost(stage)) return 0.0;
   if (!f.is_open(stage) || std::isnan(age_ticks)) return nan;
-  const auto& g = fits_.at(group);
-  const auto& e = g.stages[stage];
-  const std::size_t n = f.n_open();
-  auto value_of = [&](std::size_t k) {
-    const auto j = f.outcome_column(static_cast<stage_code>(k));
-    return j < n ? g.chain.win[j] : (j == n ? 1.0 : 0.0);
-  };
-  // Supported age: the last duration with at least min_at_risk (weighted) stays at risk.
-  auto t = static_cast<std::int64_t>(std::floor(std::max(0.0, age_ticks)));
-  std::int64_t supported = 0;
-  for (std::size_t r = 0; r < e.duration.size(); ++r)
-    if (e.at_risk[r] >= static_cast<double>(options().min_at_risk)) supported = e.duration[r];
-  t = std::min(t, supported);
-  std::vector<double> q = e.probability;
-  if (t > 0 && e.effective_n > 0.0) {
-    const double resolved = 1.0 - e.unresolved;
-    const double rem = e.survival_before(t) - e.unresolved;
-    if (rem > 1e-12 * resolved) {
-      const double scale = e.effective_n * rem / resolved; // effective exits still ahead
-      double total = 0.0;
-      for (std::size_t k = 0; k < q.size(); ++k) {
-        const double prior_part = e.alpha.empty() ? 0.0 : e.alpha[k] - e.effective_n * e.p[k];
-        const double ahead =
-            (e.incidence.empty() ? 0.0 : e.incidence[(e.duration.size() - 1) * q.size() + k]) -
-            e.incidence_before(k, t);
-        q[k] = std::max(0.0, prior_part) + scale * std::max(0.0, ahead) / rem;
-        total += q[k];
-      }
-      for (double& x : q) x /= total;
+  return processes_.at(group).p_win_ever(stage,
+                                         static_cast<std::int64_t>(std::floor(std::max(0.0, age_ticks))));
+}
+
+void funnel_model::p_win(std::span<const std::int32_t> stage, std::span<const double> age_ticks,
+                         std::span<const double> horizon_ticks, std::span<double> out,
+                         std::size_t group) const {
+  if (stage.size() != age_ticks.size() || horizon_ticks.size() != stage.size() || out.size() != stage.size())
+    throw std::invalid_argument("p_win: stage, age, horizon and output must have the same length");
+  const auto& proc = processes_.at(group);
+  double longest = -1.0;
+  for (double h : horizon_ticks)
+    if (!std::isnan(h)) longest = std::max(longest, std::floor(h));
+  const auto won =
+      longest >= 0.0 ? proc.won_within(static_cast<std::int64_t>(longest)) : std::vector<double>{};
+  std::vector<double> scratch;
+  const auto& f = funnel();
+  for (std::size_t i = 0; i < stage.size(); ++i) {
+    const auto s = stage[i];
+    if (s < 0 || static_cast<std::size_t>(s) >= f.n_codes() || std::isnan(age_ticks[i])) {
+      out[i] = nan;
+      continue;
     }
+    const auto code = static_cast<stage_code>(s);
+    if (!f.is_open(code) || std::isnan(horizon_ticks[i])) {
+      out[i] = p_win(code, age_ticks[i], group);
+      continue;
+    }
+    const auto age = static_cast<std::int64_t>(std::floor(std::max(0.0, age_ticks[i])));
+    const double h = std::floor(horizon_ticks[i]);
+    out[i] = h < 0.0 ? 0.0 : proc.p_win_within(code, age, static_cast<std::int64_t>(h), won, scratch);
   }
-  double out = 0.0;
-  for (std::size_t k = 0; k < q.size(); ++k)
-    if (q[k] > 0.0) out += q[k] * value_of(k);
-  return std::isnan(q.empty() ? nan : q[0]) ? nan : out;
 }
 
 void funnel_model::p_win(std::span<const std::int32_t> stage, std::span<const double> age_ticks,

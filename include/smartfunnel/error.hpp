@@ -61,4 +61,10 @@ public:
   using std::invalid_argument::invalid_argument;
 };
 
+/// A long computation stopped because its progress callback asked it to.
+class cancelled : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
 } // namespace smartfunnel

@@ -7,6 +7,7 @@
 #include "smartfunnel/event_log.hpp"
 #include "smartfunnel/fit_options.hpp"
 #include "smartfunnel/fit_statistics.hpp"
+#include "smartfunnel/semi_markov.hpp"
 #include "smartfunnel/stage_estimate.hpp"
 
 #include <cstddef>
@@ -50,11 +51,18 @@ public:
   [[nodiscard]] std::optional<std::size_t> find_group(const std::vector<std::string>& key) const;
 
   /// P(eventually won) for a deal in open stage `stage` that has already spent `age_ticks` ticks
-  /// there, using the destination mix of stays still in the stage at that age.
+  /// there: the destination mix of the semi-Markov kernel conditioned on that age, through the
+  /// chain. At age 0 it is the stage's win probability B.
   [[nodiscard]] double p_win(stage_code stage, double age_ticks, std::size_t group = 0) const;
   /// Vectorised p_win; codes that are not open stages give NaN, terminal Won 1 and Lost 0.
   void p_win(std::span<const std::int32_t> stage, std::span<const double> age_ticks, std::span<double> out,
              std::size_t group = 0) const;
+  /// Time-bounded, vectorised: P(won within horizon_ticks[i] ticks from now). A NaN horizon means
+  /// no bound (eventually won). Terminal Won gives 1 and Lost 0 whatever the horizon.
+  void p_win(std::span<const std::int32_t> stage, std::span<const double> age_ticks,
+             std::span<const double> horizon_ticks, std::span<double> out, std::size_t group = 0) const;
+  /// The semi-Markov process of a group (kernels per stage, tick-grid recursion).
+  [[nodiscard]] const semi_markov& process(std::size_t group = 0) const { return processes_.at(group); }
 
   /// Merges models fitted on disjoint sets of opportunities (same funnel and options).
   friend funnel_model merge(const funnel_model& a, const funnel_model& b);
@@ -65,6 +73,7 @@ private:
 
   fit_statistics stats_;
   std::vector<group_fit> fits_;
+  std::vector<semi_markov> processes_;
 };
 
 /// Fits the funnel model of a log as of options.as_of.

@@ -9,6 +9,8 @@
 #include "smartfunnel/fit_statistics.hpp"
 #include "smartfunnel/funnel.hpp"
 #include "smartfunnel/funnel_model.hpp"
+#include "smartfunnel/forecast.hpp"
+#include "smartfunnel/semi_markov.hpp"
 #include "smartfunnel/simulate.hpp"
 #include "smartfunnel/stage_estimate.hpp"
 #include "smartfunnel/version.hpp"

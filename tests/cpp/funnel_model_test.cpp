@@ -343,12 +343,12 @@ TEST(fit, p_win_conditions_on_the_age_in_stage) {
   // Age 1: nothing has left yet; the unconditional mix.
   EXPECT_NEAR(model.p_win(a, 1.0), 23.0 / 57, eps);
 
-  // With min_at_risk = 5 the last supported age is 5 (at risk 5 there, 3 at 6): older deals use
-  // the mix at age 5, which is the age-4 mix above.
+  // With min_at_risk = 5 the last supported age is 5 (at risk 5 there, 3 at 6). Past it the mix
+  // is that of the exits the data shows after age 5: Lost at 6 and Won at 7, 3/20 each, so 1/2.
   o.min_at_risk = 5;
   model = sf::fit(main_table().log(hand_funnel()), o);
-  EXPECT_NEAR(model.p_win(a, 6.0), 97.0 / 228, eps);
-  EXPECT_NEAR(model.p_win(a, 50.0), 97.0 / 228, eps);
+  EXPECT_NEAR(model.p_win(a, 6.0), 0.5, eps);
+  EXPECT_NEAR(model.p_win(a, 50.0), 0.5, eps);
   // With the default (10) no age has enough stays at risk: every age uses the unconditional mix.
   model = sf::fit(main_table().log(hand_funnel()), unsmoothed(day(100)));
   EXPECT_NEAR(model.p_win(a, 6.0), 23.0 / 57, eps);
@@ -525,10 +525,13 @@ TEST(fit, prior_chain_and_age_conditioning_together) {
   // w_A = 101/540 + 169/540 w_B + 101/540 * 1/6 = 707/3240 + 169/540 w_B
   //   => w_A (1 - 845/6480) = 13723/38880 => w_A = 13723/33810, w_B = 4055/6762.
   expect_row(model.overall().chain.win, {13723.0 / 33810, 4055.0 / 6762, 1.0 / 6}, "win");
-  // Age 4: the prior keeps its full weight 1 * m_k = 1/4 on B, C, Won, Lost; the data keep the
-  // effective exits still ahead, n_eff (F_k(tau) - F_k(4-)) / (1 - S(tau)) = 578/97 * 3/17 each.
-  // All four are equal, so the mix is 1/4 each: P(win) = (w_B + w_C + 1) / 4 = 1493/3381.
-  EXPECT_NEAR(model.p_win(0, 4.0), 1493.0 / 3381, eps);
+  // Age 4: in the semi-Markov kernel each destination keeps its smoothed probability times the
+  // share of its own exits still ahead (its sojourn survival at age 4). A's AJ increments:
+  // B 1/8 at 2 and 3/20 at 5 (F_B = 11/40, share ahead 6/11); C 3/20 at 5 (share 1); Lost 1/8 at 3
+  // and 3/20 at 6 (share 6/11); Won 3/20 at 7 (share 1). Weights (x 1/540): B 169*6/11,
+  // C 101, Won 101, Lost 169*6/11, so P(win) = (1014 w_B + 1111 w_C + 1111) / 4250
+  // = 12876449/28738500.
+  EXPECT_NEAR(model.p_win(0, 4.0), 12876449.0 / 28738500, eps);
   EXPECT_NEAR(model.p_win(0, 0.0), 13723.0 / 33810, eps);
 }
 

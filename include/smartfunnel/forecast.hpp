@@ -1,0 +1,110 @@
+#pragma once
+/// \file forecast.hpp
+/// Forecast of the revenue won in a period from the open pipeline: per-deal time-bounded win
+/// probabilities from the semi-Markov model, the exact distribution of the total (lattice
+/// convolution, mean preserved, error bound reported) and a Monte Carlo whose random streams are
+/// keyed by (seed, scenario, opportunity id), so results never depend on threads or partitioning.
+
+#include "smartfunnel/error.hpp"
+#include "smartfunnel/event_log.hpp"
+#include "smartfunnel/funnel_model.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace smartfunnel {
+
+struct forecast_options {
+  /// Analysis time (default: the model's as_of; earlier than the model's as_of is an error).
+  std::optional<time_point> as_of;
+  /// The period as instants [start, end): callers turn calendar days in a time zone into these.
+  time_point start = 0;
+  time_point end = 0;
+  /// A deal still in a stage this many days after entering it counts as lost then.
+  std::optional<double> stale_after_days;
+  /// Score each deal with its own group's model (the deepest fitted group it belongs to).
+  bool use_groups = true;
+  /// Exact distribution: cells of the lattice over mean +- lattice_sd standard deviations.
+  bool exact = true;
+  std::size_t lattice_cells = 1 << 14;
+  double lattice_sd = 8.0;
+  /// Monte Carlo: number of scenarios (0: none), seed, threads (results identical for any count).
+  std::size_t scenarios = 10'000;
+  std::uint64_t seed = 0;
+  std::size_t threads = 1;
+  /// Called with the fraction done; return false to cancel (the call then throws cancelled).
+  std::function<bool(double)> progress;
+
+  void validate() const;
+};
+
+/// The distribution of a total on a lattice: P(total = origin + i * step) = pmf[i].
+struct revenue_distribution {
+  double origin = 0.0;
+  double step = 1.0;
+  std::vector<double> pmf;
+  double mean = 0.0;           ///< exact mean of the total (before truncation)
+  double variance = 0.0;       ///< exact variance of the total
+  double truncated_mass = 0.0; ///< probability mass cut off outside the lattice windows
+  double w1_bound = 0.0;       ///< Wasserstein-1 bound of the rounding to the lattice: step/2 * sum p
+
+  /// Smallest lattice value v with P(total <= v) >= q.
+  [[nodiscard]] double quantile(double q) const;
+  /// P(total >= x).
+  [[nodiscard]] double probability_at_least(double x) const;
+};
+
+/// Exact distribution of sum_i amount_i * Bernoulli(p_i) (independent), plus a fixed offset.
+[[nodiscard]] revenue_distribution exact_distribution(std::span<const double> amount,
+                                                      std::span<const double> p, double offset = 0.0,
+                                                      std::size_t cells = 1 << 14, double sd = 8.0);
+
+/// Monte Carlo totals in integer cents per scenario: deal i wins in scenario k when the Philox
+/// stream keyed by (seed, k, key_i) falls below p_i. Identical for any thread count and any
+/// partitioning of the deals (totals add up scenario by scenario).
+[[nodiscard]] std::vector<std::int64_t> monte_carlo_cents(std::span<const std::int64_t> cents,
+                                                          std::span<const double> p,
+                                                          std::span<const std::uint64_t> key,
+                                                          std::size_t scenarios, std::uint64_t seed,
+                                                          std::size_t threads = 1);
+
+/// A stable 64-bit key of an opportunity id (FNV-1a of its text), for Monte Carlo streams.
+[[nodiscard]] std::uint64_t opportunity_key(std::string_view id) noexcept;
+
+/// Open deals at as_of with their time-bounded probabilities (columns).
+struct deal_forecasts {
+  std::vector<std::size_t> opportunity; ///< dense index into the log
+  std::vector<stage_code> stage;
+  std::vector<std::int64_t> age_ticks;
+  std::vector<double> amount;       ///< in force at as_of (0 when the log has none)
+  std::vector<std::size_t> group;   ///< index of the model group that scored the deal
+  std::vector<double> p_win_period; ///< P(won inside [start, end))
+  std::vector<double> p_win_ever;   ///< P(eventually won); never below p_win_period
+};
+
+struct forecast_result {
+  time_point as_of = 0, start = 0, end = 0;
+  deal_forecasts deals;
+  /// Wins already booked in [start, as_of]: dense opportunity index, amount, time.
+  std::vector<std::size_t> realised_opportunity;
+  std::vector<double> realised_amount;
+  std::vector<time_point> realised_time;
+  double realised = 0.0;
+  /// Total revenue won in the period (realised + open pipeline).
+  revenue_distribution exact;
+  std::vector<std::int64_t> scenario_cents; ///< Monte Carlo totals (realised included), unsorted
+
+  [[nodiscard]] double expected() const noexcept { return exact.mean; }
+};
+
+/// Forecast of the revenue won in [options.start, options.end) from the log's pipeline as of
+/// options.as_of. Throws invalid_options for an as_of before the model's, or an empty period.
+[[nodiscard]] forecast_result forecast(const funnel_model& model, const event_log& log,
+                                       const forecast_options& options);
+
+} // namespace smartfunnel

@@ -1,0 +1,435 @@
+#include "smartfunnel/forecast.hpp"
+
+#include "smartfunnel/error.hpp"
+#include "smartfunnel/semi_markov.hpp"
+
+#include <Random123/philox.h>
+#include <unsupported/Eigen/FFT>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <limits>
+#include <map>
+#include <thread>
+#include <unordered_map>
+
+namespace smartfunnel {
+
+namespace {
+constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+}
+
+void forecast_options::validate() const {
+  if (end <= start)
+    throw invalid_options("the period must end after it starts (start " + std::to_string(start) + ", end " +
+                          std::to_string(end) + ")");
+  if (lattice_cells < 16)
+    throw invalid_options("lattice_cells must be >= 16, got " + std::to_string(lattice_cells));
+  if (!(lattice_sd > 0.0)) throw invalid_options("lattice_sd must be > 0");
+  if (threads == 0) throw invalid_options("threads must be >= 1");
+  if (stale_after_days && !(*stale_after_days >= 0.0))
+    throw invalid_options("stale_after_days must be >= 0, got " + std::to_string(*stale_after_days));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact distribution: divide-and-conquer convolution on a lattice
+
+double revenue_distribution::quantile(double q) const {
+  double total = 0.0;
+  for (double x : pmf) total += x;
+  double acc = 0.0;
+  for (std::size_t i = 0; i < pmf.size(); ++i) {
+    acc += pmf[i];
+    if (acc >= q * total - 1e-15) return origin + static_cast<double>(i) * step;
+  }
+  return pmf.empty() ? nan : origin + static_cast<double>(pmf.size() - 1) * step;
+}
+
+double revenue_distribution::probability_at_least(double x) const {
+  double p = 0.0;
+  for (std::size_t i = pmf.size(); i-- > 0;) {
+    if (origin + static_cast<double>(i) * step < x - 1e-9 * std::max(1.0, std::abs(x))) break;
+    p += pmf[i];
+  }
+  return std::min(1.0, p);
+}
+
+namespace {
+
+struct lattice_node {
+  std::int64_t offset = 0; // lattice index of pmf[0]
+  std::vector<double> pmf;
+};
+
+std::vector<double> convolve(const std::vector<double>& a, const std::vector<double>& b) {
+  const std::size_t la = a.size(), lb = b.size(), lc = la + lb - 1;
+  std::vector<double> c(lc, 0.0);
+  if (std::min(la, lb) <= 64) {
+    const auto& small = la <= lb ? a : b;
+    const auto& big = la <= lb ? b : a;
+    for (std::size_t i = 0; i < small.size(); ++i) {
+      const double x = small[i];
+      if (x == 0.0) continue;
+      double* out = c.data() + i;
+      for (std::size_t j = 0; j < big.size(); ++j) out[j] += x * big[j];
+    }
+    return c;
+  }
+  std::size_t n = 1;
+  while (n < lc) n <<= 1;
+  std::vector<double> pa(a), pb(b);
+  pa.resize(n, 0.0);
+  pb.resize(n, 0.0);
+  Eigen::FFT<double> fft;
+  std::vector<std::complex<double>> fa, fb;
+  fft.fwd(fa, pa);
+  fft.fwd(fb, pb);
+  for (std::size_t i = 0; i < fa.size(); ++i) fa[i] *= fb[i];
+  std::vector<double> out;
+  fft.inv(out, fa);
+  for (std::size_t i = 0; i < lc; ++i) c[i] = std::max(0.0, out[i]); // round-off below zero
+  return c;
+}
+
+// Drops numerically empty cells at both ends, and cells outside [lo, hi] (absolute indices).
+void trim(lattice_node& node, std::int64_t lo, std::int64_t hi, double& truncated) {
+  auto& v = node.pmf;
+  std::size_t b = 0, e = v.size();
+  while (b < e && (v[b] < 1e-18 || node.offset + static_cast<std::int64_t>(b) < lo)) truncated += v[b++];
+  while (e > b && (v[e - 1] < 1e-18 || node.offset + static_cast<std::int64_t>(e - 1) > hi))
+    truncated += v[--e];
+  if (b == e) { // keep at least the largest cell
+    const auto it = std::max_element(v.begin(), v.end());
+    b = static_cast<std::size_t>(it - v.begin());
+    e = b + 1;
+    truncated -= *it;
+  }
+  if (b > 0 || e < v.size()) {
+    std::vector<double> w(v.begin() + static_cast<std::ptrdiff_t>(b),
+                          v.begin() + static_cast<std::ptrdiff_t>(e));
+    node.offset += static_cast<std::int64_t>(b);
+    v = std::move(w);
+  }
+}
+
+} // namespace
+
+revenue_distribution exact_distribution(std::span<const double> amount, std::span<const double> p,
+                                        double offset, std::size_t cells, double sd) {
+  if (amount.size() != p.size())
+    throw std::invalid_argument("exact_distribution: amount and p must have the same length");
+  revenue_distribution out;
+  double fixed = 0.0, var = 0.0, mean = 0.0, sum_p = 0.0;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const double a = amount[i], q = std::clamp(p[i], 0.0, 1.0);
+    if (!(a > 0.0) || !(q > 0.0)) continue;
+    mean += a * q;
+    if (q >= 1.0)
+      fixed += a;
+    else {
+      var += a * a * q * (1.0 - q);
+      sum_p += q;
+    }
+  }
+  out.mean = offset + mean;
+  out.variance = var;
+  if (!(var > 0.0)) { // nothing uncertain: a point mass
+    out.origin = offset + mean;
+    out.pmf = {1.0};
+    return out;
+  }
+  const double sigma = std::sqrt(var);
+  const double step = 2.0 * sd * sigma / static_cast<double>(cells);
+  out.step = step;
+  out.w1_bound = step / 2.0 * sum_p;
+  // Leaves: each uncertain deal's outcome on the lattice, its amount split between the two
+  // nearest points so that its mean is exact.
+  std::vector<lattice_node> nodes;
+  std::vector<double> mu, vr; // per node, in lattice units
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const double a = amount[i], q = std::clamp(p[i], 0.0, 1.0);
+    if (!(a > 0.0) || !(q > 0.0) || q >= 1.0) continue;
+    const double x = a / step;
+    const auto lo = static_cast<std::int64_t>(std::floor(x));
+    const double frac = x - static_cast<double>(lo);
+    lattice_node leaf;
+    leaf.pmf.assign(static_cast<std::size_t>(lo + 2), 0.0);
+    leaf.pmf[0] += 1.0 - q;
+    leaf.pmf[static_cast<std::size_t>(lo)] += q * (1.0 - frac);
+    leaf.pmf[static_cast<std::size_t>(lo + 1)] += q * frac;
+    trim(leaf, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max(),
+         out.truncated_mass);
+    nodes.push_back(std::move(leaf));
+    mu.push_back(q * x);
+    vr.push_back(x * x * q * (1.0 - q));
+  }
+  // Balanced pairwise merging; wide nodes are cut to mean +- sd standard deviations.
+  const auto cap = static_cast<std::size_t>(4 * cells);
+  while (nodes.size() > 1) {
+    std::vector<lattice_node> next;
+    std::vector<double> nmu, nvr;
+    for (std::size_t i = 0; i + 1 < nodes.size(); i += 2) {
+      lattice_node m;
+      m.offset = nodes[i].offset + nodes[i + 1].offset;
+      m.pmf = convolve(nodes[i].pmf, nodes[i + 1].pmf);
+      const double mm = mu[i] + mu[i + 1], vv = vr[i] + vr[i + 1];
+      std::int64_t lo = std::numeric_limits<std::int64_t>::min(),
+                   hi = std::numeric_limits<std::int64_t>::max();
+      if (m.pmf.size() > cap) {
+        lo = static_cast<std::int64_t>(std::floor(mm - sd * std::sqrt(vv))) - 1;
+        hi = static_cast<std::int64_t>(std::ceil(mm + sd * std::sqrt(vv))) + 1;
+      }
+      trim(m, lo, hi, out.truncated_mass);
+      next.push_back(std::move(m));
+      nmu.push_back(mm);
+      nvr.push_back(vv);
+    }
+    if (nodes.size() % 2 == 1) {
+      next.push_back(std::move(nodes.back()));
+      nmu.push_back(mu.back());
+      nvr.push_back(vr.back());
+    }
+    nodes = std::move(next);
+    mu = std::move(nmu);
+    vr = std::move(nvr);
+  }
+  out.origin = offset + fixed + static_cast<double>(nodes[0].offset) * step;
+  out.pmf = std::move(nodes[0].pmf);
+  out.truncated_mass = std::max(0.0, out.truncated_mass);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Monte Carlo
+
+std::uint64_t opportunity_key(std::string_view id) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char ch : id) {
+    h ^= ch;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+namespace {
+void mc_slice(std::span<const std::int64_t> cents, std::span<const double> p,
+              std::span<const std::uint64_t> key, std::size_t begin, std::size_t end, std::size_t scenarios,
+              std::uint64_t seed, std::vector<std::int64_t>& totals) {
+  using philox = r123::Philox4x32;
+  philox rng;
+  const philox::key_type k = {{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)}};
+  const std::size_t blocks = (scenarios + 3) / 4;
+  std::int64_t* tot = totals.data();
+  for (std::size_t i = begin; i < end; ++i) {
+    const double q = p[i];
+    const std::int64_t c = cents[i];
+    if (!(q > 0.0) || c == 0) continue;
+    // Deal i wins in a scenario when its 32-bit draw is below q * 2^32.
+    const std::uint64_t threshold =
+        q >= 1.0 ? (std::uint64_t{1} << 32) : static_cast<std::uint64_t>(q * 4294967296.0);
+    philox::ctr_type ctr = {
+        {0, static_cast<std::uint32_t>(key[i]), static_cast<std::uint32_t>(key[i] >> 32), 0}};
+    for (std::size_t b = 0; b < blocks; ++b) {
+      ctr.v[0] = static_cast<std::uint32_t>(b);
+      ctr.v[3] = static_cast<std::uint32_t>(b >> 32);
+      const auto r = rng(ctr, k);
+      const std::size_t s0 = 4 * b;
+      const std::size_t lanes = std::min<std::size_t>(4, scenarios - s0);
+      for (std::size_t l = 0; l < lanes; ++l)
+        tot[s0 + l] += (static_cast<std::uint64_t>(r.v[l]) < threshold) ? c : 0;
+    }
+  }
+}
+} // namespace
+
+std::vector<std::int64_t> monte_carlo_cents(std::span<const std::int64_t> cents, std::span<const double> p,
+                                            std::span<const std::uint64_t> key, std::size_t scenarios,
+                                            std::uint64_t seed, std::size_t threads) {
+  if (cents.size() != p.size() || key.size() != p.size())
+    throw std::invalid_argument("monte_carlo_cents: cents, p and key must have the same length");
+  threads = std::max<std::size_t>(1, std::min(threads, std::max<std::size_t>(1, p.size())));
+  std::vector<std::vector<std::int64_t>> partial(threads, std::vector<std::int64_t>(scenarios, 0));
+  const std::size_t n = p.size(), chunk = (n + threads - 1) / threads;
+  if (threads == 1) {
+    mc_slice(cents, p, key, 0, n, scenarios, seed, partial[0]);
+  } else {
+    std::vector<std::jthread> pool;
+    for (std::size_t t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        mc_slice(cents, p, key, std::min(n, t * chunk), std::min(n, (t + 1) * chunk), scenarios, seed,
+                 partial[t]);
+      });
+  }
+  std::vector<std::int64_t> totals(scenarios, 0);
+  for (const auto& part : partial) // integer sums: the same for any split
+    for (std::size_t s = 0; s < scenarios; ++s) totals[s] += part[s];
+  return totals;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The forecast
+
+forecast_result forecast(const funnel_model& model, const event_log& log, const forecast_options& options) {
+  options.validate();
+  const auto& f = model.funnel();
+  if (!(log.funnel() == f))
+    throw invalid_options("the log's funnel '" + log.funnel().name() + "' is not the model's funnel '" +
+                          f.name() + "'");
+  const time_point as_of = options.as_of.value_or(model.as_of());
+  if (as_of < model.as_of())
+    throw invalid_options("forecast as_of " + std::to_string(as_of) + " is before the model's as_of " +
+                          std::to_string(model.as_of()) +
+                          ": a model cannot forecast from a time it had not seen");
+  auto report = [&](double fraction) {
+    if (options.progress && !options.progress(fraction)) throw cancelled("forecast cancelled");
+  };
+  report(0.0);
+  const std::int64_t tick = model.options().tick_seconds;
+  const std::size_t n = f.n_open();
+  forecast_result out;
+  out.as_of = as_of;
+  out.start = options.start;
+  out.end = options.end;
+  // Ticks from as_of within which a win must happen: before end, and (for a future start) not
+  // before start.
+  auto ticks_before = [&](time_point x) -> std::int64_t {
+    if (x <= as_of) return -1;
+    return (x - 1 - as_of) / tick;
+  };
+  const std::int64_t h_end = ticks_before(options.end);
+  const std::int64_t h_start = ticks_before(options.start);
+
+  std::optional<std::int64_t> stale;
+  if (options.stale_after_days)
+    stale = static_cast<std::int64_t>(
+        std::floor(*options.stale_after_days * 86400.0 / static_cast<double>(tick)));
+
+  // Group of a deal: the deepest fitted group whose key matches the deal's values at as_of.
+  const auto& levels = model.options().groups;
+  std::map<std::vector<std::string>, std::size_t> group_of_key;
+  auto deal_group = [&](std::size_t o) -> std::size_t {
+    if (!options.use_groups || levels.empty()) return 0;
+    std::vector<std::string> key;
+    for (const auto& level : levels) {
+      if (level == "owner") {
+        auto w = log.owners().at(o, as_of);
+        key.push_back(w ? log.owner_names()[*w] : "(missing)");
+      } else if (auto a = log.find_attribute(level)) {
+        const auto& attr = log.attributes()[*a];
+        key.push_back(attr.code[o] < 0 ? "(missing)" : attr.values[static_cast<std::uint32_t>(attr.code[o])]);
+      } else {
+        key.push_back("(missing)");
+      }
+    }
+    if (auto it = group_of_key.find(key); it != group_of_key.end()) return it->second;
+    std::size_t g = 0;
+    for (auto len = key.size(); len > 0; --len)
+      if (auto found = model.find_group({key.begin(), key.begin() + static_cast<std::ptrdiff_t>(len)})) {
+        g = *found;
+        break;
+      }
+    group_of_key.emplace(key, g);
+    return g;
+  };
+
+  // Pipeline at as_of, and wins already booked in the period.
+  const auto offsets = log.offsets();
+  const auto times = log.times();
+  const auto stages = log.stages();
+  for (std::size_t o = 0; o + 1 < offsets.size(); ++o) {
+    const auto b = offsets[o];
+    auto e = offsets[o + 1];
+    if (b == e || times[b] > as_of) continue;
+    if (times[e - 1] > as_of)
+      e = static_cast<std::uint64_t>(std::upper_bound(times.begin() + static_cast<std::ptrdiff_t>(b),
+                                                      times.begin() + static_cast<std::ptrdiff_t>(e), as_of) -
+                                     times.begin());
+    auto run = e - 1; // first event of the last run of equal stages
+    while (run > b && stages[run - 1] == stages[e - 1]) --run;
+    const stage_code s = stages[e - 1];
+    if (f.is_won(s)) {
+      const time_point won_at = times[run];
+      if (won_at >= options.start && won_at < options.end) {
+        const double amt = log.amounts().at(o, won_at).value_or(0.0);
+        out.realised_opportunity.push_back(o);
+        out.realised_amount.push_back(amt);
+        out.realised_time.push_back(won_at);
+        out.realised += amt;
+      }
+      continue;
+    }
+    if (!f.is_open(s)) continue;
+    out.deals.opportunity.push_back(o);
+    out.deals.stage.push_back(s);
+    out.deals.age_ticks.push_back((as_of - times[run]) / tick);
+    out.deals.amount.push_back(log.amounts().at(o, as_of).value_or(0.0));
+    out.deals.group.push_back(deal_group(o));
+  }
+  report(0.1);
+
+  // Time-bounded probabilities, one semi-Markov model per group used, cached per (group, stage, age).
+  const std::size_t n_deals = out.deals.opportunity.size();
+  out.deals.p_win_period.assign(n_deals, 0.0);
+  out.deals.p_win_ever.assign(n_deals, 0.0);
+  struct group_state {
+    semi_markov process;
+    std::vector<double> won;
+  };
+  std::map<std::size_t, group_state> processes;
+  std::unordered_map<std::uint64_t, std::pair<double, double>> cache;
+  std::vector<double> scratch;
+  for (std::size_t i = 0; i < n_deals; ++i) {
+    const auto g = out.deals.group[i];
+    auto it = processes.find(g);
+    if (it == processes.end()) {
+      group_state st{semi_markov::from_group(f, model.groups()[g], model.options(), stale), {}};
+      if (h_end >= 0) st.won = st.process.won_within(h_end);
+      it = processes.emplace(g, std::move(st)).first;
+    }
+    const auto& proc = it->second.process;
+    const auto s = out.deals.stage[i];
+    const auto age = out.deals.age_ticks[i];
+    const std::uint64_t ck = (static_cast<std::uint64_t>(g) << 48) ^ (static_cast<std::uint64_t>(s) << 36) ^
+                             static_cast<std::uint64_t>(age);
+    auto c = cache.find(ck);
+    if (c == cache.end()) {
+      double p_end = 0.0, p_start = 0.0;
+      if (h_end >= 0) p_end = proc.p_win_within(s, age, h_end, it->second.won, scratch);
+      if (h_start >= 0) p_start = proc.p_win_within(s, age, h_start, it->second.won, scratch);
+      const double ever = proc.p_win_ever(s, age);
+      const double period = std::clamp(p_end - p_start, 0.0, 1.0);
+      c = cache.emplace(ck, std::make_pair(period, std::max(ever, p_end))).first;
+    }
+    out.deals.p_win_period[i] = c->second.first;
+    out.deals.p_win_ever[i] = c->second.second;
+    if (i % 4096 == 0)
+      report(0.1 + 0.4 * static_cast<double>(i) / static_cast<double>(std::max<std::size_t>(1, n_deals)));
+  }
+  (void)n;
+  report(0.5);
+
+  if (options.exact)
+    out.exact = exact_distribution(out.deals.amount, out.deals.p_win_period, out.realised,
+                                   options.lattice_cells, options.lattice_sd);
+  report(0.7);
+  if (options.scenarios > 0) {
+    std::vector<std::int64_t> cents(n_deals);
+    std::vector<std::uint64_t> keys(n_deals);
+    for (std::size_t i = 0; i < n_deals; ++i) {
+      cents[i] = std::llround(out.deals.amount[i] * 100.0);
+      keys[i] = opportunity_key(log.id_label(out.deals.opportunity[i]));
+    }
+    std::vector<double> p(out.deals.p_win_period);
+    for (double& x : p)
+      if (std::isnan(x)) x = 0.0;
+    out.scenario_cents = monte_carlo_cents(cents, p, keys, options.scenarios, options.seed, options.threads);
+    std::int64_t realised_cents = 0;
+    for (double a : out.realised_amount) realised_cents += std::llround(a * 100.0);
+    for (auto& t : out.scenario_cents) t += realised_cents;
+  }
+  report(1.0);
+  return out;
+}
+
+} // namespace smartfunnel
