@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   register_event_log(m);
   register_model(m);
   register_simulate(m);
+  register_forecast(m);
 }

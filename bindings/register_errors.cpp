@@ -39,6 +39,9 @@ void register_errors(py::module_& m) {
                 "Some open stages never reach Won or Lost, so win probabilities are undefined.");
   static PyObject* merge_t = make_type(m, "IncompatibleMergeError", PyExc_ValueError,
                                        "Partial fits with different funnels or options cannot be merged.");
+  static PyObject* cancelled_t =
+      make_type(m, "CancelledError", PyExc_RuntimeError,
+                "A long computation stopped because its progress callback asked it to.");
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -54,6 +57,8 @@ void register_errors(py::module_& m) {
       PyErr_SetString(unknown_opp_t, e.what());
     } catch (const singular_chain& e) {
       PyErr_SetString(singular_t, e.what());
+    } catch (const cancelled& e) {
+      PyErr_SetString(cancelled_t, e.what());
     } catch (const incompatible_merge& e) {
       PyErr_SetString(merge_t, e.what());
     }

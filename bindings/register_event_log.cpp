@@ -249,6 +249,20 @@ void register_event_log(py::module_& m) {
                                }
                                return out;
                              })
+      .def(
+          "owners_at",
+          [](const event_log& s, carray<std::int64_t> opportunity, time_point t) {
+            auto o = span_of(opportunity);
+            std::vector<std::int32_t> out(o.size(), missing_code);
+            for (std::size_t i = 0; i < o.size(); ++i) {
+              if (o[i] < 0 || static_cast<std::size_t>(o[i]) >= s.n_opportunities())
+                throw py::index_error("opportunity index out of range");
+              if (auto w = s.owners().at(static_cast<std::size_t>(o[i]), t))
+                out[i] = static_cast<std::int32_t>(*w);
+            }
+            return owned(std::move(out));
+          },
+          py::arg("opportunity"), py::arg("time"), "Owner codes in force at `time` (-1 when none).")
       .def_property_readonly("report", [](const event_log& s) { return report_dict(s.report()); })
       .def_property_readonly("memory_bytes", &event_log::memory_bytes)
       .def_property_readonly("event_bytes", &event_log::event_bytes)

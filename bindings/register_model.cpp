@@ -149,6 +149,50 @@ void register_model(py::module_& m) {
           },
           py::arg("group"), py::arg("stage"))
       .def(
+          "p_win_within",
+          [](const funnel_model& s, carray<std::int32_t> stage, carray<double> age_ticks,
+             carray<double> horizon_ticks, std::size_t g) {
+            group_index(s, g);
+            auto st = span_of(stage);
+            auto ag = span_of(age_ticks);
+            auto hz = span_of(horizon_ticks);
+            std::vector<double> out(st.size());
+            {
+              py::gil_scoped_release release;
+              s.p_win(st, ag, hz, out, g);
+            }
+            return owned(std::move(out));
+          },
+          py::arg("stage"), py::arg("age_ticks"), py::arg("horizon_ticks"), py::arg("group") = 0)
+      .def(
+          "kernel",
+          [](const funnel_model& s, std::size_t g, std::size_t stage) {
+            const auto& k = s.process(group_index(s, g)).kernel(stage);
+            const std::size_t w = s.funnel().n_open() + 2;
+            py::dict d;
+            d["defined"] = k.defined;
+            d["supported"] = k.supported;
+            d["mass"] = owned2d(std::vector<double>(k.mass), k.mass.size() / w, w);
+            d["tail_mass"] = owned(std::vector<double>(k.tail_mass));
+            d["tail_hazard"] = k.tail_hazard;
+            d["tail_mix"] = owned(std::vector<double>(k.tail_mix));
+            return d;
+          },
+          py::arg("group"), py::arg("stage"), "The semi-Markov kernel of a stage (outcome columns).")
+      .def(
+          "won_within",
+          [](const funnel_model& s, std::size_t g, std::int64_t horizon) {
+            const auto& proc = s.process(group_index(s, g));
+            std::vector<double> won;
+            {
+              py::gil_scoped_release release;
+              won = proc.won_within(horizon);
+            }
+            const std::size_t n = proc.n_open();
+            return owned2d(std::move(won), won.size() / n, n);
+          },
+          py::arg("group"), py::arg("horizon_ticks"))
+      .def(
           "destination_quantiles",
           [](const funnel_model& s, std::size_t g, double q) {
             // n_open x n_codes: quantile q of the sojourn given each destination, in ticks.

@@ -113,10 +113,54 @@ void trim(lattice_node& node, std::int64_t lo, std::int64_t hi, double& truncate
   }
 }
 
+// The compound Poisson pmf on the lattice by FFT: exp(rate (phi_X - 1)), on a grid long enough
+// that wrap-around is negligible (mean + sd standard deviations + the largest amount, doubled).
+lattice_node compound_poisson_lattice(const compound_poisson& cp, double step, double sd, double& truncated) {
+  std::vector<double> severity;
+  for (std::size_t i = 0; i < cp.amount.size(); ++i) {
+    if (!(cp.weight[i] > 0.0)) continue;
+    const double x = std::max(0.0, cp.amount[i]) / step;
+    const auto lo = static_cast<std::size_t>(std::floor(x));
+    const double frac = x - static_cast<double>(lo);
+    if (severity.size() < lo + 2) severity.resize(lo + 2, 0.0);
+    severity[lo] += cp.weight[i] * (1.0 - frac);
+    severity[lo + 1] += cp.weight[i] * frac;
+  }
+  const double mean = cp.mean() / step, var = cp.variance() / (step * step);
+  const double need = mean + sd * std::sqrt(var) + static_cast<double>(severity.size()) + 16.0;
+  std::size_t n = 64;
+  while (static_cast<double>(n) < 2.0 * need) n <<= 1;
+  severity.resize(n, 0.0);
+  Eigen::FFT<double> fft;
+  std::vector<std::complex<double>> phi;
+  fft.fwd(phi, severity);
+  for (auto& z : phi) z = std::exp(cp.rate * (z - 1.0));
+  std::vector<double> pmf;
+  fft.inv(pmf, phi);
+  for (double& x : pmf) x = std::max(0.0, x);
+  lattice_node node;
+  node.pmf = std::move(pmf);
+  trim(node, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max(), truncated);
+  return node;
+}
+
 } // namespace
 
+double compound_poisson::mean() const noexcept {
+  double m = 0.0;
+  for (std::size_t i = 0; i < amount.size(); ++i) m += weight[i] * amount[i];
+  return rate * m;
+}
+
+double compound_poisson::variance() const noexcept {
+  double m2 = 0.0;
+  for (std::size_t i = 0; i < amount.size(); ++i) m2 += weight[i] * amount[i] * amount[i];
+  return rate * m2;
+}
+
 revenue_distribution exact_distribution(std::span<const double> amount, std::span<const double> p,
-                                        double offset, std::size_t cells, double sd) {
+                                        double offset, std::size_t cells, double sd,
+                                        const compound_poisson* arrivals) {
   if (amount.size() != p.size())
     throw std::invalid_argument("exact_distribution: amount and p must have the same length");
   revenue_distribution out;
@@ -132,14 +176,16 @@ revenue_distribution exact_distribution(std::span<const double> amount, std::spa
       sum_p += q;
     }
   }
-  out.mean = offset + mean;
-  out.variance = var;
-  if (!(var > 0.0)) { // nothing uncertain: a point mass
-    out.origin = offset + mean;
+  const bool with_arrivals = arrivals && arrivals->rate > 0.0 && arrivals->mean() > 0.0;
+  const double arrivals_var = with_arrivals ? arrivals->variance() : 0.0;
+  out.mean = offset + mean + (with_arrivals ? arrivals->mean() : 0.0);
+  out.variance = var + arrivals_var;
+  if (!(out.variance > 0.0)) { // nothing uncertain: a point mass
+    out.origin = out.mean;
     out.pmf = {1.0};
     return out;
   }
-  const double sigma = std::sqrt(var);
+  const double sigma = std::sqrt(out.variance);
   const double step = 2.0 * sd * sigma / static_cast<double>(cells);
   out.step = step;
   out.w1_bound = step / 2.0 * sum_p;
@@ -163,6 +209,16 @@ revenue_distribution exact_distribution(std::span<const double> amount, std::spa
     nodes.push_back(std::move(leaf));
     mu.push_back(q * x);
     vr.push_back(x * x * q * (1.0 - q));
+  }
+  if (with_arrivals) {
+    nodes.push_back(compound_poisson_lattice(*arrivals, step, sd, out.truncated_mass));
+    mu.push_back(arrivals->mean() / step);
+    vr.push_back(arrivals_var / (step * step));
+  }
+  if (nodes.empty()) { // only deals that win for sure
+    out.origin = offset + fixed;
+    out.pmf = {1.0};
+    return out;
   }
   // Balanced pairwise merging; wide nodes are cut to mean +- sd standard deviations.
   const auto cap = static_cast<std::size_t>(4 * cells);
@@ -266,6 +322,98 @@ std::vector<std::int64_t> monte_carlo_cents(std::span<const std::int64_t> cents,
     for (std::size_t s = 0; s < scenarios; ++s) totals[s] += part[s];
   return totals;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Arrivals in Monte Carlo: streams keyed by (seed, scenario, group, day)
+
+namespace {
+
+// Uniforms in (0, 1) from the Philox stream of one (scenario, group, day).
+class stream_uniforms {
+public:
+  stream_uniforms(std::uint64_t seed, std::uint64_t scenario, std::uint64_t group, std::uint64_t day)
+      : key_{{static_cast<std::uint32_t>(seed) ^ 0x5bd1e995u,
+              static_cast<std::uint32_t>(seed >> 32) ^ 0x9e3779b9u}},
+        ctr_{{static_cast<std::uint32_t>(scenario), static_cast<std::uint32_t>(group),
+              static_cast<std::uint32_t>(day), 0}} {}
+  double next() {
+    if (used_ == 4) {
+      block_ = rng_(ctr_, key_);
+      ++ctr_.v[3];
+      used_ = 0;
+    }
+    return (static_cast<double>(block_.v[used_++]) + 0.5) * (1.0 / 4294967296.0);
+  }
+
+private:
+  r123::Philox4x32 rng_;
+  r123::Philox4x32::key_type key_;
+  r123::Philox4x32::ctr_type ctr_;
+  r123::Philox4x32::ctr_type block_{};
+  int used_ = 4;
+};
+
+// Poisson(mu) by inversion, in chunks of mean <= 8 so the loop stays short and exact.
+std::int64_t poisson_draw(double mu, stream_uniforms& u) {
+  std::int64_t total = 0;
+  while (mu > 0.0) {
+    const double m = std::min(mu, 8.0);
+    mu -= m;
+    double p = std::exp(-m), cdf = p;
+    const double x = u.next();
+    std::int64_t k = 0;
+    while (x > cdf && k < 200) {
+      ++k;
+      p *= m / static_cast<double>(k);
+      cdf += p;
+    }
+    total += k;
+  }
+  return total;
+}
+
+struct arrival_group_mc {
+  std::vector<double> mean_wins_by_day; // Poisson mean of new deals won, by creation tick
+  std::vector<std::int64_t> cents;      // amounts to draw from
+};
+
+std::vector<std::int64_t> arrivals_monte_carlo(const std::vector<arrival_group_mc>& groups,
+                                               std::size_t scenarios, std::uint64_t seed,
+                                               std::size_t threads) {
+  std::vector<std::int64_t> totals(scenarios, 0);
+  auto run = [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t sc = lo; sc < hi; ++sc) {
+      std::int64_t t = 0;
+      for (std::size_t g = 0; g < groups.size(); ++g) {
+        const auto& gr = groups[g];
+        if (gr.cents.empty()) continue;
+        for (std::size_t d = 0; d < gr.mean_wins_by_day.size(); ++d) {
+          const double mu = gr.mean_wins_by_day[d];
+          if (!(mu > 0.0)) continue;
+          stream_uniforms u(seed, sc, g, d);
+          const auto k = poisson_draw(mu, u);
+          for (std::int64_t i = 0; i < k; ++i) {
+            const auto pick = static_cast<std::size_t>(u.next() * static_cast<double>(gr.cents.size()));
+            t += gr.cents[std::min(pick, gr.cents.size() - 1)];
+          }
+        }
+      }
+      totals[sc] = t;
+    }
+  };
+  threads = std::max<std::size_t>(1, std::min(threads, scenarios));
+  if (threads == 1) {
+    run(0, scenarios);
+  } else {
+    std::vector<std::jthread> pool;
+    const std::size_t chunk = (scenarios + threads - 1) / threads;
+    for (std::size_t t = 0; t < threads; ++t)
+      pool.emplace_back(run, std::min(scenarios, t * chunk), std::min(scenarios, (t + 1) * chunk));
+  }
+  return totals;
+}
+
+} // namespace
 
 // ---------------------------------------------------------------------------------------------
 // The forecast
@@ -409,9 +557,116 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
   (void)n;
   report(0.5);
 
-  if (options.exact)
-    out.exact = exact_distribution(out.deals.amount, out.deals.p_win_period, out.realised,
-                                   options.lattice_cells, options.lattice_sd);
+  // Arrivals: deals created in the lookback give the creation rate, the entry stages and the
+  // amounts; a deal created t ticks from now is won in the period with the probability that the
+  // recursion gives from its entry stage.
+  std::vector<arrival_group_mc> arrival_mc;
+  if (options.include_arrivals && h_end >= 0) {
+    const double lookback_ticks = options.arrivals_lookback_days * 86400.0 / static_cast<double>(tick);
+    if (!(lookback_ticks > 0.0))
+      throw invalid_options("arrivals_lookback_days must be > 0, got " +
+                            std::to_string(options.arrivals_lookback_days));
+    const time_point from = as_of - static_cast<time_point>(options.arrivals_lookback_days * 86400.0);
+    std::optional<std::size_t> by_attribute;
+    if (!options.arrivals_by.empty() && options.arrivals_by != "owner") {
+      by_attribute = log.find_attribute(options.arrivals_by);
+      if (!by_attribute)
+        throw invalid_options("arrivals_by: '" + options.arrivals_by +
+                              "' is neither 'owner' nor an attribute of the log");
+    }
+    if (options.arrivals_by == "owner" && !log.has_owners())
+      throw invalid_options("arrivals_by: 'owner' was requested but the log has no owner column");
+    std::map<std::string, std::size_t> index;
+    std::vector<std::vector<double>> amounts;
+    std::vector<double> entry(f.n_codes(), 0.0);
+    double entries = 0.0;
+    const auto created = log.created();
+    for (std::size_t o = 0; o + 1 < offsets.size(); ++o) {
+      if (offsets[o] == offsets[o + 1]) continue;
+      const time_point c = created[o];
+      if (c <= from || c > as_of) continue;
+      std::string key;
+      if (options.arrivals_by == "owner") {
+        auto w = log.owners().at(o, std::max(c, times[offsets[o]]));
+        key = w ? log.owner_names()[*w] : "(missing)";
+      } else if (by_attribute) {
+        const auto& a = log.attributes()[*by_attribute];
+        key = a.code[o] < 0 ? "(missing)" : a.values[static_cast<std::uint32_t>(a.code[o])];
+      }
+      auto [it, inserted] = index.try_emplace(key, amounts.size());
+      if (inserted) amounts.emplace_back();
+      amounts[it->second].push_back(log.amounts().at(o, times[offsets[o]]).value_or(0.0));
+      entry[stages[offsets[o]]] += 1.0;
+      entries += 1.0;
+    }
+    for (double& x : entry) x = entries > 0.0 ? x / entries : 0.0;
+    for (const auto& [key, gi] : index) {
+      // Kernel: the model's group for this value when the model's first grouping level is the
+      // arrivals grouping, else the whole funnel.
+      std::size_t mg = 0;
+      if (!key.empty() && !levels.empty() && levels.front() == options.arrivals_by)
+        mg = model.find_group({key}).value_or(0);
+      auto it = processes.find(mg);
+      if (it == processes.end()) {
+        group_state st{semi_markov::from_group(f, model.groups()[mg], model.options(), stale), {}};
+        st.won = st.process.won_within(h_end);
+        it = processes.emplace(mg, std::move(st)).first;
+      }
+      const auto& won = it->second.won;
+      auto won_by = [&](std::size_t code, std::int64_t x) -> double {
+        if (x < 0) return 0.0;
+        if (f.is_won(static_cast<stage_code>(code))) return 1.0;
+        if (!f.is_open(static_cast<stage_code>(code))) return 0.0;
+        const double v = won[static_cast<std::size_t>(x) * n + code];
+        return std::isnan(v) ? 0.0 : v;
+      };
+      const auto& am = amounts[gi];
+      const double rate = static_cast<double>(am.size()) / lookback_ticks;
+      arrival_group_mc mc;
+      mc.mean_wins_by_day.assign(static_cast<std::size_t>(h_end + 1), 0.0);
+      double wins = 0.0;
+      for (std::int64_t d = 0; d <= h_end; ++d) {
+        double q = 0.0;
+        for (std::size_t code = 0; code < entry.size(); ++code)
+          if (entry[code] > 0.0) q += entry[code] * (won_by(code, h_end - d) - won_by(code, h_start - d));
+        mc.mean_wins_by_day[static_cast<std::size_t>(d)] = rate * std::max(0.0, q);
+        wins += rate * std::max(0.0, q);
+      }
+      double mean_amount = 0.0;
+      for (double a : am) mean_amount += a;
+      mean_amount = am.empty() ? 0.0 : mean_amount / static_cast<double>(am.size());
+      out.arrivals.group.push_back(key);
+      out.arrivals.created.push_back(static_cast<double>(am.size()));
+      out.arrivals.rate_per_day.push_back(rate * 86400.0 / static_cast<double>(tick));
+      out.arrivals.expected_wins.push_back(wins);
+      out.arrivals.mean_amount.push_back(mean_amount);
+      out.arrivals.expected.push_back(wins * mean_amount);
+      // The compound Poisson of all groups: total rate, amounts weighted by each group's rate.
+      out.arrivals.total.rate += wins;
+      for (double a : am) {
+        out.arrivals.total.amount.push_back(a);
+        out.arrivals.total.weight.push_back(wins / static_cast<double>(am.size()));
+        mc.cents.push_back(std::llround(a * 100.0));
+      }
+      arrival_mc.push_back(std::move(mc));
+    }
+    if (out.arrivals.total.rate > 0.0)
+      for (double& wgt : out.arrivals.total.weight) wgt /= out.arrivals.total.rate;
+  }
+  report(0.6);
+
+  if (options.exact) {
+    out.exact_pipeline = exact_distribution(out.deals.amount, out.deals.p_win_period, out.realised,
+                                            options.lattice_cells, options.lattice_sd);
+    if (options.include_arrivals) {
+      out.exact_arrivals =
+          exact_distribution({}, {}, 0.0, options.lattice_cells, options.lattice_sd, &out.arrivals.total);
+      out.exact = exact_distribution(out.deals.amount, out.deals.p_win_period, out.realised,
+                                     options.lattice_cells, options.lattice_sd, &out.arrivals.total);
+    } else {
+      out.exact = out.exact_pipeline;
+    }
+  }
   report(0.7);
   if (options.scenarios > 0) {
     std::vector<std::int64_t> cents(n_deals);
@@ -427,6 +682,10 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
     std::int64_t realised_cents = 0;
     for (double a : out.realised_amount) realised_cents += std::llround(a * 100.0);
     for (auto& t : out.scenario_cents) t += realised_cents;
+    if (options.include_arrivals) {
+      out.arrival_cents = arrivals_monte_carlo(arrival_mc, options.scenarios, options.seed, options.threads);
+      for (std::size_t sc = 0; sc < options.scenarios; ++sc) out.scenario_cents[sc] += out.arrival_cents[sc];
+    }
   }
   report(1.0);
   return out;

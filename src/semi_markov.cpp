@@ -112,9 +112,18 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
     k.tail_hazard = (exits_w > 0.0 && exposure > 0.0) ? std::min(1.0, exits_w / exposure) : fallback_hazard;
     double mix_total = 0.0;
     for (double x : mix_w) mix_total += x;
-    for (std::size_t j = 0; j < w; ++j)
-      k.tail_mix[j] =
+    // Destination mix for deals older than the supported ages: the exits the data shows after
+    // them (few, by definition), smoothed toward the whole row with the weight of min_at_risk
+    // pseudo-exits, so a handful of late exits cannot make a destination certain.
+    double late_exits = 0.0;
+    for (std::size_t r = 0; r < rows; ++r)
+      if (e.duration[r] > k.supported) late_exits += d[r];
+    for (std::size_t j = 0; j < w; ++j) {
+      const double late =
           tail_total > 0.0 ? k.tail_mass[j] / tail_total : (mix_total > 0.0 ? mix_w[j] / mix_total : p[j]);
+      const double late_weight = tail_total > 0.0 ? late_exits : exits_w;
+      k.tail_mix[j] = (late_weight * late + min_at_risk * p[j]) / (late_weight + min_at_risk);
+    }
 
     // Stale policy: whatever is still in the stage at stale_after_ticks is lost then.
     if (stale_after_ticks) {
@@ -185,8 +194,7 @@ std::vector<double> semi_markov::destination_given_age(std::size_t stage, std::i
       return out;
     }
   }
-  for (std::size_t j = 0; j < w; ++j)
-    out[j] = tail_total > tiny ? k.tail_mass[j] / tail_total : k.tail_mix[j];
+  for (std::size_t j = 0; j < w; ++j) out[j] = k.tail_mix[j];
   return out;
 }
 
@@ -226,8 +234,7 @@ void semi_markov::first_step(std::size_t stage, std::int64_t age, std::int64_t h
   // Past the data: memoryless tail from now on.
   double decay = lam;
   for (std::size_t i = 0; i < steps; ++i) {
-    for (std::size_t j = 0; j < w; ++j)
-      out[i * w + j] = (tail_total > tiny ? k.tail_mass[j] / tail_total : k.tail_mix[j]) * decay;
+    for (std::size_t j = 0; j < w; ++j) out[i * w + j] = k.tail_mix[j] * decay;
     decay *= 1.0 - lam;
   }
 }

@@ -37,6 +37,13 @@ struct forecast_options {
   std::size_t scenarios = 10'000;
   std::uint64_t seed = 0;
   std::size_t threads = 1;
+  /// Wins from deals not created yet: compound Poisson from the creation rate over the last
+  /// arrivals_lookback_days before as_of (per owner or attribute value with arrivals_by), carried
+  /// through the same time-bounded model from each deal's entry stage; amounts drawn from the
+  /// amounts of the deals created in the lookback.
+  bool include_arrivals = true;
+  double arrivals_lookback_days = 180.0;
+  std::string arrivals_by; ///< "" (one rate), "owner" or an attribute name
   /// Called with the fraction done; return false to cancel (the call then throws cancelled).
   std::function<bool(double)> progress;
 
@@ -59,10 +66,25 @@ struct revenue_distribution {
   [[nodiscard]] double probability_at_least(double x) const;
 };
 
-/// Exact distribution of sum_i amount_i * Bernoulli(p_i) (independent), plus a fixed offset.
+/// A compound Poisson total: a Poisson(rate) number of amounts drawn from `amount` with `weight`.
+struct compound_poisson {
+  double rate = 0.0;
+  std::vector<double> amount;
+  std::vector<double> weight; ///< probabilities of the amounts (sum to 1)
+
+  [[nodiscard]] double mean() const noexcept;
+  [[nodiscard]] double variance() const noexcept;
+};
+
+/// Exact distribution of sum_i amount_i * Bernoulli(p_i) (independent), plus an optional
+/// independent compound Poisson part, plus a fixed offset. The lattice spans mean +- sd standard
+/// deviations of the total in `cells` cells; each amount is split between its two nearest lattice
+/// points so every mean stays exact. Parts are combined by FFT convolution; the compound Poisson
+/// part is exp(rate (phi - 1)) by FFT.
 [[nodiscard]] revenue_distribution exact_distribution(std::span<const double> amount,
                                                       std::span<const double> p, double offset = 0.0,
-                                                      std::size_t cells = 1 << 14, double sd = 8.0);
+                                                      std::size_t cells = 1 << 14, double sd = 8.0,
+                                                      const compound_poisson* arrivals = nullptr);
 
 /// Monte Carlo totals in integer cents per scenario: deal i wins in scenario k when the Philox
 /// stream keyed by (seed, k, key_i) falls below p_i. Identical for any thread count and any
@@ -87,6 +109,17 @@ struct deal_forecasts {
   std::vector<double> p_win_ever;   ///< P(eventually won); never below p_win_period
 };
 
+/// Wins from deals not created yet, per arrivals group ("" when one rate).
+struct arrivals_forecast {
+  std::vector<std::string> group;
+  std::vector<double> created;       ///< deals created in the lookback
+  std::vector<double> rate_per_day;  ///< creation rate
+  std::vector<double> expected_wins; ///< Poisson mean of new deals won in the period
+  std::vector<double> mean_amount;   ///< mean amount of the deals created in the lookback
+  std::vector<double> expected;      ///< expected revenue (expected_wins * mean_amount)
+  compound_poisson total;            ///< all groups together
+};
+
 struct forecast_result {
   time_point as_of = 0, start = 0, end = 0;
   deal_forecasts deals;
@@ -95,9 +128,16 @@ struct forecast_result {
   std::vector<double> realised_amount;
   std::vector<time_point> realised_time;
   double realised = 0.0;
-  /// Total revenue won in the period (realised + open pipeline).
+  arrivals_forecast arrivals;
+  /// Total revenue won in the period: realised + open pipeline (+ arrivals when included), and
+  /// each part alone.
   revenue_distribution exact;
-  std::vector<std::int64_t> scenario_cents; ///< Monte Carlo totals (realised included), unsorted
+  revenue_distribution exact_pipeline;
+  revenue_distribution exact_arrivals;
+  /// Monte Carlo totals in cents per scenario (realised and arrivals included when asked), and
+  /// the arrivals' part alone.
+  std::vector<std::int64_t> scenario_cents;
+  std::vector<std::int64_t> arrival_cents;
 
   [[nodiscard]] double expected() const noexcept { return exact.mean; }
 };

@@ -28,8 +28,10 @@ struct stage_kernel {
   std::vector<double> mass;    ///< (supported + 1) x width
   std::vector<double> tail_mass;
   double tail_hazard = 1.0;
-  std::vector<double> tail_mix; ///< destination mix for ages past the data when tail_mass is 0
-  bool defined = false;         ///< false for a stage without data (unsmoothed, no exits)
+  /// Destination mix for ages past `supported`: the late exits' mix smoothed toward the row with
+  /// min_at_risk pseudo-exits.
+  std::vector<double> tail_mix;
+  bool defined = false; ///< false for a stage without data (unsmoothed, no exits)
 };
 
 /// The kernels of every open stage of one group, with the win probabilities B of its chain.

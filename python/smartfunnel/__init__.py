@@ -23,6 +23,7 @@ except ImportError as exc:  # pragma: no cover - only without a built extension
 
 from . import datasets
 from ._core import (
+    CancelledError,
     DataError,
     Funnel,
     IncompatibleMergeError,
@@ -33,14 +34,17 @@ from ._core import (
     UnknownStageError,
 )
 from .event_log import EventLog
+from .forecasting import Forecast, forecast
 from .model import FitOptions, FunnelModel, fit, merge
 
 __version__: str = _core.__version__
 
 __all__ = [
+    "CancelledError",
     "DataError",
     "EventLog",
     "FitOptions",
+    "Forecast",
     "Funnel",
     "FunnelModel",
     "IncompatibleMergeError",
@@ -52,5 +56,6 @@ __all__ = [
     "__version__",
     "datasets",
     "fit",
+    "forecast",
     "merge",
 ]

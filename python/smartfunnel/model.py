@@ -312,20 +312,31 @@ class FunnelModel:
             out = out.drop(columns="group")
         return out.set_index(index)
 
-    def p_win(self, stage: Any, age_days: Any = 0.0, group: GroupKey = None) -> np.ndarray:
-        """P(eventually won) for deals in `stage` that have spent `age_days` there (vectorised).
+    def p_win(
+        self, stage: Any, age_days: Any = 0.0, horizon_days: Any = None, group: GroupKey = None
+    ) -> np.ndarray:
+        """Vectorised scoring: P(a deal in `stage`, `age_days` in it, is won [within horizon_days]).
 
-        Stages may be names or codes; Won gives 1, Lost 0. The destination mix is that of stays
-        still in the stage at that age (ages beyond the data use the last age with at least
-        ``min_at_risk`` stays at risk).
+        Stages may be names or codes; Won gives 1, Lost 0. Without a horizon the probability is
+        P(eventually won) given the age (the destination mix of the semi-Markov kernel conditioned
+        on the age, through the chain); with `horizon_days` (scalar or array, NaN for none) it is
+        the time-bounded probability from the same kernel by the day-grid recursion.
         """
         st = np.atleast_1d(np.asarray(stage))
         if st.dtype.kind in "OUS":
             f = self.funnel
             st = np.array([f.code_of(str(x)) for x in st], dtype=np.int32)
-        age = np.broadcast_to(np.asarray(age_days, dtype=np.float64), st.shape) / self._tick_days
-        out = self._m.p_win(st.astype(np.int32), np.ascontiguousarray(age), self._group(group))
-        return np.asarray(out)
+        st = st.astype(np.int32)
+        age = np.ascontiguousarray(
+            np.broadcast_to(np.asarray(age_days, dtype=np.float64), st.shape) / self._tick_days
+        )
+        g = self._group(group)
+        if horizon_days is None:
+            return np.asarray(self._m.p_win(st, age, g))
+        horizon = np.ascontiguousarray(
+            np.broadcast_to(np.asarray(horizon_days, dtype=np.float64), st.shape) / self._tick_days
+        )
+        return np.asarray(self._m.p_win_within(st, age, horizon, g))
 
     def merge(self, other: FunnelModel) -> FunnelModel:
         """The model of the union of two disjoint sets of opportunities."""

@@ -344,11 +344,12 @@ TEST(fit, p_win_conditions_on_the_age_in_stage) {
   EXPECT_NEAR(model.p_win(a, 1.0), 23.0 / 57, eps);
 
   // With min_at_risk = 5 the last supported age is 5 (at risk 5 there, 3 at 6). Past it the mix
-  // is that of the exits the data shows after age 5: Lost at 6 and Won at 7, 3/20 each, so 1/2.
+  // is that of the 2 exits the data shows after age 5 (Lost at 6, Won at 7: 1/2 each), smoothed
+  // toward the whole row with 5 pseudo-exits: P(win) = (2 * 1/2 + 5 * 23/57) / 7 = 172/399.
   o.min_at_risk = 5;
   model = sf::fit(main_table().log(hand_funnel()), o);
-  EXPECT_NEAR(model.p_win(a, 6.0), 0.5, eps);
-  EXPECT_NEAR(model.p_win(a, 50.0), 0.5, eps);
+  EXPECT_NEAR(model.p_win(a, 6.0), 172.0 / 399, eps);
+  EXPECT_NEAR(model.p_win(a, 50.0), 172.0 / 399, eps);
   // With the default (10) no age has enough stays at risk: every age uses the unconditional mix.
   model = sf::fit(main_table().log(hand_funnel()), unsmoothed(day(100)));
   EXPECT_NEAR(model.p_win(a, 6.0), 23.0 / 57, eps);

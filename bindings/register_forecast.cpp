@@ -1,0 +1,144 @@
+#include "pybind11.hpp"
+
+#include <smartfunnel/forecast.hpp>
+
+namespace smartfunnel::bindings {
+
+namespace {
+
+py::dict distribution_dict(revenue_distribution&& d) {
+  py::dict out;
+  out["origin"] = d.origin;
+  out["step"] = d.step;
+  out["mean"] = d.mean;
+  out["variance"] = d.variance;
+  out["truncated_mass"] = d.truncated_mass;
+  out["w1_bound"] = d.w1_bound;
+  out["pmf"] = owned(std::move(d.pmf));
+  return out;
+}
+
+template <class T>
+py::array_t<T> to_array(std::vector<T>&& v) {
+  return owned(std::move(v));
+}
+
+} // namespace
+
+void register_forecast(py::module_& m) {
+  m.def(
+      "forecast",
+      [](std::shared_ptr<funnel_model> model, std::shared_ptr<event_log> log, time_point start,
+         time_point end, std::optional<time_point> as_of, std::optional<double> stale_after_days,
+         bool use_groups, bool exact, std::size_t lattice_cells, double lattice_sd, std::size_t scenarios,
+         std::uint64_t seed, std::size_t threads, std::optional<py::function> progress, bool include_arrivals,
+         double arrivals_lookback_days, std::string arrivals_by) {
+        forecast_options o;
+        o.start = start;
+        o.end = end;
+        o.as_of = as_of;
+        o.stale_after_days = stale_after_days;
+        o.use_groups = use_groups;
+        o.exact = exact;
+        o.lattice_cells = lattice_cells;
+        o.lattice_sd = lattice_sd;
+        o.scenarios = scenarios;
+        o.seed = seed;
+        o.threads = threads;
+        o.include_arrivals = include_arrivals;
+        o.arrivals_lookback_days = arrivals_lookback_days;
+        o.arrivals_by = std::move(arrivals_by);
+        if (progress)
+          o.progress = [cb = *progress](double fraction) {
+            py::gil_scoped_acquire gil;
+            return cb(fraction).cast<bool>();
+          };
+        forecast_result r;
+        {
+          py::gil_scoped_release release;
+          r = forecast(*model, *log, o);
+        }
+        std::vector<std::int64_t> opp(r.deals.opportunity.begin(), r.deals.opportunity.end());
+        std::vector<std::int32_t> stage(r.deals.stage.begin(), r.deals.stage.end());
+        std::vector<std::int64_t> group(r.deals.group.begin(), r.deals.group.end());
+        std::vector<std::int64_t> realised_opp(r.realised_opportunity.begin(), r.realised_opportunity.end());
+        py::dict out;
+        out["as_of"] = r.as_of;
+        out["opportunity"] = to_array(std::move(opp));
+        out["stage"] = to_array(std::move(stage));
+        out["age_ticks"] = to_array(std::move(r.deals.age_ticks));
+        out["amount"] = to_array(std::move(r.deals.amount));
+        out["group"] = to_array(std::move(group));
+        out["p_win_period"] = to_array(std::move(r.deals.p_win_period));
+        out["p_win_ever"] = to_array(std::move(r.deals.p_win_ever));
+        out["realised_opportunity"] = to_array(std::move(realised_opp));
+        out["realised_amount"] = to_array(std::move(r.realised_amount));
+        out["realised_time"] = to_array(std::move(r.realised_time));
+        out["realised"] = r.realised;
+        out["exact"] = distribution_dict(std::move(r.exact));
+        out["exact_pipeline"] = distribution_dict(std::move(r.exact_pipeline));
+        out["exact_arrivals"] = distribution_dict(std::move(r.exact_arrivals));
+        out["scenario_cents"] = to_array(std::move(r.scenario_cents));
+        out["arrival_cents"] = to_array(std::move(r.arrival_cents));
+        py::dict arr;
+        arr["group"] = r.arrivals.group;
+        arr["created"] = to_array(std::move(r.arrivals.created));
+        arr["rate_per_day"] = to_array(std::move(r.arrivals.rate_per_day));
+        arr["expected_wins"] = to_array(std::move(r.arrivals.expected_wins));
+        arr["mean_amount"] = to_array(std::move(r.arrivals.mean_amount));
+        arr["expected"] = to_array(std::move(r.arrivals.expected));
+        out["arrivals"] = arr;
+        return out;
+      },
+      py::arg("model"), py::arg("log"), py::arg("start"), py::arg("end"), py::arg("as_of") = py::none(),
+      py::arg("stale_after_days") = py::none(), py::arg("use_groups") = true, py::arg("exact") = true,
+      py::arg("lattice_cells") = 1 << 14, py::arg("lattice_sd") = 8.0, py::arg("scenarios") = 10'000,
+      py::arg("seed") = 0, py::arg("threads") = 1, py::arg("progress") = py::none(),
+      py::arg("include_arrivals") = true, py::arg("arrivals_lookback_days") = 180.0,
+      py::arg("arrivals_by") = std::string(),
+      "Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.");
+
+  m.def(
+      "exact_distribution",
+      [](carray<double> amount, carray<double> p, double offset, std::size_t cells, double sd,
+         double poisson_rate, std::vector<double> poisson_amount, std::vector<double> poisson_weight) {
+        auto a = span_of(amount);
+        auto q = span_of(p);
+        compound_poisson cp{poisson_rate, std::move(poisson_amount), std::move(poisson_weight)};
+        if (cp.amount.size() != cp.weight.size())
+          throw std::invalid_argument("poisson_amount and poisson_weight must have the same length");
+        revenue_distribution d;
+        {
+          py::gil_scoped_release release;
+          d = exact_distribution(a, q, offset, cells, sd, cp.rate > 0.0 ? &cp : nullptr);
+        }
+        return distribution_dict(std::move(d));
+      },
+      py::arg("amount"), py::arg("p"), py::arg("offset") = 0.0, py::arg("cells") = 1 << 14,
+      py::arg("sd") = 8.0, py::arg("poisson_rate") = 0.0, py::arg("poisson_amount") = std::vector<double>{},
+      py::arg("poisson_weight") = std::vector<double>{},
+      "Exact distribution of sum amount_i * Bernoulli(p_i) on a lattice (mean preserved).");
+
+  m.def(
+      "monte_carlo_cents",
+      [](carray<std::int64_t> cents, carray<double> p, carray<std::uint64_t> keys, std::size_t scenarios,
+         std::uint64_t seed, std::size_t threads) {
+        auto c = span_of(cents);
+        auto q = span_of(p);
+        auto k = span_of(keys);
+        std::vector<std::int64_t> out;
+        {
+          py::gil_scoped_release release;
+          out = monte_carlo_cents(c, q, k, scenarios, seed, threads);
+        }
+        return owned(std::move(out));
+      },
+      py::arg("cents"), py::arg("p"), py::arg("keys"), py::arg("scenarios"), py::arg("seed") = 0,
+      py::arg("threads") = 1, "Monte Carlo totals in cents per scenario, keyed by (seed, scenario, key).");
+
+  m.def(
+      "opportunity_key", [](const std::string& id) { return opportunity_key(id); }, py::arg("id"),
+      "The stable 64-bit key of an opportunity id used by the Monte Carlo streams.");
+}
+
+} // namespace smartfunnel::bindings

@@ -1,0 +1,357 @@
+"""forecast(model, log, start, end) -> Forecast: the revenue won in a period, with its uncertainty."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _convert, _core
+from .event_log import EventLog
+from .model import FunnelModel
+
+
+def _day_bounds(start: Any, end: Any, tz: str) -> tuple[int, int]:
+    """[start day 00:00, (end day + 1) 00:00) in `tz`, as epoch seconds (end day inclusive)."""
+    s = pd.Timestamp(start)
+    e = pd.Timestamp(end)
+    s = (s.tz_convert(tz) if s.tzinfo else s.tz_localize(tz)).normalize()
+    e = (e.tz_convert(tz) if e.tzinfo else e.tz_localize(tz)).normalize() + pd.Timedelta(days=1)
+    if e <= s:
+        raise _core.InvalidOptionsError(
+            f"the period must end on or after its start ({start} .. {end})"
+        )
+    return int(s.tz_convert("UTC").value // 10**9), int(e.tz_convert("UTC").value // 10**9)
+
+
+def forecast(
+    model: FunnelModel,
+    log: EventLog,
+    start: Any,
+    end: Any,
+    as_of: Any = None,
+    method: str = "exact",
+    scenarios: int = 10_000,
+    seed: int = 0,
+    include_arrivals: bool = True,
+    *,
+    tz: str = "UTC",
+    stale_after_days: float | None = None,
+    use_groups: bool = True,
+    arrivals_by: str | None = None,
+    arrivals_lookback_days: float = 180.0,
+    threads: int = 1,
+    lattice_cells: int = 1 << 14,
+    progress: Callable[[float], bool] | None = None,
+) -> Forecast:
+    """Forecast the revenue won in the period ``[start, end]`` (whole days in `tz`, end inclusive).
+
+    Each open deal's probability of being won inside the period comes from the semi-Markov model
+    of the fit (its stage, and how long it has been there), by a deterministic day-grid
+    recursion. Wins already booked between `start` and `as_of` count as realised.
+
+    Parameters
+    ----------
+    model : FunnelModel
+    log : EventLog
+        The pipeline as of `as_of` (events after it are not seen).
+    start, end : date-like
+    as_of : time-like, optional
+        Default: the model's as_of. Earlier than the model's as_of is an error.
+    method : {"exact", "monte_carlo"}
+        Which distribution answers quantile / probability_at_least. Both are computed when
+        ``scenarios > 0``; the exact one is the lattice convolution of the per-deal outcomes.
+    scenarios, seed, threads : int
+        Monte Carlo: streams keyed by (seed, scenario, opportunity id), totals in integer cents,
+        identical for any thread count.
+    include_arrivals : bool
+        Add wins from deals not created yet (compound Poisson from the creation rate over the
+        last `arrivals_lookback_days`, per `arrivals_by` value when given).
+    stale_after_days : float, optional
+        A deal still in a stage this long after entering it counts as lost.
+    use_groups : bool
+        Score each deal with its own group's rows when the model was fitted with groups.
+    progress : callable, optional
+        Called with the fraction done; return False to cancel (raises CancelledError).
+    """
+    if method not in ("exact", "monte_carlo"):
+        raise ValueError(f"method must be 'exact' or 'monte_carlo', got {method!r}")
+    if method == "monte_carlo" and scenarios <= 0:
+        raise ValueError("method='monte_carlo' needs scenarios > 0")
+    t0, t1 = _day_bounds(start, end, tz)
+    raw = _core.forecast(
+        model.core,
+        log.core,
+        t0,
+        t1,
+        as_of=None if as_of is None else _convert.timestamp_seconds(as_of, "as_of"),
+        stale_after_days=stale_after_days,
+        use_groups=use_groups,
+        exact=True,
+        lattice_cells=lattice_cells,
+        scenarios=scenarios,
+        seed=seed,
+        threads=threads,
+        progress=progress,
+        include_arrivals=include_arrivals,
+        arrivals_lookback_days=arrivals_lookback_days,
+        arrivals_by=arrivals_by or "",
+    )
+    fc = Forecast(raw, model, log, method, include_arrivals, (t0, t1), tz)
+    fc._seed = seed
+    return fc
+
+
+class _Distribution:
+    """A lattice distribution from the core (origin, step, pmf)."""
+
+    def __init__(self, d: dict[str, Any]):
+        self.origin = float(d["origin"])
+        self.step = float(d["step"])
+        self.pmf = np.asarray(d["pmf"])
+        self.mean = float(d["mean"])
+        self.variance = float(d["variance"])
+        self.truncated_mass = float(d["truncated_mass"])
+        self.w1_bound = float(d["w1_bound"])
+        self.cdf = np.cumsum(self.pmf)
+
+    def values(self) -> np.ndarray:
+        return self.origin + self.step * np.arange(len(self.pmf))
+
+    def quantile(self, q: float) -> float:
+        total = self.cdf[-1]
+        i = int(np.searchsorted(self.cdf, q * total - 1e-15, side="left"))
+        return float(self.origin + self.step * min(i, len(self.pmf) - 1))
+
+    def probability_at_least(self, x: float) -> float:
+        i = int(np.ceil((x - self.origin) / self.step - 1e-9))
+        if i <= 0:
+            return float(self.cdf[-1])
+        if i >= len(self.pmf):
+            return 0.0
+        return float(self.cdf[-1] - self.cdf[i - 1])
+
+
+class Forecast:
+    """The revenue won in a period: expected value, quantiles, P(revenue >= target), per deal.
+
+    Built by :func:`forecast`. ``method`` chooses which distribution (exact lattice or Monte
+    Carlo) answers :meth:`quantile` and :meth:`probability_at_least`; both stay available as
+    :attr:`exact` and :attr:`scenarios`.
+    """
+
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        model: FunnelModel,
+        log: EventLog,
+        method: str,
+        include_arrivals: bool,
+        period: tuple[int, int],
+        tz: str,
+    ):
+        self._raw = raw
+        self._model = model
+        self._log = log
+        self.method = method
+        self.include_arrivals = include_arrivals
+        self.tz = tz
+        self.start = _convert.to_timestamp(period[0]).tz_convert(tz)
+        self.end = _convert.to_timestamp(period[1]).tz_convert(tz) - pd.Timedelta(days=1)
+        self.as_of = _convert.to_timestamp(raw["as_of"])
+        self.exact = _Distribution(raw["exact"])
+        self.exact_pipeline = _Distribution(raw["exact_pipeline"])
+        self.exact_arrivals = _Distribution(raw["exact_arrivals"]) if include_arrivals else None
+        self.scenarios = np.asarray(raw["scenario_cents"], dtype=np.int64)
+        self.realised = float(raw["realised"])
+        self._seed = 0
+
+    # -- the distribution -----------------------------------------------------------------------
+    @property
+    def expected(self) -> float:
+        """Expected revenue won in the period (realised + pipeline + arrivals when included)."""
+        if self.method == "monte_carlo":
+            return float(self.scenarios.mean() / 100.0)
+        return self.exact.mean
+
+    def quantile(self, q: float) -> float:
+        """The q-quantile of the revenue won in the period."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"q must be in [0, 1], got {q}")
+        if self.method == "monte_carlo":
+            s = np.sort(self.scenarios)
+            i = min(len(s) - 1, max(0, int(np.ceil(q * len(s))) - 1))
+            return float(s[i] / 100.0)
+        return self.exact.quantile(q)
+
+    def quantiles(self, qs: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.Series:
+        """Several quantiles, as a Series indexed by q."""
+        return pd.Series(
+            [self.quantile(q) for q in qs], index=pd.Index(list(qs), name="q"), name="revenue"
+        )
+
+    def probability_at_least(self, target: float) -> float:
+        """P(revenue won in the period >= target)."""
+        if self.method == "monte_carlo":
+            return float(np.mean(self.scenarios >= round(target * 100)))
+        return self.exact.probability_at_least(target)
+
+    def distribution(self) -> pd.DataFrame:
+        """The exact distribution: revenue value and probability per lattice point."""
+        return pd.DataFrame({"revenue": self.exact.values(), "probability": self.exact.pmf})
+
+    @property
+    def error_bounds(self) -> dict[str, float]:
+        """Lattice error of the exact distribution: truncated mass and the Wasserstein-1 bound."""
+        return {
+            "truncated_mass": self.exact.truncated_mass,
+            "w1_bound": self.exact.w1_bound,
+            "step": self.exact.step,
+        }
+
+    # -- per deal --------------------------------------------------------------------------------
+    @property
+    def deals(self) -> pd.DataFrame:
+        """Open deals at as_of: opportunity_id, stage, age_days, amount, owner, p_win_period,
+        p_win_ever and expected (amount x p_win_period)."""
+        r = self._raw
+        opp = np.asarray(r["opportunity"], dtype=np.int64)
+        ids = self._log.opportunity_ids()[opp] if len(opp) else np.array([], dtype=object)
+        names = np.asarray(self._log.funnel.names, dtype=object)
+        tick_days = self._model.core.options.tick_seconds / 86400.0
+        amount = np.asarray(r["amount"])
+        p = np.asarray(r["p_win_period"])
+        out = pd.DataFrame(
+            {
+                "opportunity_id": ids,
+                "stage": names[np.asarray(r["stage"], dtype=np.int64)],
+                "age_days": np.asarray(r["age_ticks"]) * tick_days,
+                "amount": amount,
+                "p_win_period": p,
+                "p_win_ever": np.asarray(r["p_win_ever"]),
+                "expected": amount * p,
+            }
+        )
+        if self._log.core.has_owners:
+            codes = np.asarray(self._log.core.owners_at(opp, int(r["as_of"])))
+            owners = np.asarray([*self._log.core.owner_names, "(missing)"], dtype=object)
+            out.insert(2, "owner", owners[np.where(codes < 0, len(owners) - 1, codes)])
+        return out
+
+    @property
+    def realised_deals(self) -> pd.DataFrame:
+        """Wins already booked between the period start and as_of."""
+        r = self._raw
+        opp = np.asarray(r["realised_opportunity"], dtype=np.int64)
+        ids = self._log.opportunity_ids()[opp] if len(opp) else np.array([], dtype=object)
+        return pd.DataFrame(
+            {
+                "opportunity_id": ids,
+                "amount": np.asarray(r["realised_amount"]),
+                "won_at": pd.to_datetime(np.asarray(r["realised_time"]), unit="s", utc=True),
+            }
+        )
+
+    @property
+    def arrivals(self) -> pd.DataFrame:
+        """Wins from deals not created yet, per arrivals group: creation rate, expected wins and
+        revenue (empty without arrivals)."""
+        a = self._raw["arrivals"]
+        return pd.DataFrame(
+            {
+                "created": np.asarray(a["created"]),
+                "rate_per_day": np.asarray(a["rate_per_day"]),
+                "expected_wins": np.asarray(a["expected_wins"]),
+                "mean_amount": np.asarray(a["mean_amount"]),
+                "expected": np.asarray(a["expected"]),
+            },
+            index=pd.Index(list(a["group"]), name="group"),
+        )
+
+    def by(self, column: str, qs: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
+        """Expected revenue and quantiles of the open pipeline per owner or attribute value
+        (each group's own exact distribution, or its Monte Carlo totals with the same streams)."""
+        deals = self.deals
+        if column == "owner" and "owner" in deals:
+            keys = deals["owner"].to_numpy()
+        else:
+            found = [a for a in self._log.core.attributes if a[0] == column]
+            if not found:
+                raise KeyError(f"{column!r} is neither 'owner' nor an attribute of the log")
+            _, values, codes = found[0]
+            opp = np.asarray(self._raw["opportunity"], dtype=np.int64)
+            c = np.asarray(codes)[opp]
+            keys = np.where(c < 0, "(missing)", np.asarray([*values, "(missing)"], dtype=object)[c])
+        rows = []
+        amount = deals["amount"].to_numpy()
+        p = deals["p_win_period"].to_numpy()
+        ids = deals["opportunity_id"].astype(str).to_numpy()
+        for key in sorted(set(keys)):
+            sel = keys == key
+            if self.method == "monte_carlo":
+                cents = np.round(amount[sel] * 100).astype(np.int64)
+                hashes = np.array([_core.opportunity_key(i) for i in ids[sel]], dtype=np.uint64)
+                totals = np.sort(
+                    np.asarray(
+                        _core.monte_carlo_cents(
+                            cents,
+                            np.nan_to_num(p[sel]),
+                            hashes,
+                            len(self.scenarios),
+                            self._raw_seed,
+                        )
+                    )
+                )
+                qv = [
+                    float(
+                        totals[min(len(totals) - 1, max(0, int(np.ceil(q * len(totals))) - 1))]
+                        / 100
+                    )
+                    for q in qs
+                ]
+                expected = float(totals.mean() / 100)
+            else:
+                d = _Distribution(_core.exact_distribution(amount[sel], np.nan_to_num(p[sel])))
+                qv = [d.quantile(q) for q in qs]
+                expected = d.mean
+            rows.append([key, int(sel.sum()), expected, *qv])
+        cols = [column, "deals", "expected", *[f"P{round(q * 100)}" for q in qs]]
+        return pd.DataFrame(rows, columns=cols).set_index(column)
+
+    @property
+    def _raw_seed(self) -> int:
+        return int(self._seed)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: expected, P10, P50, P90, realised, arrivals and the lattice error bounds."""
+        q = self.quantiles()
+        return pd.DataFrame(
+            {
+                "expected": [self.expected],
+                "P10": [q[0.1]],
+                "P50": [q[0.5]],
+                "P90": [q[0.9]],
+                "realised": [self.realised],
+                "pipeline_expected": [self.exact_pipeline.mean - self.realised],
+                "arrivals_expected": [self.exact_arrivals.mean if self.exact_arrivals else 0.0],
+                "open_deals": [len(self._raw["opportunity"])],
+                "truncated_mass": [self.exact.truncated_mass],
+                "w1_bound": [self.exact.w1_bound],
+            },
+            index=pd.Index([f"{self.start:%Y-%m-%d}..{self.end:%Y-%m-%d}"], name="period"),
+        )
+
+    def __repr__(self) -> str:
+        q = self.quantiles()
+        return (
+            f"Forecast({self.start:%Y-%m-%d}..{self.end:%Y-%m-%d} as of {self.as_of:%Y-%m-%d}, {self.method}: "
+            f"expected {self.expected:,.0f}, P10 {q[0.1]:,.0f}, P50 {q[0.5]:,.0f}, P90 {q[0.9]:,.0f}; "
+            f"realised {self.realised:,.0f}, {len(self._raw['opportunity']):,} open deals"
+            f"{', arrivals included' if self.include_arrivals else ''})"
+        )
+
+    def _repr_html_(self) -> str:
+        return f"<div><strong>Forecast</strong> {html.escape(repr(self))}{self.to_frame().to_html()}</div>"
