@@ -92,7 +92,7 @@ void register_forecast(py::module_& m) {
       },
       py::arg("model"), py::arg("log"), py::arg("start"), py::arg("end"), py::arg("as_of") = py::none(),
       py::arg("stale_after_days") = py::none(), py::arg("use_groups") = true, py::arg("exact") = true,
-      py::arg("lattice_cells") = 1 << 14, py::arg("lattice_sd") = 8.0, py::arg("scenarios") = 10'000,
+      py::arg("lattice_cells") = 1 << 12, py::arg("lattice_sd") = 8.0, py::arg("scenarios") = 10'000,
       py::arg("seed") = 0, py::arg("threads") = 1, py::arg("progress") = py::none(),
       py::arg("include_arrivals") = true, py::arg("arrivals_lookback_days") = 180.0,
       py::arg("arrivals_by") = std::string(),
@@ -114,7 +114,7 @@ void register_forecast(py::module_& m) {
         }
         return distribution_dict(std::move(d));
       },
-      py::arg("amount"), py::arg("p"), py::arg("offset") = 0.0, py::arg("cells") = 1 << 14,
+      py::arg("amount"), py::arg("p"), py::arg("offset") = 0.0, py::arg("cells") = 1 << 12,
       py::arg("sd") = 8.0, py::arg("poisson_rate") = 0.0, py::arg("poisson_amount") = std::vector<double>{},
       py::arg("poisson_weight") = std::vector<double>{},
       "Exact distribution of sum amount_i * Bernoulli(p_i) on a lattice (mean preserved).");

@@ -269,10 +269,19 @@ std::uint64_t opportunity_key(std::string_view id) noexcept {
 }
 
 namespace {
+// Philox4x32 with 7 rounds: the Random123 authors know of no statistical flaw at 7 rounds (10 is
+// their default safety margin); Monte Carlo of Bernoulli outcomes takes the speed.
+using mc_philox = r123::Philox4x32_R<7>;
+
+// Compiled for AVX2 and the baseline, chosen at run time: the Philox rounds vectorise across
+// scenario blocks.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+[[gnu::target_clones("avx2", "default")]]
+#endif
 void mc_slice(std::span<const std::int64_t> cents, std::span<const double> p,
               std::span<const std::uint64_t> key, std::size_t begin, std::size_t end, std::size_t scenarios,
               std::uint64_t seed, std::vector<std::int64_t>& totals) {
-  using philox = r123::Philox4x32;
+  using philox = mc_philox;
   philox rng;
   const philox::key_type k = {{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)}};
   const std::size_t blocks = (scenarios + 3) / 4;

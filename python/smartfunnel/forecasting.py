@@ -44,7 +44,7 @@ def forecast(
     arrivals_by: str | None = None,
     arrivals_lookback_days: float = 180.0,
     threads: int = 1,
-    lattice_cells: int = 1 << 14,
+    lattice_cells: int = 1 << 12,
     progress: Callable[[float], bool] | None = None,
 ) -> Forecast:
     """Forecast the revenue won in the period ``[start, end]`` (whole days in `tz`, end inclusive).
