@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pandas as pd
+
 import smartfunnel as sf
 
 

@@ -33,7 +33,7 @@ def numpy_monte_carlo(
 def numpy_exact(amount: np.ndarray, p: np.ndarray, step: float) -> np.ndarray:
     pmf = np.ones(1)
     for a, q in zip(amount, p):
-        k = int(round(a / step))
+        k = round(a / step)
         leaf = np.zeros(k + 1)
         leaf[0] += 1 - q
         leaf[k] += q

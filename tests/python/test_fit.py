@@ -7,9 +7,10 @@ from fractions import Fraction as Fr
 import numpy as np
 import pandas as pd
 import pytest
-import smartfunnel as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import smartfunnel as sf
 
 ABC = sf.Funnel(["A", "B", "C"], won="Won", lost="Lost")
 DAY0 = pd.Timestamp("2024-01-01", tz="UTC")

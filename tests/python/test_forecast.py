@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 import smartfunnel as sf
 
 DAY = pd.Timedelta(days=1)

@@ -9,6 +9,7 @@ import sys
 import venv
 
 import pytest
+
 import smartfunnel as sf
 
 
