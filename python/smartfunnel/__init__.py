@@ -33,6 +33,7 @@ from ._core import (
     UnknownOpportunityError,
     UnknownStageError,
 )
+from .backtesting import Backtest, backtest
 from .event_log import EventLog
 from .forecasting import Forecast, forecast
 from .model import FitOptions, FunnelModel, fit, merge
@@ -40,6 +41,7 @@ from .model import FitOptions, FunnelModel, fit, merge
 __version__: str = _core.__version__
 
 __all__ = [
+    "Backtest",
     "CancelledError",
     "DataError",
     "EventLog",
@@ -54,6 +56,7 @@ __all__ = [
     "UnknownOpportunityError",
     "UnknownStageError",
     "__version__",
+    "backtest",
     "datasets",
     "fit",
     "forecast",
