@@ -21,25 +21,23 @@ QUANTILES = (0.1, 0.5, 0.9)
 
 def _closed_only_win(model: FunnelModel) -> np.ndarray:
     """P(win) per open stage from the naive closed-only rates d_k / sum d, through the chain."""
-    s = model.summary
-    if "group" in s.index.names:
-        s = s.xs("(all)", level="group")
+    s = model.summary.reset_index()
+    if "group" in s.columns:
+        s = s[s["group"] == "(all)"]
     stages = list(model.funnel.stages)
     n = len(stages)
     q = np.zeros((n, n))
     r = np.zeros(n)
-    for i, stage in enumerate(stages):
-        rows = s.loc[stage]
-        for dest, row in rows.iterrows():
-            v = row["naive"]
-            if not np.isfinite(v) or v == 0:
-                continue
-            if row["outcome"] == "open":
-                q[i, stages.index(dest)] += v
-            elif row["outcome"] == "won":
-                r[i] += v
+    for stage, dest, outcome, v in zip(s["stage"], s["destination"], s["outcome"], s["naive"]):
+        if not np.isfinite(v) or v == 0:
+            continue
+        i = stages.index(str(stage))
+        if outcome == "open":
+            q[i][stages.index(str(dest))] += v
+        elif outcome == "won":
+            r[i] += v
     try:
-        return np.linalg.solve(np.eye(n) - q, r)
+        return np.asarray(np.linalg.solve(np.eye(n) - q, r))
     except np.linalg.LinAlgError:
         return np.full(n, np.nan)
 
