@@ -2,6 +2,8 @@
 
 #include <smartfunnel/event_log.hpp>
 
+#include <algorithm>
+#include <limits>
 #include <memory>
 #include <optional>
 
@@ -249,6 +251,42 @@ void register_event_log(py::module_& m) {
                                }
                                return out;
                              })
+      .def(
+          "state_at",
+          [](const event_log& s, time_point t) {
+            // Per opportunity at time t: stage code (-1: no event yet), entry time of the current
+            // stay, amount (NaN: none), close date and owner code (missing: none).
+            const auto n = s.n_opportunities();
+            const auto off = s.offsets();
+            const auto times = s.times();
+            const auto stages = s.stages();
+            std::vector<std::int32_t> stage(n, missing_code), owner(n, missing_code);
+            std::vector<time_point> entry(n, missing_time), close(n, missing_time);
+            std::vector<double> amount(n, std::numeric_limits<double>::quiet_NaN());
+            for (std::size_t o = 0; o < n; ++o) {
+              const auto b = off[o];
+              const auto e = static_cast<std::uint64_t>(
+                  std::upper_bound(times.begin() + static_cast<std::ptrdiff_t>(b),
+                                   times.begin() + static_cast<std::ptrdiff_t>(off[o + 1]), t) -
+                  times.begin());
+              if (e == b) continue;
+              auto run = e - 1;
+              while (run > b && stages[run - 1] == stages[e - 1]) --run;
+              stage[o] = stages[e - 1];
+              entry[o] = times[run];
+              if (auto a = s.amounts().at(o, t)) amount[o] = *a;
+              if (auto c = s.close_dates().at(o, t)) close[o] = *c;
+              if (auto w = s.owners().at(o, t)) owner[o] = static_cast<std::int32_t>(*w);
+            }
+            py::dict d;
+            d["stage"] = owned(std::move(stage));
+            d["entry"] = owned(std::move(entry));
+            d["amount"] = owned(std::move(amount));
+            d["close_date"] = owned(std::move(close));
+            d["owner"] = owned(std::move(owner));
+            return d;
+          },
+          py::arg("time"), "Every opportunity's state at `time` (columns by dense index).")
       .def(
           "owners_at",
           [](const event_log& s, carray<std::int64_t> opportunity, time_point t) {

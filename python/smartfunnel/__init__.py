@@ -35,6 +35,7 @@ from ._core import (
 )
 from .backtesting import Backtest, backtest
 from .event_log import EventLog
+from .flow import pipeline_flow
 from .forecasting import Forecast, forecast
 from .model import FitOptions, FunnelModel, fit, merge
 
@@ -61,4 +62,5 @@ __all__ = [
     "fit",
     "forecast",
     "merge",
+    "pipeline_flow",
 ]

@@ -157,6 +157,10 @@ class EventLog:
         """
         Owner codes in force at `time` (-1 when none).
         """
+    def state_at(self, time: typing.SupportsInt | typing.SupportsIndex) -> dict:
+        """
+        Every opportunity's state at `time` (columns by dense index).
+        """
     @property
     def amount_history(self) -> tuple: ...
     @property
@@ -351,7 +355,7 @@ def exact_distribution(
     amount: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
     p: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
     offset: typing.SupportsFloat | typing.SupportsIndex = 0.0,
-    cells: typing.SupportsInt | typing.SupportsIndex = 16384,
+    cells: typing.SupportsInt | typing.SupportsIndex = 4096,
     sd: typing.SupportsFloat | typing.SupportsIndex = 8.0,
     poisson_rate: typing.SupportsFloat | typing.SupportsIndex = 0.0,
     poisson_amount: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [],
@@ -375,7 +379,7 @@ def forecast(
     stale_after_days: typing.SupportsFloat | typing.SupportsIndex | None = None,
     use_groups: bool = True,
     exact: bool = True,
-    lattice_cells: typing.SupportsInt | typing.SupportsIndex = 16384,
+    lattice_cells: typing.SupportsInt | typing.SupportsIndex = 4096,
     lattice_sd: typing.SupportsFloat | typing.SupportsIndex = 8.0,
     scenarios: typing.SupportsInt | typing.SupportsIndex = 10000,
     seed: typing.SupportsInt | typing.SupportsIndex = 0,
