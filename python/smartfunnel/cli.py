@@ -11,6 +11,7 @@ import pandas as pd
 from . import __version__, datasets
 from ._core import Funnel
 from .event_log import EventLog
+from .forecasting import Forecast, forecast
 from .model import FitOptions, FunnelModel, fit
 
 
@@ -52,6 +53,20 @@ def _format_report(model: FunnelModel, title: str) -> str:
     return "\n".join(lines)
 
 
+def _format_forecast(fc: Forecast, target: float | None) -> str:
+    q = fc.quantiles([0.1, 0.5, 0.9])
+    lines = [
+        f"Forecast of revenue won {fc.start:%Y-%m-%d} .. {fc.end:%Y-%m-%d} (as of {fc.as_of:%Y-%m-%d}, "
+        "time-bounded probabilities, arrivals included):",
+        f"  expected {fc.expected:,.0f}   P10 {q[0.1]:,.0f}   P50 {q[0.5]:,.0f}   P90 {q[0.9]:,.0f}",
+        f"  realised so far {fc.realised:,.0f}; open pipeline {fc.exact_pipeline.mean - fc.realised:,.0f}; "
+        f"new deals {fc.arrivals['expected'].sum():,.0f}",
+    ]
+    if target is not None:
+        lines.append(f"  P(revenue >= {target:,.0f}) = {fc.probability_at_least(target):.1%}")
+    return "\n".join(lines)
+
+
 def _report(args: argparse.Namespace) -> int:
     options = FitOptions(as_of=args.as_of, prior=args.prior)
     if args.sample:
@@ -75,6 +90,14 @@ def _report(args: argparse.Namespace) -> int:
         title = ", ".join(args.input)
     model = fit(log, options)
     print(_format_report(model, title))
+    if args.period:
+        start, end = args.period
+    else:  # the 90 days after the analysis date
+        start = model.as_of.normalize() + pd.Timedelta(days=1)
+        end = start + pd.Timedelta(days=89)
+    fc = forecast(model, log, start=start, end=end, scenarios=0)
+    print()
+    print(_format_forecast(fc, args.target))
     return 0
 
 
@@ -91,6 +114,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--as-of", dest="as_of", default=None, help="analysis date (default: last event)"
     )
     rep.add_argument("--prior", type=float, default=1.0, help="Dirichlet prior concentration")
+    rep.add_argument(
+        "--period",
+        nargs=2,
+        metavar=("START", "END"),
+        help="forecast period (default: next 90 days)",
+    )
+    rep.add_argument(
+        "--target", type=float, default=None, help="revenue target: report P(revenue >= target)"
+    )
     rep.add_argument("--stages", help="comma-separated open stages, in order (CSV input)")
     rep.add_argument("--won", default="Won", help="comma-separated won names")
     rep.add_argument("--lost", default="Lost", help="comma-separated lost names")

@@ -17,6 +17,29 @@ def test_report_sample_runs_as_a_command():
     for stage in ["Prospecting", "Qualification", "Proposal", "Negotiation"]:
         assert stage in out.stdout
     assert "Win probability by stage" in out.stdout
+    assert "Forecast of revenue won" in out.stdout and "P90" in out.stdout
+
+
+def test_report_forecast_period_and_target(capsys):
+    assert (
+        main(
+            [
+                "report",
+                "--sample",
+                "--as-of",
+                "2025-03-31",
+                "--period",
+                "2025-04-01",
+                "2025-06-30",
+                "--target",
+                "1e6",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "2025-04-01 .. 2025-06-30" in out
+    assert "P(revenue >= 1,000,000) = " in out
 
 
 def test_report_on_a_csv(tmp_path, capsys):

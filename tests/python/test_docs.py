@@ -15,6 +15,7 @@ DOC_FILES = [
     "docs/statistics.md",
     "docs/cpp.md",
     "docs/benchmarks.md",
+    "docs/guide/forecast.md",
 ]
 
 
