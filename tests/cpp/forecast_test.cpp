@@ -1,0 +1,115 @@
+// The revenue forecast: exact distribution, Monte Carlo determinism, realised and pipeline parts.
+#include "test_support.hpp"
+
+#include <smartfunnel/forecast.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <vector>
+
+namespace sf = smartfunnel;
+using sftest::day;
+using sftest::table;
+
+namespace {
+constexpr double eps = 1e-12;
+}
+
+TEST(exact_distribution, two_deals_by_hand) {
+  // 100 with p 1/2 and 300 with p 1/4: totals 0 (3/8), 100 (3/8), 300 (1/8), 400 (1/8).
+  const std::vector<double> amount{100, 300}, p{0.5, 0.25};
+  const auto d = sf::exact_distribution(amount, p, 1000.0);
+  EXPECT_NEAR(d.mean, 1000.0 + 125.0, 1e-9);
+  EXPECT_NEAR(d.variance, 100.0 * 100 * 0.25 + 300.0 * 300 * 0.25 * 0.75, 1e-6);
+  double mean = 0.0, total = 0.0;
+  for (std::size_t i = 0; i < d.pmf.size(); ++i) {
+    mean += (d.origin + static_cast<double>(i) * d.step) * d.pmf[i];
+    total += d.pmf[i];
+  }
+  EXPECT_NEAR(total, 1.0, 1e-12);
+  EXPECT_NEAR(mean, 1125.0, 1e-6); // the lattice keeps the mean
+  EXPECT_NEAR(d.probability_at_least(1050), 5.0 / 8, 1e-9);
+  EXPECT_NEAR(d.probability_at_least(1299), 2.0 / 8, 1e-9);
+  EXPECT_NEAR(d.probability_at_least(1399), 1.0 / 8, 1e-9);
+  EXPECT_NEAR(d.w1_bound, d.step / 2 * 0.75, eps);
+}
+
+TEST(exact_distribution, certain_deals_and_compound_poisson) {
+  // A deal with p = 1 is a fixed shift; a Poisson(2) number of 50s adds mean 100.
+  const std::vector<double> amount{70}, p{1.0};
+  sf::compound_poisson cp{2.0, {50.0}, {1.0}};
+  const auto d = sf::exact_distribution(amount, p, 0.0, 4096, 8.0, &cp);
+  EXPECT_NEAR(d.mean, 170.0, 1e-9);
+  // P(total >= 70 + 50 k - 25) = P(N >= k): P(N >= 1) = 1 - e^-2, P(N >= 2) = 1 - 3 e^-2.
+  EXPECT_NEAR(d.probability_at_least(95), 1 - std::exp(-2.0), 1e-9);
+  EXPECT_NEAR(d.probability_at_least(145), 1 - 3 * std::exp(-2.0), 1e-9);
+}
+
+TEST(monte_carlo, identical_for_threads_and_partitions) {
+  const std::size_t n = 1000, scenarios = 777;
+  std::vector<std::int64_t> cents(n);
+  std::vector<double> p(n);
+  std::vector<std::uint64_t> key(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    cents[i] = static_cast<std::int64_t>(1000 + 37 * i);
+    p[i] = static_cast<double>(i % 97) / 97.0;
+    key[i] = sf::opportunity_key("deal-" + std::to_string(i));
+  }
+  const auto one = sf::monte_carlo_cents(cents, p, key, scenarios, 9, 1);
+  EXPECT_EQ(one, sf::monte_carlo_cents(cents, p, key, scenarios, 9, 3));
+  const std::size_t cut = 413;
+  auto a = sf::monte_carlo_cents(std::span(cents).first(cut), std::span(p).first(cut),
+                                 std::span(key).first(cut), scenarios, 9, 1);
+  const auto b = sf::monte_carlo_cents(std::span(cents).subspan(cut), std::span(p).subspan(cut),
+                                       std::span(key).subspan(cut), scenarios, 9, 2);
+  for (std::size_t s = 0; s < scenarios; ++s) a[s] += b[s];
+  EXPECT_EQ(one, a);
+  // The mean is close to sum cents * p (many scenarios would make it exact).
+  double expected = 0.0, mean = 0.0;
+  for (std::size_t i = 0; i < n; ++i) expected += static_cast<double>(cents[i]) * p[i];
+  for (auto t : one) mean += static_cast<double>(t) / static_cast<double>(scenarios);
+  EXPECT_NEAR(mean / expected, 1.0, 0.01);
+}
+
+TEST(forecast, realised_pipeline_and_errors) {
+  // One stage A: Won at 1 day or Lost at 2 days, half each (two closed deals), then two open
+  // deals at as_of = day 10, each 0 days old (entered at day 10): P(won within 5 days) = 1/2.
+  const sf::funnel f({"A"}, {"Won"}, {"Lost"});
+  table t;
+  t.add(1, "A", day(0), 100, "ann").add(1, "Won", day(1), 100, "ann");
+  t.add(2, "A", day(0), 100, "ann").add(2, "Lost", day(2), 100, "ann");
+  t.add(3, "A", day(10), 200, "ann");
+  t.add(4, "A", day(10), 400, "ann");
+  const auto log = t.log(f);
+  sf::fit_options o;
+  o.as_of = day(10);
+  o.prior = 0.0;
+  o.draws = 0;
+  o.min_at_risk = 1;
+  const auto model = sf::fit(log, o);
+  sf::forecast_options fo;
+  fo.start = day(0);
+  fo.end = day(15);
+  fo.include_arrivals = false;
+  fo.scenarios = 1000;
+  const auto fc = sf::forecast(model, log, fo);
+  EXPECT_NEAR(fc.realised, 100.0, eps); // deal 1, won at day 1 inside [day 0, day 15)
+  ASSERT_EQ(fc.deals.opportunity.size(), 2u);
+  EXPECT_NEAR(fc.deals.p_win_period[0], 0.5, eps);
+  EXPECT_NEAR(fc.deals.p_win_ever[1], 0.5, eps);
+  EXPECT_NEAR(fc.expected(), 100.0 + 0.5 * 200 + 0.5 * 400, 1e-9);
+  for (auto c : fc.scenario_cents) EXPECT_EQ((c - 10000) % 20000, 0); // realised + 200k + 400m
+  // A forecast as of a time before the model's is refused.
+  fo.as_of = day(5);
+  EXPECT_THROW((void)sf::forecast(model, log, fo), sf::invalid_options);
+  fo.as_of.reset();
+  fo.end = fo.start;
+  EXPECT_THROW((void)sf::forecast(model, log, fo), sf::invalid_options);
+  // Cancelling through the progress callback.
+  fo.end = day(15);
+  fo.progress = [](double fraction) { return fraction < 0.3; };
+  EXPECT_THROW((void)sf::forecast(model, log, fo), sf::cancelled);
+}

@@ -1,0 +1,105 @@
+// The semi-Markov kernel and the tick-grid recursion on hand-worked logs.
+#include "test_support.hpp"
+
+#include <smartfunnel/funnel_model.hpp>
+#include <smartfunnel/semi_markov.hpp>
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace sf = smartfunnel;
+using sftest::day;
+using sftest::table;
+
+namespace {
+
+constexpr double eps = 1e-12;
+
+sf::fit_options unsmoothed(sf::time_point as_of) {
+  sf::fit_options o;
+  o.as_of = as_of;
+  o.prior = 0.0;
+  o.draws = 0;
+  o.min_at_risk = 1;
+  return o;
+}
+
+// One stage A; four stays: 1 -> Won, 2 -> Lost, 2 -> Won, 4 -> Won (no censoring).
+sf::funnel one_stage() { return sf::funnel({"A"}, {"Won"}, {"Lost"}); }
+table one_stage_log() {
+  table t;
+  t.add(1, "A", day(0)).add(1, "Won", day(1));
+  t.add(2, "A", day(0)).add(2, "Lost", day(2));
+  t.add(3, "A", day(0)).add(3, "Won", day(2));
+  t.add(4, "A", day(0)).add(4, "Won", day(4));
+  return t;
+}
+
+} // namespace
+
+TEST(semi_markov, kernel_is_the_normalised_aalen_johansen_increments) {
+  const auto model = sf::fit(one_stage_log().log(one_stage()), unsmoothed(day(10)));
+  const auto& k = model.process().kernel(0);
+  // Columns: A, Won, Lost. At risk 4, 3, 1 at durations 1, 2, 4: every tick up to 4 is supported.
+  ASSERT_EQ(k.supported, 4);
+  const std::size_t w = 3;
+  EXPECT_NEAR(k.mass[1 * w + 1], 0.25, eps); // Won at 1: 1/4
+  EXPECT_NEAR(k.mass[2 * w + 1], 0.25, eps); // Won at 2
+  EXPECT_NEAR(k.mass[2 * w + 2], 0.25, eps); // Lost at 2
+  EXPECT_NEAR(k.mass[4 * w + 1], 0.25, eps); // Won at 4
+  EXPECT_NEAR(k.tail_mass[1] + k.tail_mass[2], 0.0, eps);
+}
+
+TEST(semi_markov, won_within_is_the_cumulative_win_mass) {
+  const auto model = sf::fit(one_stage_log().log(one_stage()), unsmoothed(day(10)));
+  const auto won = model.process().won_within(5);
+  // W(h) = P(won within h ticks of entering A): 0, 1/4, 1/2, 1/2, 3/4, 3/4.
+  const std::vector<double> want{0.0, 0.25, 0.5, 0.5, 0.75, 0.75};
+  for (std::size_t h = 0; h < want.size(); ++h) EXPECT_NEAR(won[h], want[h], eps) << h;
+}
+
+TEST(semi_markov, age_conditions_destination_and_remaining_time) {
+  const auto model = sf::fit(one_stage_log().log(one_stage()), unsmoothed(day(10)));
+  const auto& proc = model.process();
+  const auto won = proc.won_within(4);
+  std::vector<double> scratch;
+  // Still in A at age 2: ahead are Won at 2, Lost at 2, Won at 4 (1/4 each), so 1/3 each.
+  EXPECT_NEAR(proc.p_win_within(0, 2, 0, won, scratch), 1.0 / 3, eps); // leaves today
+  EXPECT_NEAR(proc.p_win_within(0, 2, 1, won, scratch), 1.0 / 3, eps);
+  EXPECT_NEAR(proc.p_win_within(0, 2, 2, won, scratch), 2.0 / 3, eps); // by duration 4
+  EXPECT_NEAR(proc.p_win_ever(0, 2), 2.0 / 3, eps);
+  EXPECT_NEAR(proc.p_win_ever(0, 0), 0.75, eps);
+  // Vectorised through the model, with a horizon.
+  const std::vector<std::int32_t> stage{0, 0, 1, 2};
+  const std::vector<double> age{2, 0, 0, 0}, horizon{2, 1, 0, 5};
+  std::vector<double> out(4);
+  model.p_win(stage, age, horizon, out);
+  EXPECT_NEAR(out[0], 2.0 / 3, eps);
+  EXPECT_NEAR(out[1], 0.25, eps);
+  EXPECT_EQ(out[2], 1.0); // Won
+  EXPECT_EQ(out[3], 0.0); // Lost
+}
+
+TEST(semi_markov, stale_policy_loses_deals_at_the_cap) {
+  const auto model = sf::fit(one_stage_log().log(one_stage()), unsmoothed(day(10)));
+  // Stale after 3 ticks: the Won at duration 4 becomes Lost at 3, so P(ever) = 1/2.
+  const auto proc = sf::semi_markov::from_group(model.funnel(), model.overall(), model.options(), 3);
+  EXPECT_NEAR(proc.p_win_ever(0, 0), 0.5, eps);
+  EXPECT_NEAR(proc.p_win_ever(0, 3), 0.0, eps); // already stale
+  EXPECT_NEAR(proc.win_ever()[0], 0.5, eps);
+}
+
+TEST(semi_markov, zero_tick_moves_are_solved_within_the_tick) {
+  // A moves to B the same day; B is won the next day; also A -> B -> A -> B on one day.
+  const sf::funnel f({"A", "B"}, {"Won"}, {"Lost"});
+  table t;
+  t.add(1, "A", day(0)).add(1, "B", day(0, 1)).add(1, "Won", day(1, 2));
+  t.add(2, "A", day(0)).add(2, "B", day(0, 1)).add(2, "Won", day(1, 2));
+  const auto model = sf::fit(t.log(f), unsmoothed(day(10)));
+  const auto won = model.process().won_within(2);
+  // W_A(0) = 0 (B still needs a day), W_A(1) = 1; W_B(1) = 1.
+  EXPECT_NEAR(won[0 * 2 + 0], 0.0, eps);
+  EXPECT_NEAR(won[1 * 2 + 0], 1.0, eps);
+  EXPECT_NEAR(won[1 * 2 + 1], 1.0, eps);
+}
