@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ def forecast(
     threads: int = 1,
     lattice_cells: int = 1 << 12,
     progress: Callable[[float], bool] | None = None,
+    probabilities: str | Mapping[str, float] = "time_bounded",
 ) -> Forecast:
     """Forecast the revenue won in the period ``[start, end]`` (whole days in `tz`, end inclusive).
 
@@ -76,6 +77,11 @@ def forecast(
         Score each deal with its own group's rows when the model was fitted with groups.
     progress : callable, optional
         Called with the fraction done; return False to cancel (raises CancelledError).
+    probabilities : {"time_bounded", "weighted_pipeline", "closed_only"} or mapping
+        Which per-deal probability drives the distribution: the time-bounded one (default), or a
+        baseline by the same API: the stage's win probability ignoring time (weighted pipeline),
+        the naive closed-only conversion rates through the chain, or a static ladder given as
+        ``{stage: probability}``. Baselines have no arrivals.
     """
     if method not in ("exact", "monte_carlo"):
         raise ValueError(f"method must be 'exact' or 'monte_carlo', got {method!r}")
@@ -100,9 +106,60 @@ def forecast(
         arrivals_lookback_days=arrivals_lookback_days,
         arrivals_by=arrivals_by or "",
     )
+    if not (isinstance(probabilities, str) and probabilities == "time_bounded"):
+        raw = _with_baseline(raw, model, probabilities, scenarios, seed, threads, log)
+        include_arrivals = False
     fc = Forecast(raw, model, log, method, include_arrivals, (t0, t1), tz)
     fc._seed = seed
     return fc
+
+
+def _with_baseline(
+    raw: dict[str, Any],
+    model: FunnelModel,
+    probabilities: str | Mapping[str, float],
+    scenarios: int,
+    seed: int,
+    threads: int,
+    log: EventLog,
+) -> dict[str, Any]:
+    """The forecast's deals and realised wins with a baseline's per-deal probabilities."""
+    from .backtesting import _closed_only_win
+
+    stages = list(model.funnel.stages)
+    stage = np.asarray(raw["stage"], dtype=np.int64)
+    if isinstance(probabilities, str):
+        if probabilities == "weighted_pipeline":
+            per_stage = model.win_probability().to_numpy()
+        elif probabilities == "closed_only":
+            per_stage = _closed_only_win(model)
+        else:
+            raise ValueError(
+                "probabilities must be 'time_bounded', 'weighted_pipeline', 'closed_only' or a "
+                f"{{stage: probability}} ladder, got {probabilities!r}"
+            )
+    else:
+        missing = [s for s in stages if s not in probabilities]
+        if missing:
+            raise ValueError(f"ladder has no probability for stage(s) {missing}")
+        per_stage = np.array([float(probabilities[s]) for s in stages])
+    p = np.clip(np.nan_to_num(per_stage[stage]), 0.0, 1.0)
+    amount = np.asarray(raw["amount"])
+    out = dict(raw)
+    out["p_win_period"] = p
+    out["exact"] = _core.exact_distribution(amount, p, float(raw["realised"]))
+    out["exact_pipeline"] = out["exact"]
+    out["arrivals"] = {k: [] for k in raw["arrivals"]}
+    if scenarios > 0:
+        opp = np.asarray(raw["opportunity"], dtype=np.int64)
+        ids = log.opportunity_ids()[opp].astype(str)
+        keys = np.array([_core.opportunity_key(i) for i in ids], dtype=np.uint64)
+        cents = np.round(amount * 100).astype(np.int64)
+        realised = int(round(float(np.sum(raw["realised_amount"])) * 100))
+        out["scenario_cents"] = (
+            np.asarray(_core.monte_carlo_cents(cents, p, keys, scenarios, seed, threads)) + realised
+        )
+    return out
 
 
 class _Distribution:
@@ -240,6 +297,32 @@ class Forecast:
             owners = np.asarray([*self._log.core.owner_names, "(missing)"], dtype=object)
             out.insert(2, "owner", owners[np.where(codes < 0, len(owners) - 1, codes)])
         return out
+
+    def win_date_distribution(self, opportunity_id: Any) -> pd.Series:
+        """P(the open deal is won by the end of each day of the period), a cumulative Series
+        indexed by date (from as_of's day to the period end), from the same recursion."""
+        r = self._raw
+        ids = self._log.opportunity_ids()[np.asarray(r["opportunity"], dtype=np.int64)]
+        where = np.flatnonzero(ids.astype(str) == str(opportunity_id))
+        if len(where) == 0:
+            raise _core.UnknownOpportunityError(
+                f"opportunity {opportunity_id!r} is not open at {self.as_of:%Y-%m-%d}"
+            )
+        i = int(where[0])
+        tick = self._model.core.options.tick_seconds
+        end_instant = int((self.end + pd.Timedelta(days=1)).tz_convert("UTC").value // 10**9)
+        h_end = (end_instant - 1 - int(r["as_of"])) // tick
+        horizons = np.arange(h_end + 1, dtype=np.float64)
+        stage = np.full(len(horizons), int(r["stage"][i]), dtype=np.int32)
+        age = np.full(len(horizons), float(r["age_ticks"][i]))
+        g = int(r["group"][i])
+        p = np.asarray(self._model.core.p_win_within(stage, age, horizons, g))
+        dates = (
+            (self.as_of + pd.to_timedelta(horizons * tick, unit="s"))
+            .tz_convert(self.tz)
+            .normalize()
+        )
+        return pd.Series(p, index=pd.Index(dates, name="date"), name="p_won_by")
 
     @property
     def realised_deals(self) -> pd.DataFrame:

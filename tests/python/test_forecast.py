@@ -243,3 +243,34 @@ def test_realised_wins_and_hand_made_arrivals():
         seed=3,
     )
     assert mc.probability_at_least(5000 + 2500) == pytest.approx(p_at_least_3, abs=0.015)
+
+
+def test_baselines_by_the_same_api(sample_model):
+    sim, model = sample_model
+    kwargs = dict(start="2025-04-01", end="2025-06-30", scenarios=2000, seed=2)
+    weighted = sf.forecast(model, sim.log, probabilities="weighted_pipeline", **kwargs)
+    deals = weighted.deals
+    win = model.win_probability()
+    np.testing.assert_allclose(deals["p_win_period"], win[deals["stage"]].to_numpy())
+    assert weighted.expected == pytest.approx(
+        weighted.realised + float((deals["amount"] * deals["p_win_period"]).sum())
+    )
+    ladder = {"Prospecting": 0.1, "Qualification": 0.25, "Proposal": 0.5, "Negotiation": 0.75}
+    lad = sf.forecast(model, sim.log, probabilities=ladder, **kwargs)
+    np.testing.assert_allclose(lad.deals["p_win_period"], lad.deals["stage"].map(ladder).to_numpy())
+    mc = sf.forecast(model, sim.log, probabilities=ladder, method="monte_carlo", **kwargs)
+    assert abs(mc.expected - lad.expected) < 4 * np.sqrt(lad.exact.variance / 2000)
+    with pytest.raises(ValueError, match="probabilities must be"):
+        sf.forecast(model, sim.log, probabilities="guess", **kwargs)
+
+
+def test_win_date_distribution_is_cumulative_and_ends_at_the_period_probability(sample_model):
+    sim, model = sample_model
+    fc = sf.forecast(model, sim.log, start="2025-04-01", end="2025-06-30", scenarios=0)
+    deal = fc.deals.iloc[0]
+    dist = fc.win_date_distribution(deal["opportunity_id"])
+    assert dist.index[-1] == pd.Timestamp("2025-06-30", tz="UTC")
+    assert (np.diff(dist.to_numpy()) >= -1e-12).all()
+    assert dist.iloc[-1] == pytest.approx(deal["p_win_period"], abs=1e-12)
+    with pytest.raises(sf.UnknownOpportunityError):
+        fc.win_date_distribution("no such deal")
