@@ -155,7 +155,9 @@ def _with_baseline(
         ids = log.opportunity_ids()[opp].astype(str)
         keys = np.array([_core.opportunity_key(i) for i in ids], dtype=np.uint64)
         cents = np.round(amount * 100).astype(np.int64)
-        realised = int(round(float(np.sum(raw["realised_amount"])) * 100))
+        realised = int(
+            np.round(np.asarray(raw["realised_amount"]) * 100).sum()
+        )  # as the core: per deal
         out["scenario_cents"] = (
             np.asarray(_core.monte_carlo_cents(cents, p, keys, scenarios, seed, threads)) + realised
         )
