@@ -32,7 +32,7 @@ void register_forecast(py::module_& m) {
          time_point end, std::optional<time_point> as_of, std::optional<double> stale_after_days,
          bool use_groups, bool exact, std::size_t lattice_cells, double lattice_sd, std::size_t scenarios,
          std::uint64_t seed, std::size_t threads, std::optional<py::function> progress, bool include_arrivals,
-         double arrivals_lookback_days, std::string arrivals_by) {
+         double arrivals_lookback_days, std::string arrivals_by, std::size_t parameter_draws) {
         forecast_options o;
         o.start = start;
         o.end = end;
@@ -48,6 +48,7 @@ void register_forecast(py::module_& m) {
         o.include_arrivals = include_arrivals;
         o.arrivals_lookback_days = arrivals_lookback_days;
         o.arrivals_by = std::move(arrivals_by);
+        o.parameter_draws = parameter_draws;
         if (progress)
           o.progress = [cb = *progress](double fraction) {
             py::gil_scoped_acquire gil;
@@ -95,7 +96,7 @@ void register_forecast(py::module_& m) {
       py::arg("lattice_cells") = 1 << 12, py::arg("lattice_sd") = 8.0, py::arg("scenarios") = 10'000,
       py::arg("seed") = 0, py::arg("threads") = 1, py::arg("progress") = py::none(),
       py::arg("include_arrivals") = true, py::arg("arrivals_lookback_days") = 180.0,
-      py::arg("arrivals_by") = std::string(),
+      py::arg("arrivals_by") = std::string(), py::arg("parameter_draws") = 0,
       "Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.");
 
   m.def(

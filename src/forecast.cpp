@@ -1,5 +1,6 @@
 #include "smartfunnel/forecast.hpp"
 
+#include "smartfunnel/detail/random.hpp"
 #include "smartfunnel/error.hpp"
 #include "smartfunnel/semi_markov.hpp"
 
@@ -256,6 +257,37 @@ revenue_distribution exact_distribution(std::span<const double> amount, std::spa
   return out;
 }
 
+revenue_distribution mixture(const std::vector<revenue_distribution>& parts, std::size_t cells, double sd) {
+  revenue_distribution out;
+  if (parts.empty()) return out;
+  const double k = static_cast<double>(parts.size());
+  double m2 = 0.0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (const auto& d : parts) {
+    out.mean += d.mean / k;
+    m2 += (d.variance + d.mean * d.mean) / k;
+    out.truncated_mass += d.truncated_mass / k;
+    out.w1_bound += d.w1_bound / k;
+    lo = std::min(lo, d.origin);
+    hi = std::max(hi, d.origin + static_cast<double>(d.pmf.size() - 1) * d.step);
+  }
+  out.variance = std::max(0.0, m2 - out.mean * out.mean);
+  out.step = out.variance > 0.0 ? 2.0 * sd * std::sqrt(out.variance) / static_cast<double>(cells) : 1.0;
+  out.origin = lo;
+  out.pmf.assign(static_cast<std::size_t>(std::ceil((hi - lo) / out.step)) + 2, 0.0);
+  // Each part's points split between their two nearest points of the common lattice (means kept).
+  for (const auto& d : parts)
+    for (std::size_t i = 0; i < d.pmf.size(); ++i) {
+      if (d.pmf[i] == 0.0) continue;
+      const double y = (d.origin + static_cast<double>(i) * d.step - lo) / out.step;
+      const auto j = static_cast<std::size_t>(std::floor(y));
+      const double frac = y - static_cast<double>(j);
+      out.pmf[j] += d.pmf[i] * (1.0 - frac) / k;
+      if (frac > 0.0) out.pmf[j + 1] += d.pmf[i] * frac / k;
+    }
+  out.w1_bound += out.step / 2.0;
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Monte Carlo
 
@@ -306,7 +338,74 @@ void mc_slice(std::span<const std::int64_t> cents, std::span<const double> p,
     }
   }
 }
+// With parameter draws: p holds draws probabilities per deal (deal-major); scenario s uses draw
+// s % draws. The random stream is the same as without draws.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+[[gnu::target_clones("avx2", "default")]]
+#endif
+void mc_slice_draws(std::span<const std::int64_t> cents, std::span<const double> p, std::size_t draws,
+                    std::span<const std::uint64_t> key, std::size_t begin, std::size_t end, std::size_t scenarios,
+                    std::uint64_t seed, std::vector<std::int64_t>& totals) {
+  using philox = mc_philox;
+  philox rng;
+  const philox::key_type k = {{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)}};
+  const std::size_t blocks = (scenarios + 3) / 4;
+  std::vector<std::uint64_t> threshold(draws);
+  std::int64_t* tot = totals.data();
+  for (std::size_t i = begin; i < end; ++i) {
+    const std::int64_t c = cents[i];
+    if (c == 0) continue;
+    bool any = false;
+    for (std::size_t d = 0; d < draws; ++d) {
+      const double q = p[i * draws + d];
+      threshold[d] =
+          !(q > 0.0) ? 0
+                     : (q >= 1.0 ? (std::uint64_t{1} << 32) : static_cast<std::uint64_t>(q * 4294967296.0));
+      any |= threshold[d] > 0;
+    }
+    if (!any) continue;
+    philox::ctr_type ctr = {
+        {0, static_cast<std::uint32_t>(key[i]), static_cast<std::uint32_t>(key[i] >> 32), 0}};
+    std::size_t d = 0; // draw of scenario 4b + l, kept incrementally (s % draws)
+    for (std::size_t b = 0; b < blocks; ++b) {
+      ctr.v[0] = static_cast<std::uint32_t>(b);
+      ctr.v[3] = static_cast<std::uint32_t>(b >> 32);
+      const auto r = rng(ctr, k);
+      const std::size_t s0 = 4 * b;
+      const std::size_t lanes = std::min<std::size_t>(4, scenarios - s0);
+      for (std::size_t l = 0; l < lanes; ++l) {
+        tot[s0 + l] += (static_cast<std::uint64_t>(r.v[l]) < threshold[d]) ? c : 0;
+        if (++d == draws) d = 0;
+      }
+    }
+  }
+}
+
 } // namespace
+
+std::vector<std::int64_t> monte_carlo_cents_draws(std::span<const std::int64_t> cents,
+                                                  std::span<const double> p, std::size_t draws,
+                                                  std::span<const std::uint64_t> key, std::size_t scenarios,
+                                                  std::uint64_t seed, std::size_t threads) {
+  if (draws == 0 || cents.size() * draws != p.size() || key.size() != cents.size())
+    throw std::invalid_argument("monte_carlo_cents_draws: p must hold draws values per deal");
+  const std::size_t n = cents.size();
+  threads = std::max<std::size_t>(1, std::min(threads, std::max<std::size_t>(1, n)));
+  std::vector<std::vector<std::int64_t>> partial(threads, std::vector<std::int64_t>(scenarios, 0));
+  const std::size_t chunk = (n + threads - 1) / threads;
+  {
+    std::vector<std::jthread> pool;
+    for (std::size_t t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        mc_slice_draws(cents, p, draws, key, std::min(n, t * chunk), std::min(n, (t + 1) * chunk), scenarios,
+                       seed, partial[t]);
+      });
+  }
+  std::vector<std::int64_t> totals(scenarios, 0);
+  for (const auto& part : partial)
+    for (std::size_t sc = 0; sc < scenarios; ++sc) totals[sc] += part[sc];
+  return totals;
+}
 
 std::vector<std::int64_t> monte_carlo_cents(std::span<const std::int64_t> cents, std::span<const double> p,
                                             std::span<const std::uint64_t> key, std::size_t scenarios,
@@ -386,12 +485,14 @@ struct arrival_group_mc {
   std::vector<std::int64_t> cents;      // amounts to draw from
 };
 
-std::vector<std::int64_t> arrivals_monte_carlo(const std::vector<arrival_group_mc>& groups,
+// Scenario s draws from by_draw[s % by_draw.size()] (one entry without parameter draws).
+std::vector<std::int64_t> arrivals_monte_carlo(const std::vector<std::vector<arrival_group_mc>>& by_draw,
                                                std::size_t scenarios, std::uint64_t seed,
                                                std::size_t threads) {
   std::vector<std::int64_t> totals(scenarios, 0);
   auto run = [&](std::size_t lo, std::size_t hi) {
     for (std::size_t sc = lo; sc < hi; ++sc) {
+      const auto& groups = by_draw[sc % by_draw.size()];
       std::int64_t t = 0;
       for (std::size_t g = 0; g < groups.size(); ++g) {
         const auto& gr = groups[g];
@@ -533,36 +634,46 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
     semi_markov process;
     std::vector<double> won;
   };
+  // The semi-Markov process of a model group (point estimates, or one posterior draw).
+  auto make_process = [&](const group_fit& g) {
+    group_state st{semi_markov::from_group(f, g, model.options(), stale), {}};
+    if (h_end >= 0) st.won = st.process.won_within(h_end);
+    return st;
+  };
+  // Per-deal P(won in the period) and P(won ever) with the processes that get(g) returns,
+  // cached per (group, stage, age).
+  auto score_deals = [&](auto&& get, std::vector<double>& period, std::vector<double>* ever, bool progress) {
+    std::unordered_map<std::uint64_t, std::pair<double, double>> cache;
+    std::vector<double> scratch;
+    for (std::size_t i = 0; i < n_deals; ++i) {
+      const auto g = out.deals.group[i];
+      const group_state& st = get(g);
+      const auto s = out.deals.stage[i];
+      const auto age = out.deals.age_ticks[i];
+      const std::uint64_t ck = (static_cast<std::uint64_t>(g) << 48) ^ (static_cast<std::uint64_t>(s) << 36) ^
+                               static_cast<std::uint64_t>(age);
+      auto c = cache.find(ck);
+      if (c == cache.end()) {
+        double p_end = 0.0, p_start = 0.0;
+        if (h_end >= 0) p_end = st.process.p_win_within(s, age, h_end, st.won, scratch);
+        if (h_start >= 0) p_start = st.process.p_win_within(s, age, h_start, st.won, scratch);
+        const double p_ever = st.process.p_win_ever(s, age);
+        c = cache.emplace(ck, std::make_pair(std::clamp(p_end - p_start, 0.0, 1.0), std::max(p_ever, p_end)))
+                .first;
+      }
+      period[i] = c->second.first;
+      if (ever) (*ever)[i] = c->second.second;
+      if (progress && i % 4096 == 0)
+        report(0.1 + 0.4 * static_cast<double>(i) / static_cast<double>(std::max<std::size_t>(1, n_deals)));
+    }
+  };
   std::map<std::size_t, group_state> processes;
-  std::unordered_map<std::uint64_t, std::pair<double, double>> cache;
-  std::vector<double> scratch;
-  for (std::size_t i = 0; i < n_deals; ++i) {
-    const auto g = out.deals.group[i];
+  auto point_process = [&](std::size_t g) -> const group_state& {
     auto it = processes.find(g);
-    if (it == processes.end()) {
-      group_state st{semi_markov::from_group(f, model.groups()[g], model.options(), stale), {}};
-      if (h_end >= 0) st.won = st.process.won_within(h_end);
-      it = processes.emplace(g, std::move(st)).first;
-    }
-    const auto& proc = it->second.process;
-    const auto s = out.deals.stage[i];
-    const auto age = out.deals.age_ticks[i];
-    const std::uint64_t ck = (static_cast<std::uint64_t>(g) << 48) ^ (static_cast<std::uint64_t>(s) << 36) ^
-                             static_cast<std::uint64_t>(age);
-    auto c = cache.find(ck);
-    if (c == cache.end()) {
-      double p_end = 0.0, p_start = 0.0;
-      if (h_end >= 0) p_end = proc.p_win_within(s, age, h_end, it->second.won, scratch);
-      if (h_start >= 0) p_start = proc.p_win_within(s, age, h_start, it->second.won, scratch);
-      const double ever = proc.p_win_ever(s, age);
-      const double period = std::clamp(p_end - p_start, 0.0, 1.0);
-      c = cache.emplace(ck, std::make_pair(period, std::max(ever, p_end))).first;
-    }
-    out.deals.p_win_period[i] = c->second.first;
-    out.deals.p_win_ever[i] = c->second.second;
-    if (i % 4096 == 0)
-      report(0.1 + 0.4 * static_cast<double>(i) / static_cast<double>(std::max<std::size_t>(1, n_deals)));
-  }
+    if (it == processes.end()) it = processes.emplace(g, make_process(model.groups()[g])).first;
+    return it->second;
+  };
+  score_deals(point_process, out.deals.p_win_period, &out.deals.p_win_ever, true);
   (void)n;
   report(0.5);
 
@@ -570,6 +681,32 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
   // amounts; a deal created t ticks from now is won in the period with the probability that the
   // recursion gives from its entry stage.
   std::vector<arrival_group_mc> arrival_mc;
+  struct arrival_source {
+    std::size_t model_group;
+    double created;
+    double lookback_ticks;
+  };
+  std::vector<arrival_source> arrival_sources;
+  std::vector<double> entry(f.n_codes(), 0.0); // entry stages of the deals created in the lookback
+  // Poisson mean, by creation tick d, of new deals won in the period: rate * P(won in the period
+  // | created at d), from the entry stages through the process.
+  auto arrival_means = [&](const group_state& st, double rate) {
+    auto won_by = [&](std::size_t code, std::int64_t x) -> double {
+      if (x < 0) return 0.0;
+      if (f.is_won(static_cast<stage_code>(code))) return 1.0;
+      if (!f.is_open(static_cast<stage_code>(code))) return 0.0;
+      const double v = st.won[static_cast<std::size_t>(x) * n + code];
+      return std::isnan(v) ? 0.0 : v;
+    };
+    std::vector<double> means(static_cast<std::size_t>(h_end + 1), 0.0);
+    for (std::int64_t d = 0; d <= h_end; ++d) {
+      double q = 0.0;
+      for (std::size_t code = 0; code < entry.size(); ++code)
+        if (entry[code] > 0.0) q += entry[code] * (won_by(code, h_end - d) - won_by(code, h_start - d));
+      means[static_cast<std::size_t>(d)] = rate * std::max(0.0, q);
+    }
+    return means;
+  };
   if (options.include_arrivals && h_end >= 0) {
     const double lookback_ticks = options.arrivals_lookback_days * 86400.0 / static_cast<double>(tick);
     if (!(lookback_ticks > 0.0))
@@ -587,7 +724,6 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       throw invalid_options("arrivals_by: 'owner' was requested but the log has no owner column");
     std::map<std::string, std::size_t> index;
     std::vector<std::vector<double>> amounts;
-    std::vector<double> entry(f.n_codes(), 0.0);
     double entries = 0.0;
     const auto created = log.created();
     for (std::size_t o = 0; o + 1 < offsets.size(); ++o) {
@@ -615,34 +751,14 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       std::size_t mg = 0;
       if (!key.empty() && !levels.empty() && levels.front() == options.arrivals_by)
         mg = model.find_group({key}).value_or(0);
-      auto it = processes.find(mg);
-      if (it == processes.end()) {
-        group_state st{semi_markov::from_group(f, model.groups()[mg], model.options(), stale), {}};
-        st.won = st.process.won_within(h_end);
-        it = processes.emplace(mg, std::move(st)).first;
-      }
-      const auto& won = it->second.won;
-      auto won_by = [&](std::size_t code, std::int64_t x) -> double {
-        if (x < 0) return 0.0;
-        if (f.is_won(static_cast<stage_code>(code))) return 1.0;
-        if (!f.is_open(static_cast<stage_code>(code))) return 0.0;
-        const double v = won[static_cast<std::size_t>(x) * n + code];
-        return std::isnan(v) ? 0.0 : v;
-      };
       const auto& am = amounts[gi];
       const double rate = static_cast<double>(am.size()) / lookback_ticks;
       arrival_group_mc mc;
-      mc.mean_wins_by_day.assign(static_cast<std::size_t>(h_end + 1), 0.0);
+      mc.mean_wins_by_day = arrival_means(point_process(mg), rate);
       double wins = 0.0;
-      for (std::int64_t d = 0; d <= h_end; ++d) {
-        double q = 0.0;
-        for (std::size_t code = 0; code < entry.size(); ++code)
-          if (entry[code] > 0.0) q += entry[code] * (won_by(code, h_end - d) - won_by(code, h_start - d));
-        mc.mean_wins_by_day[static_cast<std::size_t>(d)] = rate * std::max(0.0, q);
-        wins += rate * std::max(0.0, q);
-      }
+      for (double x : mc.mean_wins_by_day) wins += x;
       double mean_amount = 0.0;
-      for (double a : am) mean_amount += a;
+      for (double x : am) mean_amount += x;
       mean_amount = am.empty() ? 0.0 : mean_amount / static_cast<double>(am.size());
       out.arrivals.group.push_back(key);
       out.arrivals.created.push_back(static_cast<double>(am.size()));
@@ -652,17 +768,79 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       out.arrivals.expected.push_back(wins * mean_amount);
       // The compound Poisson of all groups: total rate, amounts weighted by each group's rate.
       out.arrivals.total.rate += wins;
-      for (double a : am) {
-        out.arrivals.total.amount.push_back(a);
+      for (double x : am) {
+        out.arrivals.total.amount.push_back(x);
         out.arrivals.total.weight.push_back(wins / static_cast<double>(am.size()));
-        mc.cents.push_back(std::llround(a * 100.0));
+        mc.cents.push_back(std::llround(x * 100.0));
       }
       arrival_mc.push_back(std::move(mc));
+      arrival_sources.push_back({mg, static_cast<double>(am.size()), lookback_ticks});
     }
     if (out.arrivals.total.rate > 0.0)
       for (double& wgt : out.arrivals.total.weight) wgt /= out.arrivals.total.rate;
   }
   report(0.6);
+
+  // Parameter uncertainty: each draw replaces every stage row by a draw from its posterior
+  // (Dirichlet) and each creation rate by a draw from its Gamma posterior, and scores everything
+  // again; Monte Carlo scenario s uses draw s % draws, the exact distribution is the mixture.
+  const std::size_t draws = options.parameter_draws;
+  std::vector<double> p_draws;
+  std::vector<std::vector<arrival_group_mc>> arrival_draws;
+  std::vector<compound_poisson> arrival_totals;
+  if (draws > 0) {
+    p_draws.assign(n_deals * draws, 0.0);
+    std::vector<double> period(n_deals);
+    for (std::size_t d = 0; d < draws; ++d) {
+      std::map<std::size_t, group_state> drawn;
+      auto drawn_process = [&](std::size_t g) -> const group_state& {
+        auto it = drawn.find(g);
+        if (it == drawn.end()) {
+          group_fit gf = model.groups()[g];
+          for (std::size_t s = 0; s < gf.stages.size(); ++s) {
+            auto& e = gf.stages[s];
+            detail::splitmix64 rng(detail::mix(options.seed, 0x5eedULL, d, g, s));
+            double total = 0.0;
+            std::vector<double> x(e.probability.size(), 0.0);
+            for (std::size_t k = 0; k < x.size(); ++k) {
+              const double a = !e.alpha.empty()
+                                   ? e.alpha[k]
+                                   : (e.effective_n > 0.0 && e.p[k] > 0.0 ? e.effective_n * e.p[k] : 0.0);
+              x[k] = a > 0.0 ? detail::gamma(rng, a) : 0.0;
+              total += x[k];
+            }
+            if (total > 0.0)
+              for (std::size_t k = 0; k < x.size(); ++k) e.probability[k] = x[k] / total;
+          }
+          it = drawn.emplace(g, make_process(gf)).first;
+        }
+        return it->second;
+      };
+      score_deals(drawn_process, period, nullptr, false);
+      for (std::size_t i = 0; i < n_deals; ++i) p_draws[i * draws + d] = period[i];
+      std::vector<arrival_group_mc> groups;
+      compound_poisson total;
+      for (std::size_t a = 0; a < arrival_sources.size(); ++a) {
+        const auto& src = arrival_sources[a];
+        detail::splitmix64 rng(detail::mix(options.seed, 0xa441ULL, d, a));
+        const double rate = detail::gamma(rng, src.created + 0.5) / src.lookback_ticks; // Jeffreys
+        arrival_group_mc mc{arrival_means(drawn_process(src.model_group), rate), arrival_mc[a].cents};
+        double wins = 0.0;
+        for (double x : mc.mean_wins_by_day) wins += x;
+        total.rate += wins;
+        for (auto c : mc.cents) {
+          total.amount.push_back(static_cast<double>(c) / 100.0);
+          total.weight.push_back(wins / static_cast<double>(mc.cents.size()));
+        }
+        groups.push_back(std::move(mc));
+      }
+      if (total.rate > 0.0)
+        for (double& wgt : total.weight) wgt /= total.rate;
+      arrival_draws.push_back(std::move(groups));
+      arrival_totals.push_back(std::move(total));
+      report(0.6 + 0.1 * static_cast<double>(d + 1) / static_cast<double>(draws));
+    }
+  }
 
   if (options.exact) {
     out.exact_pipeline = exact_distribution(out.deals.amount, out.deals.p_win_period, out.realised,
@@ -674,6 +852,17 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
                                      options.lattice_cells, options.lattice_sd, &out.arrivals.total);
     } else {
       out.exact = out.exact_pipeline;
+    }
+    if (draws > 0) {
+      std::vector<revenue_distribution> parts;
+      std::vector<double> p(n_deals);
+      for (std::size_t d = 0; d < draws; ++d) {
+        for (std::size_t i = 0; i < n_deals; ++i) p[i] = p_draws[i * draws + d];
+        parts.push_back(exact_distribution(out.deals.amount, p, out.realised, options.lattice_cells,
+                                           options.lattice_sd,
+                                           options.include_arrivals ? &arrival_totals[d] : nullptr));
+      }
+      out.exact = mixture(parts, options.lattice_cells, options.lattice_sd);
     }
   }
   report(0.7);
@@ -687,12 +876,22 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
     std::vector<double> p(out.deals.p_win_period);
     for (double& x : p)
       if (std::isnan(x)) x = 0.0;
-    out.scenario_cents = monte_carlo_cents(cents, p, keys, options.scenarios, options.seed, options.threads);
+    if (draws > 0) {
+      for (double& x : p_draws)
+        if (std::isnan(x)) x = 0.0;
+      out.scenario_cents = monte_carlo_cents_draws(cents, p_draws, draws, keys, options.scenarios,
+                                                   options.seed, options.threads);
+    } else {
+      out.scenario_cents =
+          monte_carlo_cents(cents, p, keys, options.scenarios, options.seed, options.threads);
+    }
     std::int64_t realised_cents = 0;
     for (double a : out.realised_amount) realised_cents += std::llround(a * 100.0);
     for (auto& t : out.scenario_cents) t += realised_cents;
     if (options.include_arrivals) {
-      out.arrival_cents = arrivals_monte_carlo(arrival_mc, options.scenarios, options.seed, options.threads);
+      if (draws == 0) arrival_draws = {arrival_mc};
+      out.arrival_cents =
+          arrivals_monte_carlo(arrival_draws, options.scenarios, options.seed, options.threads);
       for (std::size_t sc = 0; sc < options.scenarios; ++sc) out.scenario_cents[sc] += out.arrival_cents[sc];
     }
   }

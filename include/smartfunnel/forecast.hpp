@@ -44,6 +44,10 @@ struct forecast_options {
   bool include_arrivals = true;
   double arrivals_lookback_days = 180.0;
   std::string arrivals_by; ///< "" (one rate), "owner" or an attribute name
+  /// Parameter uncertainty: this many posterior draws of the model's rows and creation rates
+  /// (0: the point estimates only). Monte Carlo scenario s uses draw s % parameter_draws; the
+  /// exact distribution becomes the mixture over the draws.
+  std::size_t parameter_draws = 0;
   /// Called with the fraction done; return false to cancel (the call then throws cancelled).
   std::function<bool(double)> progress;
 
@@ -94,6 +98,19 @@ struct compound_poisson {
                                                           std::span<const std::uint64_t> key,
                                                           std::size_t scenarios, std::uint64_t seed,
                                                           std::size_t threads = 1);
+
+/// Monte Carlo with per-draw probabilities: p holds `draws` values per deal (deal-major) and
+/// scenario s uses draw s % draws; the random streams are those of monte_carlo_cents.
+[[nodiscard]] std::vector<std::int64_t> monte_carlo_cents_draws(std::span<const std::int64_t> cents,
+                                                                std::span<const double> p, std::size_t draws,
+                                                                std::span<const std::uint64_t> key,
+                                                                std::size_t scenarios, std::uint64_t seed,
+                                                                std::size_t threads = 1);
+
+/// The equal-weight mixture of distributions, on a lattice of `cells` cells over mean +- sd
+/// standard deviations (each part's points split between the two nearest points, means kept).
+[[nodiscard]] revenue_distribution mixture(const std::vector<revenue_distribution>& parts,
+                                           std::size_t cells = 1 << 12, double sd = 8.0);
 
 /// A stable 64-bit key of an opportunity id (FNV-1a of its text), for Monte Carlo streams.
 [[nodiscard]] std::uint64_t opportunity_key(std::string_view id) noexcept;

@@ -388,6 +388,7 @@ def forecast(
     include_arrivals: bool = True,
     arrivals_lookback_days: typing.SupportsFloat | typing.SupportsIndex = 180.0,
     arrivals_by: str = "",
+    parameter_draws: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> dict:
     """
     Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.

@@ -59,6 +59,8 @@ def backtest(
     tz: str = "UTC",
     stale_after_days: float | None = None,
     calibration_bins: int = 10,
+    parameter_uncertainty: bool = False,
+    parameter_draws: int = 50,
 ) -> Backtest:
     """Replay the log as of each date, forecast the following `horizon_days`, compare with actuals.
 
@@ -101,6 +103,8 @@ def backtest(
             stale_after_days=stale_after_days,
             scenarios=0,
             include_arrivals=include_arrivals,
+            parameter_draws=parameter_draws if parameter_uncertainty else 0,
+            seed=0,
         )
         # What was won in the period, from the whole log: the "realised" wins as of its end.
         actual_raw = _core.forecast(

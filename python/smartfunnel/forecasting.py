@@ -47,6 +47,8 @@ def forecast(
     lattice_cells: int = 1 << 12,
     progress: Callable[[float], bool] | None = None,
     probabilities: str | Mapping[str, float] = "time_bounded",
+    parameter_uncertainty: bool = False,
+    parameter_draws: int = 50,
 ) -> Forecast:
     """Forecast the revenue won in the period ``[start, end]`` (whole days in `tz`, end inclusive).
 
@@ -77,6 +79,11 @@ def forecast(
         Score each deal with its own group's rows when the model was fitted with groups.
     progress : callable, optional
         Called with the fraction done; return False to cancel (raises CancelledError).
+    parameter_uncertainty : bool
+        Also draw the model's parameters (every stage row from its Dirichlet posterior, every
+        creation rate from its Gamma posterior), `parameter_draws` times: Monte Carlo scenario s
+        uses draw s % parameter_draws and the exact distribution is the mixture over the draws.
+        Wider, better calibrated intervals over long periods.
     probabilities : {"time_bounded", "weighted_pipeline", "closed_only"} or mapping
         Which per-deal probability drives the distribution: the time-bounded one (default), or a
         baseline by the same API: the stage's win probability ignoring time (weighted pipeline),
@@ -105,6 +112,7 @@ def forecast(
         include_arrivals=include_arrivals,
         arrivals_lookback_days=arrivals_lookback_days,
         arrivals_by=arrivals_by or "",
+        parameter_draws=parameter_draws if parameter_uncertainty else 0,
     )
     if not (isinstance(probabilities, str) and probabilities == "time_bounded"):
         raw = _with_baseline(raw, model, probabilities, scenarios, seed, threads, log)

@@ -113,3 +113,15 @@ TEST(forecast, realised_pipeline_and_errors) {
   fo.progress = [](double fraction) { return fraction < 0.3; };
   EXPECT_THROW((void)sf::forecast(model, log, fo), sf::cancelled);
 }
+
+TEST(exact_distribution, mixture_of_two_point_masses) {
+  // Two parts, 100 for sure and 300 for sure: the mixture is 1/2 at each, mean 200, variance 10^4.
+  const std::vector<double> a{100}, b{300}, p{1.0};
+  const auto m = sf::mixture({sf::exact_distribution(a, p), sf::exact_distribution(b, p)}, 64);
+  EXPECT_NEAR(m.mean, 200.0, 1e-9);
+  EXPECT_NEAR(m.variance, 10000.0, 1e-6);
+  EXPECT_NEAR(m.probability_at_least(101), 0.5, 1e-9);
+  EXPECT_NEAR(m.probability_at_least(99), 1.0, 1e-9);
+  EXPECT_NEAR(m.quantile(0.25), 100.0, m.step);
+  EXPECT_NEAR(m.quantile(0.75), 300.0, m.step);
+}

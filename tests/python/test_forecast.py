@@ -274,3 +274,35 @@ def test_win_date_distribution_is_cumulative_and_ends_at_the_period_probability(
     assert dist.iloc[-1] == pytest.approx(deal["p_win_period"], abs=1e-12)
     with pytest.raises(sf.UnknownOpportunityError):
         fc.win_date_distribution("no such deal")
+
+
+def test_parameter_uncertainty_widens_intervals_reproducibly(sample_model):
+    sim, model = sample_model
+    kwargs = dict(start="2025-04-01", end="2025-06-30", scenarios=3000, seed=4)
+    point = sf.forecast(model, sim.log, **kwargs)
+    mixed = sf.forecast(model, sim.log, parameter_uncertainty=True, parameter_draws=40, **kwargs)
+    width = lambda fc: fc.quantile(0.9) - fc.quantile(0.1)  # noqa: E731
+    assert width(mixed) > width(point)
+    assert mixed.exact.variance > point.exact.variance
+    assert mixed.expected == pytest.approx(point.expected, rel=0.05)
+    # Monte Carlo with draws: identical for any thread count.
+    a = sf.forecast(
+        model,
+        sim.log,
+        parameter_uncertainty=True,
+        parameter_draws=40,
+        method="monte_carlo",
+        threads=1,
+        **kwargs,
+    )
+    b = sf.forecast(
+        model,
+        sim.log,
+        parameter_uncertainty=True,
+        parameter_draws=40,
+        method="monte_carlo",
+        threads=2,
+        **kwargs,
+    )
+    np.testing.assert_array_equal(a.scenarios, b.scenarios)
+    assert abs(a.expected - mixed.expected) < 4 * np.sqrt(mixed.exact.variance / 3000)
