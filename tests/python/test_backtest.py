@@ -90,3 +90,22 @@ def test_metrics_and_calibration_tables(sample):
     assert ((cal["predicted"] >= cal["low"]) & (cal["predicted"] <= cal["high"])).all()
     with pytest.raises(ValueError, match="ladder has no probability"):
         sf.backtest(sample.log, as_of=dates[:1], ladder={"Prospecting": 0.1})
+
+
+def test_threads_give_identical_tables_and_progress_can_cancel(sample):
+    dates = pd.date_range("2024-07-01", "2024-10-01", freq="MS", tz="UTC")
+    opts = sf.FitOptions(draws=0)
+    one = sf.backtest(sample.log, as_of=dates, horizon_days=30, fit=opts)
+    seen = []
+    two = sf.backtest(
+        sample.log,
+        as_of=dates,
+        horizon_days=30,
+        fit=opts,
+        threads=2,
+        progress=lambda f: seen.append(f) or True,
+    )
+    pd.testing.assert_frame_equal(one.table, two.table)
+    assert sorted(seen) == [0.25, 0.5, 0.75, 1.0]
+    with pytest.raises(sf.CancelledError):
+        sf.backtest(sample.log, as_of=dates, horizon_days=30, fit=opts, progress=lambda f: f < 0.5)
