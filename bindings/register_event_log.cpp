@@ -1,5 +1,6 @@
 #include "pybind11.hpp"
 
+#include <smartfunnel/detail/visible.hpp>
 #include <smartfunnel/event_log.hpp>
 
 #include <algorithm>
@@ -265,13 +266,9 @@ void register_event_log(py::module_& m) {
             std::vector<double> amount(n, std::numeric_limits<double>::quiet_NaN());
             for (std::size_t o = 0; o < n; ++o) {
               const auto b = off[o];
-              const auto e = static_cast<std::uint64_t>(
-                  std::upper_bound(times.begin() + static_cast<std::ptrdiff_t>(b),
-                                   times.begin() + static_cast<std::ptrdiff_t>(off[o + 1]), t) -
-                  times.begin());
+              const auto e = detail::visible_end(times, b, off[o + 1], t);
               if (e == b) continue;
-              auto run = e - 1;
-              while (run > b && stages[run - 1] == stages[e - 1]) --run;
+              const auto run = detail::run_start(stages, b, e - 1);
               stage[o] = stages[e - 1];
               entry[o] = times[run];
               if (auto a = s.amounts().at(o, t)) amount[o] = *a;

@@ -1,4 +1,5 @@
 // Sufficient statistics (one pass over the log) and the per-stage estimators built on them.
+#include "smartfunnel/detail/visible.hpp"
 #include "smartfunnel/error.hpp"
 #include "smartfunnel/fit_statistics.hpp"
 #include "smartfunnel/stage_estimate.hpp"
@@ -262,13 +263,8 @@ fit_statistics collect_statistics(const event_log& log, const fit_options& optio
   const bool fast = !grouped && !decay; // the common case: one cell per stage, unit weights
   for (std::size_t o = 0; o + 1 < offsets.size(); ++o) {
     const auto b = offsets[o];
-    auto e = offsets[o + 1];
-    if (b == e || times[b] > as_of) continue;
-    // Events are sorted by time within an opportunity: only a prefix is visible at as_of.
-    if (times[e - 1] > as_of)
-      e = static_cast<std::uint64_t>(std::upper_bound(times.begin() + static_cast<std::ptrdiff_t>(b),
-                                                      times.begin() + static_cast<std::ptrdiff_t>(e), as_of) -
-                                     times.begin());
+    const auto e = detail::visible_end(times, b, offsets[o + 1], as_of);
+    if (e == b) continue;
     ++stats.n_opportunities;
     if (grouped && owner_static) cached_leaf = leaf_of(o, as_of);
     // Walk the runs of equal stages: each run in an open stage is a stay, ended by the next run.

@@ -1,6 +1,7 @@
 #include "smartfunnel/forecast.hpp"
 
 #include "smartfunnel/detail/random.hpp"
+#include "smartfunnel/detail/visible.hpp"
 #include "smartfunnel/error.hpp"
 #include "smartfunnel/semi_markov.hpp"
 
@@ -597,14 +598,9 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
   const auto stages = log.stages();
   for (std::size_t o = 0; o + 1 < offsets.size(); ++o) {
     const auto b = offsets[o];
-    auto e = offsets[o + 1];
-    if (b == e || times[b] > as_of) continue;
-    if (times[e - 1] > as_of)
-      e = static_cast<std::uint64_t>(std::upper_bound(times.begin() + static_cast<std::ptrdiff_t>(b),
-                                                      times.begin() + static_cast<std::ptrdiff_t>(e), as_of) -
-                                     times.begin());
-    auto run = e - 1; // first event of the last run of equal stages
-    while (run > b && stages[run - 1] == stages[e - 1]) --run;
+    const auto e = detail::visible_end(times, b, offsets[o + 1], as_of);
+    if (e == b) continue;
+    const auto run = detail::run_start(stages, b, e - 1); // entry of the current stay
     const stage_code s = stages[e - 1];
     if (f.is_won(s)) {
       const time_point won_at = times[run];
