@@ -215,8 +215,9 @@ void funnel_model::derive() {
 
   // Counts of every group at every level: sums of the leaves below it.
   std::vector<std::map<std::vector<std::string>, std::vector<stage_counts>>> at_level(levels + 1);
+  // A key shorter than the levels (the empty key of a fit without stays) stops at its own length.
   for (const auto& [key, cells] : stats_.cells)
-    for (std::size_t l = 0; l <= levels; ++l) {
+    for (std::size_t l = 0; l <= std::min(levels, key.size()); ++l) {
       std::vector<std::string> prefix(key.begin(),
                                       key.begin() + static_cast<std::ptrdiff_t>(std::min(l, key.size())));
       auto [it, inserted] = at_level[l].try_emplace(prefix, cells);

@@ -878,3 +878,17 @@ TEST(fit, statistics_without_as_of_are_rejected) {
   s.options.as_of.reset();
   EXPECT_THROW((void)sf::funnel_model::from_statistics(s), sf::invalid_options);
 }
+
+TEST(fit, grouped_fit_of_a_log_without_stays_has_only_the_whole_funnel) {
+  // No event is visible at as_of, so there is no stay and no group value: the statistics hold one
+  // empty key, and the model only the whole funnel (every stage without data: NaN).
+  table t;
+  t.add(1, "A", day(10), 100.0, "ann");
+  sf::fit_options o = unsmoothed(day(5));
+  o.groups = {"owner"};
+  const auto model = sf::fit(t.log(hand_funnel()), o);
+  ASSERT_EQ(model.groups().size(), 1u);
+  EXPECT_TRUE(model.overall().key.empty());
+  EXPECT_EQ(model.overall().stages[A].n_stays, 0);
+  EXPECT_TRUE(std::isnan(model.overall().chain.win[A]));
+}
