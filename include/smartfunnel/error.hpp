@@ -67,4 +67,31 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+/// An archive that cannot be loaded (or an object that cannot be saved): the base of every
+/// persistence error. Failures of the file system itself (a missing file, a full disk) are
+/// std::filesystem::filesystem_error instead.
+class archive_error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The archive holds another type of object than the one asked for.
+class wrong_archive_type : public archive_error {
+public:
+  using archive_error::archive_error;
+};
+
+/// The archive was written by a newer smartfunnel (envelope, format or class version).
+class newer_archive_format : public archive_error {
+public:
+  using archive_error::archive_error;
+};
+
+/// The archive is damaged: not a smartfunnel archive, truncated, failing its checksum, or holding
+/// values that break the object's invariants.
+class corrupt_archive : public archive_error {
+public:
+  using archive_error::archive_error;
+};
+
 } // namespace smartfunnel

@@ -17,6 +17,10 @@
 
 namespace smartfunnel {
 
+namespace detail {
+struct serialization_access; // reads and writes private members (smartfunnel/serialization/)
+} // namespace detail
+
 /// Seconds since the Unix epoch, UTC.
 using time_point = std::int64_t;
 /// Marks a missing time in input columns.
@@ -212,6 +216,7 @@ public:
   friend bool operator==(const event_log& a, const event_log& b);
 
 private:
+  friend struct detail::serialization_access;
   explicit event_log(smartfunnel::funnel f) : funnel_(std::move(f)) {}
   static event_log ingest(const smartfunnel::funnel& f, const event_columns& cols,
                           const ingest_options& options, std::int64_t existing,

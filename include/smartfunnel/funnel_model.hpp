@@ -19,6 +19,10 @@
 
 namespace smartfunnel {
 
+namespace detail {
+struct serialization_access; // reads and writes private members (smartfunnel/serialization/)
+} // namespace detail
+
 /// The fitted rows of one group (or of the whole funnel) and their absorbing-chain solution.
 struct group_fit {
   std::vector<std::string> key;       ///< group values per level; empty for the whole funnel
@@ -68,6 +72,7 @@ public:
   friend funnel_model merge(const funnel_model& a, const funnel_model& b);
 
 private:
+  friend struct detail::serialization_access;
   explicit funnel_model(fit_statistics s) : stats_(std::move(s)) {}
   void derive();
 

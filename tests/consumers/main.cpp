@@ -3,6 +3,11 @@
 // worked out by hand. Exit code 0 on success, 1 on any mismatch.
 
 #include <smartfunnel/smartfunnel.hpp>
+#ifdef SMARTFUNNEL_CONSUMER_SERIALIZATION
+#include <smartfunnel/serialization.hpp>
+
+#include <sstream>
+#endif
 
 #include <cmath>
 #include <cstdint>
@@ -62,6 +67,14 @@ int main() try {
   check(overall.chain.win.size() == 2, "win probability per open stage");
   check(overall.chain.win.size() == 2 && near(overall.chain.win[0], 0.5) && near(overall.chain.win[1], 1.0),
         "P(win | A) = 0.5 and P(win | B) = 1");
+
+#ifdef SMARTFUNNEL_CONSUMER_SERIALIZATION
+  // find_package(smartfunnel COMPONENTS serialization): the model survives a text archive.
+  std::stringstream archive;
+  smartfunnel::save(model, archive, smartfunnel::archive_format::text);
+  const auto again = smartfunnel::load<smartfunnel::funnel_model>(archive);
+  check(again.overall().chain.win == overall.chain.win, "the model loads back from its archive");
+#endif
 
   check(std::strcmp(smartfunnel::version_string, SMARTFUNNEL_CONSUMER_EXPECTED_VERSION) == 0,
         "version.hpp matches the version CMake reported");
