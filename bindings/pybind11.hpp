@@ -57,5 +57,6 @@ void register_event_log(py::module_& m);
 void register_model(py::module_& m);
 void register_simulate(py::module_& m);
 void register_forecast(py::module_& m);
+void register_serialization(py::module_& m);
 
 } // namespace smartfunnel::bindings

@@ -2,6 +2,8 @@
 
 #include <smartfunnel/error.hpp>
 
+#include <filesystem>
+
 namespace smartfunnel::bindings {
 
 namespace {
@@ -61,6 +63,38 @@ void register_errors(py::module_& m) {
       PyErr_SetString(cancelled_t, e.what());
     } catch (const incompatible_merge& e) {
       PyErr_SetString(merge_t, e.what());
+    }
+  });
+
+  // Persistence: archive errors under their own names; file-system errors as OSError (so a missing
+  // file is a FileNotFoundError).
+  static PyObject* archive_t = make_type(m, "ArchiveError", PyExc_ValueError,
+                                         "An archive cannot be loaded or an object cannot be saved.");
+  static PyObject* wrong_type_t =
+      make_type(m, "WrongArchiveTypeError", archive_t,
+                "The archive holds another type of object than the one asked for.");
+  static PyObject* newer_t =
+      make_type(m, "NewerArchiveFormatError", archive_t, "The archive was written by a newer smartfunnel.");
+  static PyObject* corrupt_t =
+      make_type(m, "CorruptArchiveError", archive_t,
+                "The archive is not a smartfunnel archive, is truncated or damaged.");
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const wrong_archive_type& e) {
+      PyErr_SetString(wrong_type_t, e.what());
+    } catch (const newer_archive_format& e) {
+      PyErr_SetString(newer_t, e.what());
+    } catch (const corrupt_archive& e) {
+      PyErr_SetString(corrupt_t, e.what());
+    } catch (const archive_error& e) {
+      PyErr_SetString(archive_t, e.what());
+    } catch (const std::filesystem::filesystem_error& e) {
+      const int code = e.code().category() == std::generic_category() ? e.code().value() : 0;
+      // OSError(errno, strerror, filename) picks the subclass (FileNotFoundError...) from errno.
+      py::object exc = py::reinterpret_steal<py::object>(PyObject_CallFunction(
+          PyExc_OSError, "iss", code, e.code().message().c_str(), e.path1().string().c_str()));
+      if (exc) PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
     }
   });
 }

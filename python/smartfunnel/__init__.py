@@ -23,27 +23,34 @@ except ImportError as exc:  # pragma: no cover - only without a built extension
 
 from . import datasets
 from ._core import (
+    ArchiveError,
     CancelledError,
+    CorruptArchiveError,
     DataError,
     Funnel,
     IncompatibleMergeError,
     InvalidFunnelError,
     InvalidOptionsError,
+    NewerArchiveFormatError,
     SingularChainError,
     UnknownOpportunityError,
     UnknownStageError,
+    WrongArchiveTypeError,
 )
 from .backtesting import Backtest, backtest
 from .event_log import EventLog
 from .flow import pipeline_flow
 from .forecasting import Forecast, forecast
 from .model import FitOptions, FunnelModel, fit, merge
+from .persistence import load
 
 __version__: str = _core.__version__
 
 __all__ = [
+    "ArchiveError",
     "Backtest",
     "CancelledError",
+    "CorruptArchiveError",
     "DataError",
     "EventLog",
     "FitOptions",
@@ -53,14 +60,17 @@ __all__ = [
     "IncompatibleMergeError",
     "InvalidFunnelError",
     "InvalidOptionsError",
+    "NewerArchiveFormatError",
     "SingularChainError",
     "UnknownOpportunityError",
     "UnknownStageError",
+    "WrongArchiveTypeError",
     "__version__",
     "backtest",
     "datasets",
     "fit",
     "forecast",
+    "load",
     "merge",
     "pipeline_flow",
 ]

@@ -7,6 +7,7 @@ smartfunnel's compiled core (use the `smartfunnel` package, not this module dire
 from __future__ import annotations
 
 import collections.abc
+import os
 import typing
 
 import numpy
@@ -16,16 +17,22 @@ class DataError(ValueError):
     row: int | None
     column: str | None
 
+class ArchiveError(ValueError): ...
 class CancelledError(RuntimeError): ...
+class CorruptArchiveError(ArchiveError): ...
 class IncompatibleMergeError(ValueError): ...
 class InvalidFunnelError(ValueError): ...
 class InvalidOptionsError(ValueError): ...
+class NewerArchiveFormatError(ArchiveError): ...
 class SingularChainError(RuntimeError): ...
 class UnknownOpportunityError(KeyError): ...
 class UnknownStageError(DataError): ...
+class WrongArchiveTypeError(ArchiveError): ...
 
 __all__: list[str] = [
+    "ArchiveError",
     "CancelledError",
+    "CorruptArchiveError",
     "DataError",
     "EventLog",
     "FitOptions",
@@ -34,12 +41,18 @@ __all__: list[str] = [
     "IncompatibleMergeError",
     "InvalidFunnelError",
     "InvalidOptionsError",
+    "NewerArchiveFormatError",
     "SingularChainError",
     "UnknownOpportunityError",
     "UnknownStageError",
+    "WrongArchiveTypeError",
+    "archive_info",
+    "dumps",
     "exact_distribution",
     "fit",
     "forecast",
+    "load",
+    "loads",
     "merge",
     "monte_carlo_cents",
     "opportunity_key",
@@ -62,6 +75,7 @@ class Funnel:
         Per open stage, the buyer-verifiable outcome that ends it.
     """
     def __eq__(self, other: object) -> bool: ...
+    def __getstate__(self) -> bytes: ...
     def __hash__(self) -> int: ...
     def __init__(
         self,
@@ -72,9 +86,16 @@ class Funnel:
         exit_criteria: collections.abc.Sequence[str] = [],
     ) -> None: ...
     def __repr__(self) -> str: ...
+    def __setstate__(self, arg0: bytes) -> None: ...
     def code_of(self, name: str) -> int:
         """
         The dense code of a stage or terminal name.
+        """
+    def save(
+        self, path: os.PathLike | str | bytes, format: str = "binary", metadata: str = ""
+    ) -> None:
+        """
+        Save atomically to a file (format 'binary', 'text' or 'xml'); smartfunnel.load reads it back.
         """
     @property
     def exit_criteria(self) -> list[str]: ...
@@ -126,6 +147,8 @@ class EventLog:
         changes: dict | None = None,
     ) -> EventLog: ...
     def __eq__(self, other: object) -> bool: ...
+    def __getstate__(self) -> bytes: ...
+    def __setstate__(self, arg0: bytes) -> None: ...
     def append(
         self,
         opportunity: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
@@ -156,6 +179,12 @@ class EventLog:
     ) -> numpy.typing.NDArray[numpy.int32]:
         """
         Owner codes in force at `time` (-1 when none).
+        """
+    def save(
+        self, path: os.PathLike | str | bytes, format: str = "binary", metadata: str = ""
+    ) -> None:
+        """
+        Save atomically to a file (format 'binary', 'text' or 'xml'); smartfunnel.load reads it back.
         """
     def state_at(self, time: typing.SupportsInt | typing.SupportsIndex) -> dict:
         """
@@ -210,7 +239,15 @@ class FitOptions:
     """
     C++ fit options (use smartfunnel.FitOptions from Python).
     """
+    def __getstate__(self) -> bytes: ...
     def __init__(self) -> None: ...
+    def __setstate__(self, arg0: bytes) -> None: ...
+    def save(
+        self, path: os.PathLike | str | bytes, format: str = "binary", metadata: str = ""
+    ) -> None:
+        """
+        Save atomically to a file (format 'binary', 'text' or 'xml'); smartfunnel.load reads it back.
+        """
     def validate(self) -> None: ...
     @property
     def as_of(self) -> int | None: ...
@@ -279,6 +316,8 @@ class FunnelModel:
     """
     Fitted funnel model (see smartfunnel.FunnelModel).
     """
+    def __getstate__(self) -> bytes: ...
+    def __setstate__(self, arg0: bytes) -> None: ...
     def cells(self) -> list:
         """
         The mergeable sufficient statistics, one entry per (leaf group, stage).
@@ -325,6 +364,12 @@ class FunnelModel:
         stage: typing.SupportsInt | typing.SupportsIndex,
         q: typing.SupportsFloat | typing.SupportsIndex,
     ) -> float: ...
+    def save(
+        self, path: os.PathLike | str | bytes, format: str = "binary", metadata: str = ""
+    ) -> None:
+        """
+        Save atomically to a file (format 'binary', 'text' or 'xml'); smartfunnel.load reads it back.
+        """
     def stage_scalars(self, group: typing.SupportsInt | typing.SupportsIndex = 0) -> dict: ...
     def stage_tables(self, group: typing.SupportsInt | typing.SupportsIndex = 0) -> dict: ...
     def statistics_equal(self, arg0: FunnelModel) -> bool: ...
@@ -350,6 +395,35 @@ class FunnelModel:
     def n_stays(self) -> int: ...
     @property
     def options(self) -> FitOptions: ...
+
+def archive_info(path: os.PathLike | str | bytes) -> dict:
+    """
+    The checked envelope of an archive file: type, format, format_version, payload_bytes, metadata.
+    """
+
+@typing.overload
+def dumps(obj: Funnel, format: str = "binary") -> bytes:
+    """
+    The archive of an object as bytes (envelope included): format 'binary', 'text' or 'xml'.
+    """
+
+@typing.overload
+def dumps(obj: EventLog, format: str = "binary") -> bytes:
+    """
+    The archive of an object as bytes (envelope included): format 'binary', 'text' or 'xml'.
+    """
+
+@typing.overload
+def dumps(obj: FitOptions, format: str = "binary") -> bytes:
+    """
+    The archive of an object as bytes (envelope included): format 'binary', 'text' or 'xml'.
+    """
+
+@typing.overload
+def dumps(obj: FunnelModel, format: str = "binary") -> bytes:
+    """
+    The archive of an object as bytes (envelope included): format 'binary', 'text' or 'xml'.
+    """
 
 def exact_distribution(
     amount: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
@@ -392,6 +466,16 @@ def forecast(
 ) -> dict:
     """
     Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.
+    """
+
+def load(path: os.PathLike | str | bytes) -> tuple[typing.Any, str]:
+    """
+    Load the object a file holds: (object, metadata).
+    """
+
+def loads(data: bytes) -> typing.Any:
+    """
+    The object in bytes written by dumps (its type comes from the archive).
     """
 
 def merge(a: FunnelModel, b: FunnelModel) -> FunnelModel:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -230,14 +233,15 @@ class EventLog:
     def _rejected_frame(
         core: _core.EventLog,
         cols: _ColumnMap,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | None,
         changes: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Rejected input rows with `row`, `source`, `rejected_column` and `reason`.
 
         ``source`` is "events" (a row of the frame), "changes" (a row of the changes table) or
         "existing" (after append: an event or change of the log that the new rows made invalid,
-        with a negative row).
+        with a negative row). Without the frame (a log loaded from a file) only those four
+        columns remain.
         """
         rep = core.report
         rows = np.asarray(rep["rejected_rows"], dtype=np.int64)
@@ -261,6 +265,10 @@ class EventLog:
             part["rejected_column"] = columns[select]
             part["reason"] = reasons[select]
             parts.append(part)
+        if not parts:
+            return pd.DataFrame(
+                {"row": np.empty(0, np.int64), "source": [], "rejected_column": [], "reason": []}
+            )
         return pd.concat(parts) if len(parts) > 1 else parts[0]
 
     def append(
@@ -337,6 +345,41 @@ class EventLog:
     def core(self) -> _core.EventLog:
         """The compiled log (for advanced use and the C++-level API)."""
         return self._log
+
+    def save(self, path: str | os.PathLike[str], format: str = "binary") -> None:
+        """Save the log to a file, atomically; :func:`smartfunnel.load` reads it back.
+
+        Parameters
+        ----------
+        path : str or path-like
+        format : {"binary", "text", "xml"}
+            binary is fastest but stays on one platform; text and xml move between machines.
+
+        The column names given to :meth:`from_frame` travel with it (so :meth:`append` works on
+        the loaded log); the rows of :attr:`rejected` keep their reasons but not the input values.
+        Pickling uses the same archive (binary), so logs travel to worker processes.
+        """
+        meta = {"class": "EventLog", "columns": dataclasses.asdict(self._columns)}
+        self._log.save(path, format, json.dumps(meta))
+
+    @classmethod
+    def _from_archive(cls, core: _core.EventLog, meta: dict[str, Any]) -> EventLog:
+        """The wrapper of a loaded log: its column names from the metadata, else the defaults."""
+        try:
+            given = dict(meta["columns"])
+            given["attributes"] = tuple(given.get("attributes", ()))
+            cols = _ColumnMap(**given)
+        except (KeyError, TypeError, ValueError):
+            cols = _ColumnMap(
+                "opportunity_id",
+                "stage",
+                "time",
+                amount="amount" if core.has_amounts else None,
+                owner="owner" if core.has_owners else None,
+                close_date="close_date" if len(core.close_date_history[1]) else None,
+                attributes=tuple(str(a[0]) for a in core.attributes),
+            )
+        return cls(core, cols, cls._rejected_frame(core, cols, None))
 
     def opportunity_ids(self) -> np.ndarray:
         """Opportunity ids by dense index, as given (int64 array or object array of str)."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import html
+import json
+import os
 from collections.abc import Sequence
 from typing import Any, Union
 
@@ -91,6 +94,84 @@ class FitOptions:
         o.validate()
         return o
 
+    def save(self, path: str | os.PathLike[str], format: str = "binary") -> None:
+        """Save the options to a file, atomically; :func:`smartfunnel.load` reads them back.
+
+        The file holds the compiled options (what C++ reads) and these values as given.
+        """
+        self.to_core().save(path, format, json.dumps(_options_metadata("FitOptions", self)))
+
+
+def _to_json(value: Any) -> Any:
+    """A FitOptions value as JSON: times and durations tagged, tuples kept apart from lists."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (pd.Timestamp, datetime.datetime, datetime.date, np.datetime64)):
+        return {"timestamp": pd.Timestamp(value).isoformat()}
+    if isinstance(value, (pd.Timedelta, datetime.timedelta, np.timedelta64)):
+        return {"timedelta_ns": int(pd.Timedelta(value).value)}
+    if isinstance(value, tuple):
+        return {"tuple": [_to_json(v) for v in value]}
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    raise TypeError(f"cannot keep a {type(value).__name__} in an archive's metadata")
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "timestamp" in value:
+            return pd.Timestamp(value["timestamp"])
+        if "timedelta_ns" in value:
+            return pd.Timedelta(int(value["timedelta_ns"]), unit="ns")
+        if "tuple" in value:
+            return tuple(_from_json(v) for v in value["tuple"])
+        raise ValueError(f"unknown value in metadata: {value!r}")
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def _options_metadata(cls: str, options: FitOptions) -> dict[str, Any]:
+    """Metadata of a saved FitOptions or FunnelModel: the options as given, when JSON can hold them."""
+    meta: dict[str, Any] = {"class": cls}
+    try:
+        meta["options"] = {
+            f.name: _to_json(getattr(options, f.name)) for f in dataclasses.fields(options)
+        }
+    except TypeError:
+        pass  # loading rebuilds them from the compiled options
+    return meta
+
+
+def _options_from_archive(core: _core.FitOptions, meta: dict[str, Any]) -> FitOptions:
+    """The FitOptions of a loaded archive: as given when saved from Python, else rebuilt from the
+    compiled options (times as UTC timestamps, durations as timedeltas)."""
+    try:
+        return FitOptions(**{k: _from_json(v) for k, v in meta["options"].items()})
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass
+    return FitOptions(
+        as_of=None if core.as_of is None else _convert.to_timestamp(core.as_of),
+        tick=pd.Timedelta(seconds=core.tick_seconds),
+        prior=core.prior,
+        half_life=None
+        if core.half_life_seconds is None
+        else pd.Timedelta(seconds=core.half_life_seconds),
+        groups=tuple(core.groups),
+        min_exits=core.min_exits,
+        unresolved_threshold=core.unresolved_threshold,
+        level=core.level,
+        seed=core.seed,
+        draws=core.draws,
+        min_at_risk=core.min_at_risk,
+        min_concentration=core.min_concentration,
+        max_concentration=core.max_concentration,
+        min_groups_for_eb=core.min_groups_for_eb,
+        fallback_concentration=core.fallback_concentration,
+    )
+
 
 def fit(log: EventLog, options: FitOptions | None = None, **kwargs: Any) -> FunnelModel:
     """Fit the funnel model of a log.
@@ -137,6 +218,22 @@ class FunnelModel:
     @property
     def options(self) -> FitOptions:
         return self._options
+
+    def save(self, path: str | os.PathLike[str], format: str = "binary") -> None:
+        """Save the model to a file, atomically; :func:`smartfunnel.load` reads it back.
+
+        Parameters
+        ----------
+        path : str or path-like
+        format : {"binary", "text", "xml"}
+            binary is fastest but stays on one platform; text and xml move between machines.
+
+        The file holds the model's sufficient statistics; loading derives every estimate from
+        them again (exactly the same values). Pickling uses the same archive, so models travel to
+        worker processes.
+        """
+        meta = _options_metadata("FunnelModel", self._options)
+        self._m.save(path, format, json.dumps(meta))
 
     @property
     def funnel(self) -> _core.Funnel:

@@ -1,0 +1,143 @@
+#include "pybind11.hpp"
+
+#include <pybind11/stl/filesystem.h>
+
+#include <smartfunnel/error.hpp>
+#include <smartfunnel/serialization.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace smartfunnel::bindings {
+
+namespace {
+
+using log_ptr = std::shared_ptr<event_log>;
+using model_ptr = std::shared_ptr<funnel_model>;
+
+// The Python object of a loaded C++ object (the classes registered by the other register_*.cpp).
+py::object to_python(persistent_object&& object) {
+  return std::visit(
+      [](auto&& o) -> py::object {
+        using T = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<T, event_log>)
+          return py::cast(std::make_shared<event_log>(std::move(o)));
+        else if constexpr (std::is_same_v<T, funnel_model>)
+          return py::cast(std::make_shared<funnel_model>(std::move(o)));
+        else if constexpr (std::is_same_v<T, fit_statistics>)
+          throw wrong_archive_type(
+              "the archive holds a smartfunnel fit_statistics, which has no Python object "
+              "(load it in C++, or save the FunnelModel instead)");
+        else
+          return py::cast(std::move(o));
+      },
+      std::move(object));
+}
+
+template <class T>
+py::bytes dumps(const T& object, const std::string& format) {
+  const auto f = parse_archive_format(format);
+  std::string out;
+  {
+    py::gil_scoped_release release;
+    out = save_to_string(object, f);
+  }
+  return py::bytes(out);
+}
+
+template <class T>
+void save_file(const T& object, const std::filesystem::path& path, const std::string& format,
+               const std::string& metadata) {
+  const auto f = parse_archive_format(format);
+  py::gil_scoped_release release;
+  save(object, path, f, metadata);
+}
+
+py::object loads(const py::bytes& data) {
+  const std::string_view bytes = data; // bytes are immutable: safe to read without the GIL
+  auto object = [&] {
+    py::gil_scoped_release release;
+    return load_any_from_string(bytes);
+  }();
+  return to_python(std::move(object));
+}
+
+py::dict info_dict(const archive_info& info) {
+  py::dict d;
+  d["type"] = std::string(to_string(info.type));
+  d["format"] = std::string(to_string(info.format));
+  d["format_version"] = info.format_version;
+  d["payload_bytes"] = info.payload_bytes;
+  d["metadata"] = info.metadata;
+  return d;
+}
+
+// Pickling through the binary archive: __getstate__ gives its bytes, __setstate__ loads them.
+template <class T, class Holder, class Make>
+void add_pickle_and_save(py::module_& m, const char* name, Make make) {
+  auto cls = py::reinterpret_borrow<py::class_<T, Holder>>(m.attr(name));
+  cls.def(py::pickle([](const T& self) { return dumps(self, "binary"); },
+                     [make](const py::bytes& state) {
+                       T object = [&] {
+                         const std::string_view bytes = state;
+                         py::gil_scoped_release release;
+                         return load_from_string<T>(bytes);
+                       }();
+                       return make(std::move(object));
+                     }));
+  cls.def(
+      "save",
+      [](const T& self, const std::filesystem::path& path, const std::string& format,
+         const std::string& metadata) { save_file(self, path, format, metadata); },
+      py::arg("path"), py::arg("format") = "binary", py::arg("metadata") = "",
+      "Save atomically to a file (format 'binary', 'text' or 'xml'); smartfunnel.load reads it back.");
+}
+
+} // namespace
+
+void register_serialization(py::module_& m) {
+  const auto same = [](auto&& o) { return std::move(o); };
+  add_pickle_and_save<funnel, std::unique_ptr<funnel>>(m, "Funnel", same);
+  add_pickle_and_save<fit_options, std::unique_ptr<fit_options>>(m, "FitOptions", same);
+  add_pickle_and_save<event_log, log_ptr>(
+      m, "EventLog", [](event_log&& o) { return std::make_shared<event_log>(std::move(o)); });
+  add_pickle_and_save<funnel_model, model_ptr>(
+      m, "FunnelModel", [](funnel_model&& o) { return std::make_shared<funnel_model>(std::move(o)); });
+
+  const char* dumps_doc =
+      "The archive of an object as bytes (envelope included): format 'binary', 'text' or 'xml'.";
+  m.def("dumps", &dumps<funnel>, py::arg("obj"), py::arg("format") = "binary", dumps_doc);
+  m.def("dumps", &dumps<event_log>, py::arg("obj"), py::arg("format") = "binary", dumps_doc);
+  m.def("dumps", &dumps<fit_options>, py::arg("obj"), py::arg("format") = "binary", dumps_doc);
+  m.def("dumps", &dumps<funnel_model>, py::arg("obj"), py::arg("format") = "binary", dumps_doc);
+  m.def("loads", &loads, py::arg("data"),
+        "The object in bytes written by dumps (its type comes from the archive).");
+  m.def(
+      "load",
+      [](const std::filesystem::path& path) {
+        archive_info info;
+        auto object = [&] {
+          py::gil_scoped_release release;
+          return load_any(path, &info);
+        }();
+        return py::make_tuple(to_python(std::move(object)), info.metadata);
+      },
+      py::arg("path"), "Load the object a file holds: (object, metadata).");
+  m.def(
+      "archive_info",
+      [](const std::filesystem::path& path) {
+        archive_info info;
+        {
+          py::gil_scoped_release release;
+          info = read_archive_info(path);
+        }
+        return info_dict(info);
+      },
+      py::arg("path"),
+      "The checked envelope of an archive file: type, format, format_version, payload_bytes, metadata.");
+}
+
+} // namespace smartfunnel::bindings
