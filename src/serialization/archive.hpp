@@ -97,11 +97,22 @@ const char* root_name() {
   return to_string(archive_type_of<T>).data();
 }
 
+/// Bytes to reserve for an archive: a log's archive is about the size of its columns (growing a
+/// string of hundreds of MB by doubling would copy it several times).
+template <persistent T>
+std::size_t size_hint(const T& object) {
+  if constexpr (std::same_as<T, event_log>)
+    return object.memory_bytes() + 4096;
+  else
+    return 0;
+}
+
 /// The Boost archive of `object` (without the envelope).
 template <persistent T>
 std::string serialize_payload(const T& object, archive_format format) {
   using boost::serialization::make_nvp;
   std::string payload;
+  payload.reserve(size_hint(object));
   string_streambuf buf(payload);
   std::ostream os(&buf);
   os.imbue(std::locale::classic());
