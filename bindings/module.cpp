@@ -12,5 +12,6 @@ PYBIND11_MODULE(_core, m) {
   register_model(m);
   register_simulate(m);
   register_forecast(m);
+  register_coaching(m);
   register_serialization(m); // after every class it adds pickling and save() to
 }

@@ -3,6 +3,7 @@
 /// Umbrella header: the whole public core. Optional extras (serialization, printing) are separate.
 
 #include "smartfunnel/absorbing_chain.hpp"
+#include "smartfunnel/activity_log.hpp"
 #include "smartfunnel/error.hpp"
 #include "smartfunnel/event_log.hpp"
 #include "smartfunnel/fit_options.hpp"

@@ -38,6 +38,7 @@ from ._core import (
     WrongArchiveTypeError,
 )
 from .backtesting import Backtest, backtest
+from .coaching import ActivityLog, Coaching, coaching
 from .event_log import EventLog
 from .flow import pipeline_flow
 from .forecasting import Forecast, forecast
@@ -47,9 +48,11 @@ from .persistence import load
 __version__: str = _core.__version__
 
 __all__ = [
+    "ActivityLog",
     "ArchiveError",
     "Backtest",
     "CancelledError",
+    "Coaching",
     "CorruptArchiveError",
     "DataError",
     "EventLog",
@@ -67,6 +70,7 @@ __all__ = [
     "WrongArchiveTypeError",
     "__version__",
     "backtest",
+    "coaching",
     "datasets",
     "fit",
     "forecast",

@@ -30,6 +30,7 @@ class UnknownStageError(DataError): ...
 class WrongArchiveTypeError(ArchiveError): ...
 
 __all__: list[str] = [
+    "ActivityLog",
     "ArchiveError",
     "CancelledError",
     "CorruptArchiveError",
@@ -395,6 +396,44 @@ class FunnelModel:
     def n_stays(self) -> int: ...
     @property
     def options(self) -> FitOptions: ...
+
+class ActivityLog:
+    """
+    Activities of an event log's opportunities (see smartfunnel.ActivityLog).
+    """
+    @staticmethod
+    def from_columns(
+        log: EventLog,
+        opportunity: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+        opportunity_names: collections.abc.Sequence[str] | None,
+        time: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+        kind: typing.Annotated[numpy.typing.ArrayLike, numpy.int32],
+        kind_names: collections.abc.Sequence[str],
+        owner: typing.Annotated[numpy.typing.ArrayLike, numpy.int32] | None = None,
+        owner_names: collections.abc.Sequence[str] | None = None,
+        buyer: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8] | None = None,
+        validation: str = "strict",
+    ) -> ActivityLog: ...
+    @property
+    def buyer(self) -> numpy.typing.NDArray[numpy.uint8]: ...
+    @property
+    def kind_names(self) -> list[str]: ...
+    @property
+    def kinds(self) -> numpy.typing.NDArray[numpy.uint32]: ...
+    @property
+    def offsets(self) -> numpy.typing.NDArray[numpy.uint64]: ...
+    @property
+    def owner_names(self) -> list[str]: ...
+    @property
+    def owners(self) -> numpy.typing.NDArray[numpy.int32]: ...
+    @property
+    def rejected(self) -> list: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def stages(self) -> numpy.typing.NDArray[numpy.int32]: ...
+    @property
+    def times(self) -> numpy.typing.NDArray[numpy.int64]: ...
 
 def archive_info(path: os.PathLike | str | bytes) -> dict:
     """

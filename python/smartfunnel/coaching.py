@@ -1,0 +1,423 @@
+"""Coaching: manage the actions, not the results.
+
+ActivityLog (the actions taken on each deal, attributed to the stage it was in), and
+``coaching(model, log, activities)`` with the rep scorecard and the coaching focus: the stage where
+raising a rep's conversion to the team's level adds the most expected revenue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+from collections.abc import Mapping
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from . import _convert, _core
+from .event_log import EventLog
+from .model import FunnelModel, fit
+
+
+class ActivityLog:
+    """The actions taken on a log's opportunities (calls, emails, meetings, demos, ...).
+
+    Each activity is attributed to the stage its deal was in at that moment. Build one with
+    :meth:`from_frame`; an opportunity that is not in the event log is an error naming the row
+    (strict) or a rejected row with its reason (lenient), never silently dropped.
+    """
+
+    def __init__(self, core: _core.ActivityLog, log: EventLog, rejected: pd.DataFrame):
+        self._a = core
+        self._log = log
+        self._rejected = rejected
+
+    @classmethod
+    def from_frame(
+        cls,
+        log: EventLog,
+        frame: pd.DataFrame,
+        opportunity: str = "opportunity_id",
+        time: str = "time",
+        kind: str = "kind",
+        owner: str | None = None,
+        buyer: str | None = None,
+        validation: str = "strict",
+    ) -> ActivityLog:
+        """Build the activity log of `log` from a frame with one row per activity.
+
+        Parameters
+        ----------
+        log : EventLog
+        frame : pandas.DataFrame
+        opportunity, time, kind : str
+            Column names; kinds are user-defined labels.
+        owner : str, optional
+            Who did it.
+        buyer : str, optional
+            A boolean column: True where the buyer acted (replied, booked a meeting, signed).
+        validation : {"strict", "lenient"}
+        """
+        needed = [c for c in (opportunity, time, kind, owner, buyer) if c is not None]
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise _convert.data_error(
+                f"column {missing[0]!r} is not in the frame (columns: {list(map(str, frame.columns))})",
+                None,
+                missing[0],
+            )
+        ids = frame[opportunity]
+        if log.core.string_ids:
+            codes, names = _convert.codes_and_names(ids.astype("string"), opportunity)
+            opp, opp_names = codes.astype(np.int64), names
+        else:
+            if not pd.api.types.is_integer_dtype(ids.dtype):
+                raise _convert.data_error(
+                    f"column {opportunity!r} must hold integer ids like the event log, got {ids.dtype}",
+                    None,
+                    opportunity,
+                )
+            opp, opp_names = ids.to_numpy(dtype=np.int64), None
+        kinds, kind_names = _convert.codes_and_names(frame[kind], kind)
+        kwargs: dict[str, Any] = {}
+        if owner is not None:
+            kwargs["owner"], kwargs["owner_names"] = _convert.codes_and_names(frame[owner], owner)
+        if buyer is not None:
+            b = frame[buyer]
+            if b.isna().any() or not (
+                pd.api.types.is_bool_dtype(b.dtype) or set(pd.unique(b)) <= {0, 1}
+            ):
+                row = int(
+                    np.flatnonzero(b.isna().to_numpy() | ~b.isin([0, 1, True, False]).to_numpy())[0]
+                )
+                raise _convert.data_error(
+                    f"row {row}: {buyer} must be True/False, got {b.iloc[row]!r}", row, buyer
+                )
+            kwargs["buyer"] = b.to_numpy().astype(np.uint8)
+        try:
+            core = _core.ActivityLog.from_columns(
+                log.core,
+                opp,
+                opp_names,
+                _convert.to_seconds(frame[time], time),
+                kinds,
+                kind_names,
+                validation=validation,
+                **kwargs,
+            )
+        except _core.DataError as err:
+            col = {"opportunity": opportunity, "time": time, "kind": kind, "owner": owner}.get(
+                str(err.column)
+            )
+            if col:
+                err.column = col
+            raise
+        rows = [r for r, _, _ in core.rejected]
+        rejected = frame.iloc[rows].copy()
+        rejected.insert(0, "row", rows)
+        rejected["rejected_column"] = [c for _, c, _ in core.rejected]
+        rejected["reason"] = [why for _, _, why in core.rejected]
+        return cls(core, log, rejected)
+
+    @property
+    def core(self) -> _core.ActivityLog:
+        return self._a
+
+    @property
+    def rejected(self) -> pd.DataFrame:
+        """Rows rejected in lenient mode, with `row`, `rejected_column` and `reason`."""
+        return self._rejected
+
+    def __len__(self) -> int:
+        return int(self._a.size)
+
+    def to_frame(self) -> pd.DataFrame:
+        """opportunity_id, time, kind, owner, buyer and the stage the deal was in."""
+        offsets = np.asarray(self._a.offsets)
+        opp = np.repeat(self._log.opportunity_ids(), np.diff(offsets).astype(np.int64))
+        names = np.asarray([*self._log.funnel.names, "(before first stage)"], dtype=object)
+        stage = np.asarray(self._a.stages)
+        owners = np.asarray([*self._a.owner_names, None], dtype=object)
+        owner_codes = np.asarray(self._a.owners)
+        return pd.DataFrame(
+            {
+                "opportunity_id": opp,
+                "time": pd.to_datetime(np.asarray(self._a.times), unit="s", utc=True),
+                "kind": np.asarray(self._a.kind_names, dtype=object)[
+                    np.asarray(self._a.kinds, dtype=np.int64)
+                ],
+                "owner": owners[np.where(owner_codes < 0, len(owners) - 1, owner_codes)],
+                "buyer": np.asarray(self._a.buyer).astype(bool),
+                "stage": names[np.where(stage < 0, len(names) - 1, stage)],
+            }
+        )
+
+    def __repr__(self) -> str:
+        return f"ActivityLog({len(self):,} activities, kinds {list(self._a.kind_names)[:8]})"
+
+
+def coaching(
+    model: FunnelModel,
+    log: EventLog,
+    activities: ActivityLog | None = None,
+    as_of: Any = None,
+    *,
+    lookback_days: float = 28.0,
+    arrivals_lookback_days: float = 180.0,
+) -> Coaching:
+    """Coaching metrics as of a date (default: the model's as_of), per rep against the team.
+
+    The rates come from a fit grouped by owner (the model is refitted with ``groups=["owner"]``,
+    same options otherwise, when it was not grouped that way), so each rep's rows are shrunk toward
+    the team's by empirical Bayes and carry intervals and the insufficient-history flag. A stay
+    belongs to the owner at the end of the stay.
+    """
+    opts = model.options
+    when = model.as_of if as_of is None else pd.Timestamp(as_of)
+    groups = list(opts.groups) if not isinstance(opts.groups, str) else [opts.groups]
+    if groups != ["owner"] or as_of is not None:
+        model = fit(log, dataclasses.replace(opts, groups=["owner"], as_of=when))
+    return Coaching(model, log, activities, lookback_days, arrivals_lookback_days)
+
+
+def _coverage(weighted: float, target: Mapping[str, float] | None, rep: str | None) -> float:
+    """Weighted pipeline / remaining target, NaN without a target for the rep."""
+    remaining = target.get(rep) if target is not None and rep is not None else None
+    return weighted / remaining if remaining else float("nan")
+
+
+def _win_probability(p: np.ndarray) -> np.ndarray:
+    n = p.shape[0]
+    return np.asarray(np.linalg.solve(np.eye(n) - p[:, :n], p[:, n]))
+
+
+class Coaching:
+    """Per-rep coaching metrics from a fit grouped by owner. Built by :func:`coaching`."""
+
+    def __init__(
+        self,
+        model: FunnelModel,
+        log: EventLog,
+        activities: ActivityLog | None,
+        lookback_days: float,
+        arrivals_lookback_days: float,
+    ):
+        self.model = model
+        self._log = log
+        self._acts = activities
+        self.lookback_days = lookback_days
+        self.arrivals_lookback_days = arrivals_lookback_days
+        self.as_of = model.as_of
+        self.reps = [k[0] for k in model.groups if len(k) == 1]
+        t = int(self.as_of.value // 10**9)
+        state = log.core.state_at(t)
+        stage = np.asarray(state["stage"])
+        n_open = len(log.funnel.stages)
+        is_open = (stage >= 0) & (stage < n_open)
+        owners = np.asarray([*log.core.owner_names, "(missing)"], dtype=object)
+        codes = np.asarray(state["owner"])
+        entry = np.asarray(state["entry"])
+        tick = model.core.options.tick_seconds
+        self._open = pd.DataFrame(
+            {
+                "opportunity": np.flatnonzero(is_open),
+                "owner": owners[np.where(codes < 0, len(owners) - 1, codes)][is_open],
+                "stage": stage[is_open],
+                "age_days": ((t - entry[is_open]) // tick) * tick / 86400.0,
+                "amount": np.nan_to_num(np.asarray(state["amount"])[is_open]),
+            }
+        )
+
+    def _rows(self, group: tuple[str, ...] | None) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+        tm = self.model.transition_matrix(group)
+        return tm.to_numpy(), self.model.stage_summary(group), self.model.time_in_stage(group)
+
+    def _forward(self) -> list[str]:
+        stages = list(self.model.funnel.stages)
+        return [*stages[1:], "Won"]
+
+    def scorecard(self) -> pd.DataFrame:
+        """Per rep and stage, side by side with the team: P(win) from the stage with its
+        interval, the advance rate (to the next stage, or Won from the last) with its interval,
+        the loss rate, the median days in the stage, the exits behind it, and flags
+        (``insufficient_history``; ``below_team`` when the rep's advance interval lies wholly
+        below the team's rate)."""
+        stages = list(self.model.funnel.stages)
+        forward = self._forward()
+        summary = self.model.summary
+        team_tm, team_sum, team_tis = self._rows(None)
+        out = []
+        for rep in self.reps:
+            tm, ss, tis = self._rows((rep,))
+            s = summary.xs(rep, level="group")
+            for i, stage in enumerate(stages):
+                fwd = forward[i]
+                dest = f"{fwd}" if fwd != "Won" else self.model.funnel.won[0]
+                row = cast(pd.Series, s.loc[(stage, dest)])
+                team_adv = float(
+                    team_tm[i, stages.index(fwd)] if fwd != "Won" else team_tm[i, len(stages)]
+                )
+                adv = float(tm[i, stages.index(fwd)] if fwd != "Won" else tm[i, len(stages)])
+                out.append(
+                    {
+                        "owner": rep,
+                        "stage": stage,
+                        "p_win": ss.loc[stage, "p_win"],
+                        "p_win_low": ss.loc[stage, "p_win_low"],
+                        "p_win_high": ss.loc[stage, "p_win_high"],
+                        "team_p_win": team_sum.loc[stage, "p_win"],
+                        "advance": adv,
+                        "advance_low": row["low"],
+                        "advance_high": row["high"],
+                        "team_advance": team_adv,
+                        "lost": float(tm[i, len(stages) + 1]),
+                        "team_lost": float(team_tm[i, len(stages) + 1]),
+                        "median_days": tis.loc[stage, "median_days"],
+                        "team_median_days": team_tis.loc[stage, "median_days"],
+                        "exits": int(np.asarray(ss.loc[stage, "exits"]).item()),
+                        "insufficient_history": bool(
+                            np.asarray(ss.loc[stage, "insufficient_history"]).item()
+                        ),
+                        "below_team": bool(float(row["high"]) < team_adv),
+                    }
+                )
+        return pd.DataFrame(out).set_index(["owner", "stage"])
+
+    def summary(self, target: Mapping[str, float] | None = None) -> pd.DataFrame:
+        """Per rep and the team: win rate (P(win) from the first stage), expected days to win,
+        average won amount, open deals, their weighted pipeline (amount x P(win) given stage and
+        age), activities per open deal per week over the last `lookback_days`, and pipeline
+        coverage (weighted pipeline / remaining target) when `target` maps reps to their
+        remaining targets."""
+        rows = []
+        first = self.model.funnel.stages[0]
+        for rep in [*self.reps, None]:
+            group = None if rep is None else (rep,)
+            ss = self.model.stage_summary(group)
+            deals = self._open if rep is None else self._open[self._open["owner"] == rep]
+            p = (
+                self.model.p_win(
+                    deals["stage"].to_numpy(), deals["age_days"].to_numpy(), group=group
+                )
+                if len(deals)
+                else np.zeros(0)
+            )
+            weighted = float(np.sum(deals["amount"].to_numpy() * np.nan_to_num(p)))
+            rows.append(
+                {
+                    "owner": "team" if rep is None else rep,
+                    "win_rate": ss.loc[first, "p_win"],
+                    "days_to_win": ss.loc[first, "days_to_win"],
+                    "avg_won_amount": self._avg_won_amount(rep),
+                    "open_deals": len(deals),
+                    "weighted_pipeline": weighted,
+                    "activities_per_open_deal_week": self._activity_rate(deals),
+                    "coverage": _coverage(weighted, target, rep),
+                }
+            )
+        return pd.DataFrame(rows).set_index("owner")
+
+    def _avg_won_amount(self, rep: str | None) -> float:
+        t = int(self.as_of.value // 10**9)
+        state = self._log.core.state_at(t)
+        stage = np.asarray(state["stage"])
+        n_open = len(self._log.funnel.stages)
+        won = (stage >= n_open) & (stage < n_open + len(self._log.funnel.won))
+        if rep is not None:
+            owners = np.asarray([*self._log.core.owner_names, "(missing)"], dtype=object)
+            codes = np.asarray(state["owner"])
+            won &= owners[np.where(codes < 0, len(owners) - 1, codes)] == rep
+        amounts = np.asarray(state["amount"])[won]
+        return float(np.nanmean(amounts)) if len(amounts) else np.nan
+
+    def _activity_rate(self, deals: pd.DataFrame) -> float:
+        if self._acts is None or len(deals) == 0:
+            return np.nan
+        a = self._acts.core
+        offsets = np.asarray(a.offsets)
+        times = np.asarray(a.times)
+        t = int(self.as_of.value // 10**9)
+        since = t - int(self.lookback_days * 86400)
+        count = 0
+        for o in deals["opportunity"].to_numpy():
+            ts = times[offsets[o] : offsets[o + 1]]
+            count += int(np.count_nonzero((ts > since) & (ts <= t)))
+        return count / len(deals) / (self.lookback_days / 7.0)
+
+    def focus(self, horizon_days: float = 90.0) -> pd.DataFrame:
+        """For each rep, each stage ranked by the expected revenue gained if the rep's row for
+        that stage were the team's (the absorbing chain recomputed with that one row replaced),
+        applied to the rep's open pipeline and to the deals the rep creates in `horizon_days` at
+        the rep's recent creation rate. Columns: rank, expected_gain, pipeline_gain,
+        arrivals_gain, current_rate (the rep's advance rate), team_rate."""
+        stages = list(self.model.funnel.stages)
+        n = len(stages)
+        forward = self._forward()
+        team_tm = self.model.transition_matrix(None).to_numpy()
+        created = self._created_per_rep()
+        rows = []
+        for rep in self.reps:
+            tm = self.model.transition_matrix((rep,)).to_numpy()
+            base = _win_probability(tm)
+            deals = self._open[self._open["owner"] == rep]
+            rate, mean_amount = created.get(rep, (0.0, 0.0))
+            new_deals = rate * horizon_days
+            for i, stage in enumerate(stages):
+                changed = tm.copy()
+                changed[i] = team_tm[i]
+                better = _win_probability(changed)
+                pipeline_gain = float(
+                    np.sum(deals["amount"].to_numpy() * (better - base)[deals["stage"].to_numpy()])
+                )
+                arrivals_gain = float(new_deals * mean_amount * (better[0] - base[0]))
+                fwd = forward[i]
+                j = stages.index(fwd) if fwd != "Won" else n
+                rows.append(
+                    {
+                        "owner": rep,
+                        "stage": stage,
+                        "expected_gain": pipeline_gain + arrivals_gain,
+                        "pipeline_gain": pipeline_gain,
+                        "arrivals_gain": arrivals_gain,
+                        "current_rate": float(tm[i, j]),
+                        "team_rate": float(team_tm[i, j]),
+                    }
+                )
+        out = pd.DataFrame(rows)
+        out = out.sort_values(["owner", "expected_gain"], ascending=[True, False])
+        out.insert(2, "rank", out.groupby("owner").cumcount() + 1)
+        return out.set_index(["owner", "stage"])
+
+    def _created_per_rep(self) -> dict[str, tuple[float, float]]:
+        """Deals created per day in the arrivals lookback, and their mean amount, per rep."""
+        t = int(self.as_of.value // 10**9)
+        since = t - int(self.arrivals_lookback_days * 86400)
+        created = np.asarray(self._log.core.created)
+        recent = np.flatnonzero((created > since) & (created <= t))
+        out: dict[str, tuple[float, float]] = {}
+        if len(recent) == 0:
+            return out
+        first = self._log.core.state_at(t)
+        owners = np.asarray([*self._log.core.owner_names, "(missing)"], dtype=object)
+        codes = np.asarray(first["owner"])[recent]
+        amounts = np.nan_to_num(np.asarray(first["amount"])[recent])
+        names = owners[np.where(codes < 0, len(owners) - 1, codes)]
+        for rep in set(names):
+            sel = names == rep
+            out[str(rep)] = (
+                float(sel.sum()) / self.arrivals_lookback_days,
+                float(amounts[sel].mean()),
+            )
+        return out
+
+    def __repr__(self) -> str:
+        f = self.focus()
+        top = f[f["rank"] == 1].reset_index()
+        lines = [f"Coaching(as of {self.as_of:%Y-%m-%d}, {len(self.reps)} reps); focus:"]
+        for _, r in top.iterrows():
+            lines.append(f"  {r['owner']}: {r['stage']} (+{r['expected_gain']:,.0f} expected)")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return f"<div><strong>Coaching</strong><pre>{html.escape(repr(self))}</pre></div>"

@@ -1,0 +1,143 @@
+"""Coaching: activity log, rep scorecard against the team, coaching focus."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import smartfunnel as sf
+from smartfunnel.datasets import SAMPLE_TRANSITION
+
+F = sf.Funnel(["A", "B"], won="Won", lost="Lost")
+DAY0 = pd.Timestamp("2025-01-01", tz="UTC")
+
+
+def d(x):
+    return DAY0 + pd.Timedelta(days=x)
+
+
+@pytest.fixture(scope="module")
+def small():
+    events = pd.DataFrame(
+        {
+            "opportunity_id": ["x", "x", "x", "y"],
+            "stage": ["A", "B", "Won", "A"],
+            "time": [d(0), d(5), d(9), d(2)],
+            "amount": [100.0, 100.0, 100.0, 50.0],
+            "owner": ["ann", "ann", "ann", "bob"],
+        }
+    )
+    return sf.EventLog.from_frame(F, events, amount="amount", owner="owner")
+
+
+def test_activities_are_attributed_to_the_stage_at_that_moment(small):
+    acts = pd.DataFrame(
+        {
+            "opportunity_id": ["x", "x", "y", "x", "y"],
+            "time": [d(1), d(6), d(1), d(-1), d(3)],
+            "type": ["call", "demo", "email", "email", "call"],
+            "buyer": [False, True, False, False, True],
+        }
+    )
+    log = sf.ActivityLog.from_frame(small, acts, kind="type", buyer="buyer")
+    out = log.to_frame()
+    # Sorted by opportunity (log order: x, y) and time; x at day -1 is before its first event.
+    assert list(out["opportunity_id"]) == ["x", "x", "x", "y", "y"]
+    assert list(out["stage"]) == ["(before first stage)", "A", "B", "(before first stage)", "A"]
+    assert list(out["kind"]) == ["email", "call", "demo", "email", "call"]
+    assert list(out["buyer"]) == [False, False, True, False, True]
+
+
+def test_unknown_opportunities_are_reported_not_dropped(small):
+    acts = pd.DataFrame(
+        {"opportunity_id": ["x", "zz"], "time": [d(1), d(2)], "kind": ["call", "call"]}
+    )
+    with pytest.raises(
+        sf.DataError, match="row 1: opportunity 'zz' is not in the event log"
+    ) as info:
+        sf.ActivityLog.from_frame(small, acts)
+    assert info.value.row == 1
+    lenient = sf.ActivityLog.from_frame(small, acts, validation="lenient")
+    assert len(lenient) == 1
+    assert list(lenient.rejected["row"]) == [1]
+    with pytest.raises(sf.DataError, match="row 1: b must be True/False"):
+        sf.ActivityLog.from_frame(small, acts.assign(b=[True, None]), buyer="b")
+
+
+def test_activity_rate_and_coverage_by_hand(small):
+    # As of day 10: y is open (owner bob, amount 50, in A since day 2); x was won.
+    acts = pd.DataFrame(
+        {
+            "opportunity_id": ["y", "y", "y", "x"],
+            "time": [d(3), d(4), d(-30), d(6)],
+            "kind": ["call"] * 4,
+        }
+    )
+    model = sf.fit(small, as_of=d(10), draws=0)
+    coach = sf.coaching(model, small, sf.ActivityLog.from_frame(small, acts), lookback_days=14)
+    s = coach.summary(target={"bob": 100.0})
+    # bob: 2 activities in the last 14 days on his 1 open deal: 2 / 1 / 2 weeks = 1 per week.
+    assert s.loc["bob", "activities_per_open_deal_week"] == pytest.approx(1.0)
+    assert s.loc["bob", "open_deals"] == 1
+    p = coach.model.p_win(["A"], [8], group="bob")[0]
+    assert s.loc["bob", "weighted_pipeline"] == pytest.approx(50 * p)
+    assert s.loc["bob", "coverage"] == pytest.approx(50 * p / 100.0)
+    assert s.loc["ann", "avg_won_amount"] == pytest.approx(100.0)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    weak = SAMPLE_TRANSITION.copy()
+    weak[2] = [0.0, 0.05, 0.0, 0.25, 0.05, 0.65]  # Dev advances from Proposal 25%, the team 60%
+    owners = ["Ana", "Ben", "Chloé", "Dev", "Eli"]
+    T = SAMPLE_TRANSITION
+    sim = sf.datasets.simulate(
+        n_opportunities=4000,
+        owners=owners,
+        owner_transition=[T, T, T, weak, T],
+        reassign_probability=0.0,
+        seed=8,
+    )
+    return sim, sf.coaching(sf.fit(sim.log, draws=200), sim.log)
+
+
+def test_scorecard_shows_the_weak_stage_with_an_interval_excluding_the_team(planted):
+    _, coach = planted
+    sc = coach.scorecard()
+    dev = sc.loc[("Dev", "Proposal")]
+    assert dev["advance_high"] < dev["team_advance"]
+    assert dev["below_team"]
+    assert dev["p_win_high"] < dev["team_p_win"]
+    # No other (rep, stage) cell is flagged on this process.
+    assert list(sc.index[sc["below_team"]]) == [("Dev", "Proposal")]
+
+
+def test_focus_ranks_the_weak_stage_first_with_the_chain_gain(planted):
+    _, coach = planted
+    focus = coach.focus(horizon_days=90)
+    top = focus[focus["rank"] == 1].reset_index().set_index("owner")
+    assert top.loc["Dev", "stage"] == "Proposal"
+    assert (
+        top.loc["Dev", "expected_gain"]
+        > 10 * focus.drop(index="Dev", level="owner")["expected_gain"].max()
+    )
+    # The gain on the pipeline, by an independent computation: power iteration of the chain.
+    stages = list(coach.model.funnel.stages)
+    tm = coach.model.transition_matrix(("Dev",)).to_numpy()
+    team = coach.model.transition_matrix(None).to_numpy()
+
+    def win(p):
+        n = len(stages)
+        dist = np.eye(n, n + 2)
+        won = np.zeros(n)
+        for _ in range(5000):
+            won += dist[:, n]
+            dist = dist[:, :n] @ p
+        return won + dist[:, n]
+
+    changed = tm.copy()
+    changed[2] = team[2]
+    deals = coach._open[coach._open["owner"] == "Dev"]
+    gain = float(np.sum(deals["amount"] * (win(changed) - win(tm))[deals["stage"]]))
+    assert focus.loc[("Dev", "Proposal"), "pipeline_gain"] == pytest.approx(gain, rel=1e-9)
