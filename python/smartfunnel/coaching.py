@@ -411,6 +411,145 @@ class Coaching:
             )
         return out
 
+    def inspect(
+        self,
+        stalled_quantile: float = 0.9,
+        no_activity_days: float = 14.0,
+        no_buyer_days: float = 21.0,
+        pushes: int = 2,
+        momentum_days: float = 14.0,
+    ) -> pd.DataFrame:
+        """Per open deal at as_of: flags with their reasons, and a momentum score.
+
+        Flags (each reason says which threshold, learned from what):
+
+        - ``stalled``: longer in its stage than the stage's `stalled_quantile` time in stage
+          (Kaplan-Meier, the team's, over all stays of the stage);
+        - ``no_activity`` / ``no_buyer_action``: no activity (any / by the buyer) in that many days
+          (needs activities);
+        - ``close_pushed``: its expected close date moved later at least `pushes` times;
+        - ``regressed``: its last stage move went backwards;
+        - ``amount_cut``: its amount is below the highest it has had.
+
+        ``momentum`` compares the deal's activities in the last `momentum_days` with the rate of
+        the deals that were won, while they were in the same stage: 1 is the won deals' pace,
+        below 1 slower (NaN without activities).
+        """
+        t = int(self.as_of.value // 10**9)
+        stages = list(self._log.funnel.stages)
+        threshold_days = {
+            s: self.model.core.quantile(0, i, stalled_quantile) for i, s in enumerate(stages)
+        }
+        tick_days = self.model.core.options.tick_seconds / 86400.0
+        n_stays = self.model.stage_summary()["n"]
+        core = self._log.core
+        ev_off = np.asarray(core.offsets)
+        ev_t = np.asarray(core.times)
+        ev_s = np.asarray(core.stages)
+        c_off, c_t, c_v = (np.asarray(x) for x in core.close_date_history)
+        a_off, a_t, a_v = (np.asarray(x) for x in core.amount_history)
+        ids = self._log.opportunity_ids()
+        won_rate = self._won_pace(momentum_days)
+        rows = []
+        open_deals = self._open
+        for o, owner, stage_code, age_days, amount in zip(
+            open_deals["opportunity"].to_numpy(dtype=np.int64).tolist(),
+            open_deals["owner"].to_numpy().tolist(),
+            open_deals["stage"].to_numpy(dtype=np.int64).tolist(),
+            open_deals["age_days"].to_numpy(dtype=np.float64).tolist(),
+            open_deals["amount"].to_numpy(dtype=np.float64).tolist(),
+        ):
+            stage = stages[stage_code]
+            reasons: list[str] = []
+            flags = dict.fromkeys(
+                [
+                    "stalled",
+                    "no_activity",
+                    "no_buyer_action",
+                    "close_pushed",
+                    "regressed",
+                    "amount_cut",
+                ],
+                False,
+            )
+            limit = threshold_days[stage] * tick_days
+            if np.isfinite(limit) and age_days > limit:
+                flags["stalled"] = True
+                reasons.append(
+                    f"{age_days:.0f} days in {stage}, beyond its p{stalled_quantile * 100:.0f} of "
+                    f"{limit:.0f} days (Kaplan-Meier over {int(n_stays[stage])} stays)"
+                )
+            if len(c_off):
+                times = c_t[c_off[o] : c_off[o + 1]]
+                values = c_v[c_off[o] : c_off[o + 1]][times <= t]
+                n_push = int(np.count_nonzero(np.diff(values) > 0))
+                if n_push >= pushes:
+                    flags["close_pushed"] = True
+                    reasons.append(f"close date pushed {n_push} times (threshold {pushes})")
+            visible = ev_s[ev_off[o] : ev_off[o + 1]][ev_t[ev_off[o] : ev_off[o + 1]] <= t]
+            runs = visible[np.r_[True, visible[1:] != visible[:-1]]] if len(visible) else visible
+            if len(runs) >= 2 and runs[-1] < runs[-2] and runs[-2] < len(stages):
+                flags["regressed"] = True
+                reasons.append(f"moved back from {stages[int(runs[-2])]} to {stage}")
+            if len(a_off):
+                amounts = a_v[a_off[o] : a_off[o + 1]][a_t[a_off[o] : a_off[o + 1]] <= t]
+                if len(amounts) and amounts[-1] < amounts.max():
+                    flags["amount_cut"] = True
+                    reasons.append(f"amount cut from {amounts.max():,.0f} to {amounts[-1]:,.0f}")
+            momentum = np.nan
+            if self._acts is not None:
+                a = self._acts.core
+                off = np.asarray(a.offsets)
+                at = np.asarray(a.times)[off[o] : off[o + 1]]
+                buyer = np.asarray(a.buyer)[off[o] : off[o + 1]].astype(bool)
+                past = at <= t
+                last_any = at[past].max() if past.any() else None
+                last_buyer = at[past & buyer].max() if (past & buyer).any() else None
+                if last_any is None or (t - last_any) / 86400 > no_activity_days:
+                    flags["no_activity"] = True
+                    reasons.append(f"no activity in {no_activity_days:.0f} days")
+                if last_buyer is None or (t - last_buyer) / 86400 > no_buyer_days:
+                    flags["no_buyer_action"] = True
+                    reasons.append(f"no buyer action in {no_buyer_days:.0f} days")
+                recent = np.count_nonzero(past & (at > t - momentum_days * 86400))
+                pace = won_rate.get(stage, np.nan)
+                if np.isfinite(pace) and pace > 0:
+                    momentum = recent / (pace * momentum_days)
+            rows.append(
+                {
+                    "opportunity_id": ids[o],
+                    "owner": owner,
+                    "stage": stage,
+                    "age_days": age_days,
+                    "amount": amount,
+                    **flags,
+                    "momentum": momentum,
+                    "reasons": "; ".join(reasons),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def _won_pace(self, days: float) -> dict[str, float]:
+        """Activities per day of the deals that were won, while they were in each stage."""
+        if self._acts is None:
+            return {}
+        frame = self._acts.to_frame()
+        frame = frame[frame["time"] <= self.as_of]
+        events = self._log.to_frame()
+        events = events[events["time"] <= self.as_of]
+        won_names = set(self._log.funnel.won)
+        won_ids = set(events.loc[events["stage"].isin(won_names), "opportunity_id"])
+        pace: dict[str, float] = {}
+        ev = events[events["opportunity_id"].isin(won_ids)].sort_values(["opportunity_id", "time"])
+        nxt = ev.groupby("opportunity_id")["time"].shift(-1)
+        stay_days = ((nxt - ev["time"]).dt.total_seconds() / 86400).fillna(0.0)
+        days_in = stay_days.groupby(ev["stage"].astype(str)).sum()
+        acts = frame[frame["opportunity_id"].isin(won_ids)].groupby("stage").size()
+        for stage in self._log.funnel.stages:
+            total_days = float(days_in.get(stage, 0.0))
+            pace[stage] = float(acts.get(stage, 0)) / total_days if total_days > 0 else np.nan
+        return pace
+
     def __repr__(self) -> str:
         f = self.focus()
         top = f[f["rank"] == 1].reset_index()

@@ -141,3 +141,57 @@ def test_focus_ranks_the_weak_stage_first_with_the_chain_gain(planted):
     deals = coach._open[coach._open["owner"] == "Dev"]
     gain = float(np.sum(deals["amount"] * (win(changed) - win(tm))[deals["stage"]]))
     assert focus.loc[("Dev", "Proposal"), "pipeline_gain"] == pytest.approx(gain, rel=1e-9)
+
+
+def test_inspection_flags_one_hand_made_deal_each():
+    """Each deal trips exactly one flag; thresholds equal independently computed quantiles."""
+    f = sf.Funnel(["A", "B"], won="Won", lost="Lost")
+    rows = []
+    # History to learn from: ten deals, each 1..10 days in A then Won.
+    for i in range(10):
+        rows += [(f"h{i}", "A", d(0), 10.0, d(60)), (f"h{i}", "Won", d(i + 1), 10.0, d(60))]
+    rows += [
+        ("stalled", "A", d(80), 10.0, d(200)),  # 20 days in A at day 100 > 9
+        ("pushed", "A", d(98), 10.0, d(110)),
+        ("pushed", "A", d(98.5), 10.0, d(130)),
+        ("pushed", "A", d(99), 10.0, d(150)),  # close date pushed twice
+        ("regressed", "A", d(95), 10.0, d(200)),
+        ("regressed", "B", d(96), 10.0, d(200)),
+        ("regressed", "A", d(97), 10.0, d(200)),  # B -> A
+        ("cut", "A", d(96), 50.0, d(200)),
+        ("cut", "A", d(97), 20.0, d(200)),  # amount 50 -> 20
+        ("quiet", "A", d(99), 10.0, d(200)),  # no activity at all
+    ]
+    events = pd.DataFrame(rows, columns=["opportunity_id", "stage", "time", "amount", "close_date"])
+    events["owner"] = "ann"
+    log = sf.EventLog.from_frame(f, events, amount="amount", close_date="close_date", owner="owner")
+    busy = ["stalled", "pushed", "regressed", "cut"]
+    acts = pd.DataFrame(
+        {
+            "opportunity_id": busy,
+            "time": [d(99)] * len(busy),
+            "kind": ["call"] * len(busy),
+            "buyer": [True] * len(busy),
+        }
+    )
+    coach = sf.coaching(
+        sf.fit(log, as_of=d(100), draws=0), log, sf.ActivityLog.from_frame(log, acts, buyer="buyer")
+    )
+    out = coach.inspect().set_index("opportunity_id")
+    flags = ["stalled", "no_activity", "no_buyer_action", "close_pushed", "regressed", "amount_cut"]
+    expected = {
+        "stalled": {"stalled"},
+        "pushed": {"close_pushed"},
+        "regressed": {"regressed"},
+        "cut": {"amount_cut"},
+        "quiet": {"no_activity", "no_buyer_action"},
+    }
+    for deal, want in expected.items():
+        got = {flag for flag in flags if out.loc[deal, flag]}
+        assert got == want, (deal, got)
+    # The stalled threshold is the 90% quantile of A's Kaplan-Meier time in stage over its 16
+    # stays: exits at 1 (two), 2, ..., 10 and censorings at 1, 2, 3, 4, 20 (the open deals):
+    # S = 14/16, x12/13, x10/11, x8/9, x6/7, x5/6, x4/5, x3/4, x2/3 (0.1865 at 9), x1/2 (0.093 at 10),
+    # so the first t with S <= 0.1 is 10 days.
+    assert "beyond its p90 of 10 days (Kaplan-Meier over 16 stays)" in out.loc["stalled", "reasons"]
+    assert "pushed 2 times" in out.loc["pushed", "reasons"]
