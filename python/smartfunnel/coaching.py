@@ -550,6 +550,172 @@ class Coaching:
             pace[stage] = float(acts.get(stage, 0)) / total_days if total_days > 0 else np.nan
         return pace
 
+    def _stays(self) -> pd.DataFrame:
+        """Every stay in an open stage visible at as_of: opportunity, owner at its end, stage,
+        entry time, duration in days, destination (None when still open) and whether it
+        advanced (moved to a later open stage or Won)."""
+        t = int(self.as_of.value // 10**9)
+        core = self._log.core
+        off = np.asarray(core.offsets)
+        times = np.asarray(core.times)
+        stages = np.asarray(core.stages)
+        w_off, w_t, w_v = (np.asarray(x) for x in core.owner_history)
+        owner_names = np.asarray([*core.owner_names, "(missing)"], dtype=object)
+        n_open = len(self._log.funnel.stages)
+        won = set(range(n_open, n_open + len(self._log.funnel.won)))
+        rows = []
+        for o in range(len(off) - 1):
+            b, e = int(off[o]), int(off[o + 1])
+            e = b + int(np.searchsorted(times[b:e], t, side="right"))
+            k = b
+            while k < e:
+                s = int(stages[k])
+                j = k + 1
+                while j < e and stages[j] == s:
+                    j += 1
+                if s < n_open:
+                    end = int(times[j]) if j < e else t
+                    dest = int(stages[j]) if j < e else -1
+                    if len(w_off):
+                        lo, hi = int(w_off[o]), int(w_off[o + 1])
+                        i = lo + int(np.searchsorted(w_t[lo:hi], end, side="right")) - 1
+                        owner = owner_names[w_v[i]] if i >= lo else "(missing)"
+                    else:
+                        owner = "(missing)"
+                    rows.append(
+                        (
+                            o,
+                            owner,
+                            s,
+                            int(times[k]),
+                            (end - int(times[k])) / 86400.0,
+                            dest,
+                            dest >= 0 and ((dest < n_open and dest > s) or dest in won),
+                        )
+                    )
+                k = j
+        return pd.DataFrame(
+            rows,
+            columns=["opportunity", "owner", "stage", "entry", "days", "destination", "advanced"],
+        )
+
+    def action_effectiveness(
+        self, landmark_days: Mapping[str, float] | float | None = None
+    ) -> pd.DataFrame:
+        """Which actions go with advancing, per stage and activity kind: an association, not a
+        cause.
+
+        Landmark design: the stays still in the stage `L` days after entering it (default: the
+        stage's median time in stage), exposure = the action happened in [entry, entry + L),
+        outcome = advancing after L (to a later stage or Won), estimated among the stays whose
+        outcome is known, and censoring-aware through the landmark itself (stays that left before
+        L do not count; open stays older than L are at risk until they resolve). Reported: the
+        rates with and without, the Mantel-Haenszel risk ratio stratified by owner (so a strong
+        rep's habits are not mistaken for a tactic) with its log-scale 95% interval
+        (Greenland-Robins variance), its p-value, Benjamini-Hochberg q-values over all cells, and
+        the stays behind each figure.
+        """
+        if self._acts is None:
+            raise ValueError(
+                "action_effectiveness needs activities: coaching(model, log, activities)"
+            )
+        stays = self._stays()
+        acts = self._acts.core
+        a_off = np.asarray(acts.offsets)
+        a_t = np.asarray(acts.times)
+        a_k = np.asarray(acts.kinds)
+        kinds = list(acts.kind_names)
+        stages = list(self._log.funnel.stages)
+        rows = []
+        for si, stage in enumerate(stages):
+            if isinstance(landmark_days, Mapping):
+                landmark = float(landmark_days[stage])
+            elif landmark_days is not None:
+                landmark = float(landmark_days)
+            else:
+                landmark = float(
+                    np.asarray(self.model.time_in_stage().loc[stage, "median_days"]).item()
+                )
+            if not np.isfinite(landmark):
+                continue
+            st = stays[(stays["stage"] == si) & (stays["days"] >= landmark)]
+            # Known outcome after the landmark: resolved stays (open ones carry no outcome yet).
+            st = st[st["destination"] >= 0]
+            if st.empty:
+                continue
+            exposure = np.zeros((len(st), len(kinds)), dtype=bool)
+            for r, (o, entry) in enumerate(
+                zip(st["opportunity"].to_numpy(), st["entry"].to_numpy())
+            ):
+                ts = a_t[a_off[o] : a_off[o + 1]]
+                ks = a_k[a_off[o] : a_off[o + 1]]
+                sel = (ts >= entry) & (ts < entry + landmark * 86400)
+                exposure[r, np.unique(ks[sel])] = True
+            y = st["advanced"].to_numpy(dtype=bool)
+            owners = st["owner"].to_numpy()
+            for ki, kind in enumerate(kinds):
+                x = exposure[:, ki]
+                rows.append(self._risk_ratio(stage, kind, landmark, x, y, owners))
+        out = pd.DataFrame(rows)
+        if out.empty:
+            return out
+        p = out["p_value"].to_numpy()
+        ok = np.isfinite(p)
+        q = np.full(len(p), np.nan)
+        if ok.any():
+            order = np.argsort(p[ok])
+            ranked = p[ok][order] * ok.sum() / (np.arange(ok.sum()) + 1)
+            adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+            qv = np.empty(ok.sum())
+            qv[order] = np.minimum(adjusted, 1.0)
+            q[ok] = qv
+        out["q_value"] = q
+        return out.set_index(["stage", "kind"])
+
+    @staticmethod
+    def _risk_ratio(
+        stage: str, kind: str, landmark: float, x: np.ndarray, y: np.ndarray, owners: np.ndarray
+    ) -> dict[str, Any]:
+        n1, n0 = int(x.sum()), int((~x).sum())
+        rate_with = float(y[x].mean()) if n1 else np.nan
+        rate_without = float(y[~x].mean()) if n0 else np.nan
+        num = den = var_num = 0.0
+        for owner in np.unique(owners):
+            m = owners == owner
+            a, b1 = float((x & y & m).sum()), float((x & m).sum())
+            c, b0 = float((~x & y & m).sum()), float((~x & m).sum())
+            n = b1 + b0
+            if b1 == 0 or b0 == 0:
+                continue
+            num += a * b0 / n
+            den += c * b1 / n
+            var_num += (b1 * b0 * (a + c) - a * c * n) / n**2
+        lift = low = high = p_value = np.nan
+        if num > 0 and den > 0:
+            lift = num / den
+            se = np.sqrt(max(var_num, 0.0) / (num * den))
+            low, high = (
+                float(np.exp(np.log(lift) - 1.96 * se)),
+                float(np.exp(np.log(lift) + 1.96 * se)),
+            )
+            z = abs(np.log(lift)) / se if se > 0 else np.inf
+            from math import erfc, sqrt
+
+            p_value = float(erfc(z / sqrt(2.0)))
+        return {
+            "stage": stage,
+            "kind": kind,
+            "landmark_days": landmark,
+            "rate_with": rate_with,
+            "rate_without": rate_without,
+            "lift": lift,
+            "low": low,
+            "high": high,
+            "p_value": p_value,
+            "n_with": n1,
+            "n_without": n0,
+        }
+
     def __repr__(self) -> str:
         f = self.focus()
         top = f[f["rank"] == 1].reset_index()

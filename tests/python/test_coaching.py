@@ -195,3 +195,50 @@ def test_inspection_flags_one_hand_made_deal_each():
     # so the first t with S <= 0.1 is 10 days.
     assert "beyond its p90 of 10 days (Kaplan-Meier over 16 stays)" in out.loc["stalled", "reasons"]
     assert "pushed 2 times" in out.loc["pushed", "reasons"]
+
+
+def planted_actions(seed: int):
+    """One stage A, 4,000 stays. A demo before day 10 multiplies the chance to advance by 1.6
+    (a real effect); emails have no effect, but the strong rep sends more of them (confounding)."""
+    rng = np.random.default_rng(seed)
+    f = sf.Funnel(["A", "B"], won="Won", lost="Lost")
+    events, acts = [], []
+    for i in range(4000):
+        strong = i % 2 == 0
+        owner = "strong" if strong else "weak"
+        start = d(rng.uniform(0, 300))
+        demo = rng.random() < (0.3 if strong else 0.6)  # reps differ in how often they demo
+        email = rng.random() < (0.8 if strong else 0.2)
+        base = 0.5 if strong else 0.25
+        advance = rng.random() < min(1.0, base * (1.6 if demo else 1.0))
+        days = 10 + rng.exponential(10)
+        events += [
+            (i, "A", start, owner),
+            (i, "B" if advance else "Lost", start + pd.Timedelta(days=days), owner),
+        ]
+        if demo:
+            acts.append((i, start + pd.Timedelta(days=rng.uniform(0, 9.9)), "demo"))
+        if email:
+            acts.append((i, start + pd.Timedelta(days=rng.uniform(0, 9.9)), "email"))
+        acts.append((i, start + pd.Timedelta(days=rng.uniform(0, 9.9)), "call"))
+    ev = pd.DataFrame(events, columns=["opportunity_id", "stage", "time", "owner"])
+    log = sf.EventLog.from_frame(f, ev, owner="owner")
+    activities = sf.ActivityLog.from_frame(
+        log, pd.DataFrame(acts, columns=["opportunity_id", "time", "kind"])
+    )
+    return log, activities
+
+
+def test_action_effectiveness_finds_the_planted_effect_not_the_confounded_one():
+    log, acts = planted_actions(1)
+    coach = sf.coaching(sf.fit(log, draws=0), log, acts)
+    eff = coach.action_effectiveness(landmark_days=10)
+    demo, email = eff.loc[("A", "demo")], eff.loc[("A", "email")]
+    assert demo["low"] > 1.0 and demo["q_value"] < 1e-3
+    assert demo["lift"] == pytest.approx(1.6, abs=0.2)
+    assert email["low"] <= 1.0 <= email["high"]
+    # Without stratifying by owner, emails would look effective (the strong rep sends them).
+    assert email["rate_with"] > 1.3 * email["rate_without"]
+    assert demo["n_with"] + demo["n_without"] == 4000
+    with pytest.raises(ValueError, match="needs activities"):
+        sf.coaching(sf.fit(log, draws=0), log).action_effectiveness()
