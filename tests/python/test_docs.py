@@ -16,6 +16,7 @@ DOC_FILES = [
     "docs/cpp.md",
     "docs/benchmarks.md",
     "docs/guide/forecast.md",
+    "docs/guide/coaching.md",
     "docs/guide/persistence.md",
 ]
 
