@@ -44,6 +44,7 @@ from .flow import pipeline_flow
 from .forecasting import Forecast, forecast
 from .model import FitOptions, FunnelModel, fit, merge
 from .persistence import load
+from .planning import plan
 
 __version__: str = _core.__version__
 
@@ -77,4 +78,5 @@ __all__ = [
     "load",
     "merge",
     "pipeline_flow",
+    "plan",
 ]
