@@ -98,7 +98,6 @@ def plan(
                 tick,
                 history,
                 rep,
-                fc.exact.step,
             )
         )
     return pd.DataFrame(rows).set_index("owner")
