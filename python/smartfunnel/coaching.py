@@ -672,6 +672,61 @@ class Coaching:
         out["q_value"] = q
         return out.set_index(["stage", "kind"])
 
+    def action_sequences(self, stage: str, top: int = 10) -> pd.DataFrame:
+        """The most common sequences of action kinds during stays in `stage`, for deals that
+        went on to be won versus lost (as of as_of; repeated kinds in a row count once).
+
+        Columns: sequence, won (stays of eventually won deals with it), lost, won_share (of the
+        won deals' stays in the stage), lost_share.
+        """
+        if self._acts is None:
+            raise ValueError("action_sequences needs activities: coaching(model, log, activities)")
+        stages = list(self._log.funnel.stages)
+        if stage not in stages:
+            raise KeyError(f"{stage!r} is not an open stage of the funnel ({stages})")
+        si = stages.index(stage)
+        stays = self._stays()
+        stays = stays[stays["stage"] == si]
+        t = int(self.as_of.value // 10**9)
+        state = np.asarray(self._log.core.state_at(t)["stage"])
+        n_open = len(stages)
+        n_won = len(self._log.funnel.won)
+        outcome = np.where(
+            state >= n_open + n_won, "lost", np.where(state >= n_open, "won", "open")
+        )
+        a = self._acts.core
+        off = np.asarray(a.offsets)
+        times = np.asarray(a.times)
+        kinds = np.asarray(a.kind_names, dtype=object)[np.asarray(a.kinds, dtype=np.int64)]
+        counts: dict[str, dict[str, int]] = {"won": {}, "lost": {}}
+        totals = {"won": 0, "lost": 0}
+        for o, entry, days in zip(stays["opportunity"], stays["entry"], stays["days"]):
+            result = outcome[o]
+            if result == "open":
+                continue
+            ts = times[off[o] : off[o + 1]]
+            ks = kinds[off[o] : off[o + 1]][(ts >= entry) & (ts < entry + days * 86400)]
+            seq = [k for i, k in enumerate(ks) if i == 0 or k != ks[i - 1]]
+            key = " > ".join(seq) if seq else "(none)"
+            counts[result][key] = counts[result].get(key, 0) + 1
+            totals[result] += 1
+        keys = set(counts["won"]) | set(counts["lost"])
+        out = pd.DataFrame(
+            {
+                "sequence": sorted(keys),
+                "won": [counts["won"].get(k, 0) for k in sorted(keys)],
+                "lost": [counts["lost"].get(k, 0) for k in sorted(keys)],
+            }
+        )
+        out["won_share"] = out["won"] / max(1, totals["won"])
+        out["lost_share"] = out["lost"] / max(1, totals["lost"])
+        out["stays"] = out["won"] + out["lost"]
+        return (
+            out.sort_values(["stays", "sequence"], ascending=[False, True])
+            .head(top)
+            .reset_index(drop=True)
+        )
+
     @staticmethod
     def _risk_ratio(
         stage: str, kind: str, landmark: float, x: np.ndarray, y: np.ndarray, owners: np.ndarray

@@ -242,3 +242,60 @@ def test_action_effectiveness_finds_the_planted_effect_not_the_confounded_one():
     assert demo["n_with"] + demo["n_without"] == 4000
     with pytest.raises(ValueError, match="needs activities"):
         sf.coaching(sf.fit(log, draws=0), log).action_effectiveness()
+
+
+def test_action_sequences_of_won_and_lost_deals():
+    f = sf.Funnel(["A", "B"], won="Won", lost="Lost")
+    events = pd.DataFrame(
+        [
+            ("w1", "A", d(0)),
+            ("w1", "B", d(10)),
+            ("w1", "Won", d(20)),
+            ("w2", "A", d(0)),
+            ("w2", "B", d(10)),
+            ("w2", "Won", d(20)),
+            ("l1", "A", d(0)),
+            ("l1", "Lost", d(10)),
+            ("o1", "A", d(0)),
+        ],
+        columns=["opportunity_id", "stage", "time"],
+    ).assign(owner="ann")
+    log = sf.EventLog.from_frame(f, events, owner="owner")
+    acts = pd.DataFrame(
+        [
+            ("w1", d(1), "call"),
+            ("w1", d(2), "call"),
+            ("w1", d(3), "demo"),
+            ("w1", d(12), "email"),
+            ("w2", d(1), "call"),
+            ("w2", d(4), "demo"),
+            ("l1", d(1), "email"),
+            ("o1", d(1), "demo"),  # still open: neither won nor lost
+        ],
+        columns=["opportunity_id", "time", "kind"],
+    )
+    coach = sf.coaching(
+        sf.fit(log, as_of=d(30), draws=0), log, sf.ActivityLog.from_frame(log, acts)
+    )
+    seq = coach.action_sequences("A").set_index("sequence")
+    # In A: w1 call, call, demo -> "call > demo"; w2 "call > demo"; l1 "email". (w1's email is in B.)
+    assert seq.loc["call > demo", "won"] == 2 and seq.loc["call > demo", "lost"] == 0
+    assert seq.loc["email", "lost"] == 1 and seq.loc["email", "won"] == 0
+    assert seq.loc["call > demo", "won_share"] == 1.0
+    assert "demo" not in seq.index  # the open deal does not count
+    assert coach.action_sequences("B").set_index("sequence").loc["email", "won"] == 1
+
+
+def test_coaching_as_of_a_past_date_has_no_look_ahead(planted):
+    sim, _ = planted
+    as_of = pd.Timestamp("2024-12-01", tz="UTC")
+    base = sf.coaching(sf.fit(sim.log, draws=0), sim.log, as_of=as_of)
+    ev = sim.events.copy()
+    later = ev["time"] > as_of
+    ev.loc[later, "time"] = ev.loc[later, "time"] + pd.Timedelta(days=5)
+    ev.loc[later, "amount"] = 1.0
+    log = sf.EventLog.from_frame(sim.funnel, ev, amount="amount", owner="owner", created="created")
+    again = sf.coaching(sf.fit(log, draws=0), log, as_of=as_of)
+    pd.testing.assert_frame_equal(base.scorecard(), again.scorecard())
+    pd.testing.assert_frame_equal(base.focus(), again.focus())
+    pd.testing.assert_frame_equal(base.summary(), again.summary())
