@@ -181,6 +181,21 @@ def coaching(
     return Coaching(model, log, activities, lookback_days, arrivals_lookback_days)
 
 
+def _advance_rate(advanced: np.ndarray, resolved: np.ndarray, days: np.ndarray) -> float:
+    """P(advance) among stays, censoring-aware: Aalen-Johansen incidence of advancing over the
+    resolved mass (open stays are censored at their current duration; exits before censorings at
+    tied durations)."""
+    if len(days) == 0 or not resolved.any():
+        return float("nan")
+    surv, inc = 1.0, 0.0
+    for u in np.unique(days[resolved]):
+        at_risk = np.count_nonzero(days >= u)
+        here = (days == u) & resolved
+        inc += surv * np.count_nonzero(here & advanced) / at_risk
+        surv *= 1.0 - np.count_nonzero(here) / at_risk
+    return inc / (1.0 - surv) if surv < 1.0 else float("nan")
+
+
 def _coverage(weighted: float, target: Mapping[str, float] | None, rep: str | None) -> float:
     """Weighted pipeline / remaining target, NaN without a target for the rep."""
     remaining = target.get(rep) if target is not None and rep is not None else None
@@ -607,9 +622,10 @@ class Coaching:
 
         Landmark design: the stays still in the stage `L` days after entering it (default: the
         stage's median time in stage), exposure = the action happened in [entry, entry + L),
-        outcome = advancing after L (to a later stage or Won), estimated among the stays whose
-        outcome is known, and censoring-aware through the landmark itself (stays that left before
-        L do not count; open stays older than L are at risk until they resolve). Reported: the
+        outcome = advancing after L (to a later stage or Won), estimated censoring-aware (Aalen-
+        Johansen over the stays at risk at L; open stays are censored at as_of). Stays that left
+        before L do not count: that is what removes the survivorship bias of a naive comparison
+        (long stays collect more actions). Reported: the
         rates with and without, the Mantel-Haenszel risk ratio stratified by owner (so a strong
         rep's habits are not mistaken for a tactic) with its log-scale 95% interval
         (Greenland-Robins variance), its p-value, Benjamini-Hochberg q-values over all cells, and
@@ -638,9 +654,9 @@ class Coaching:
                 )
             if not np.isfinite(landmark):
                 continue
+            # At risk at the landmark: still in the stage L days after entering it, resolved or not
+            # (open stays are censored at as_of, in the Aalen-Johansen estimates below).
             st = stays[(stays["stage"] == si) & (stays["days"] >= landmark)]
-            # Known outcome after the landmark: resolved stays (open ones carry no outcome yet).
-            st = st[st["destination"] >= 0]
             if st.empty:
                 continue
             exposure = np.zeros((len(st), len(kinds)), dtype=bool)
@@ -652,10 +668,12 @@ class Coaching:
                 sel = (ts >= entry) & (ts < entry + landmark * 86400)
                 exposure[r, np.unique(ks[sel])] = True
             y = st["advanced"].to_numpy(dtype=bool)
+            resolved = st["destination"].to_numpy() >= 0
+            days = st["days"].to_numpy()
             owners = st["owner"].to_numpy()
             for ki, kind in enumerate(kinds):
                 x = exposure[:, ki]
-                rows.append(self._risk_ratio(stage, kind, landmark, x, y, owners))
+                rows.append(self._risk_ratio(stage, kind, landmark, x, y, resolved, days, owners))
         out = pd.DataFrame(rows)
         if out.empty:
             return out
@@ -729,18 +747,29 @@ class Coaching:
 
     @staticmethod
     def _risk_ratio(
-        stage: str, kind: str, landmark: float, x: np.ndarray, y: np.ndarray, owners: np.ndarray
+        stage: str,
+        kind: str,
+        landmark: float,
+        x: np.ndarray,
+        y: np.ndarray,
+        resolved: np.ndarray,
+        days: np.ndarray,
+        owners: np.ndarray,
     ) -> dict[str, Any]:
         n1, n0 = int(x.sum()), int((~x).sum())
-        rate_with = float(y[x].mean()) if n1 else np.nan
-        rate_without = float(y[~x].mean()) if n0 else np.nan
+        rate_with = _advance_rate(y[x], resolved[x], days[x])
+        rate_without = _advance_rate(y[~x], resolved[~x], days[~x])
         num = den = var_num = 0.0
         for owner in np.unique(owners):
             m = owners == owner
-            a, b1 = float((x & y & m).sum()), float((x & m).sum())
-            c, b0 = float((~x & y & m).sum()), float((~x & m).sum())
+            b1, b0 = float((x & m).sum()), float((~x & m).sum())
             n = b1 + b0
             if b1 == 0 or b0 == 0:
+                continue
+            # Effective numbers advancing: stays at risk times the censoring-aware rate.
+            a = b1 * _advance_rate(y[x & m], resolved[x & m], days[x & m])
+            c = b0 * _advance_rate(y[~x & m], resolved[~x & m], days[~x & m])
+            if not (np.isfinite(a) and np.isfinite(c)):
                 continue
             num += a * b0 / n
             den += c * b1 / n

@@ -299,3 +299,16 @@ def test_coaching_as_of_a_past_date_has_no_look_ahead(planted):
     pd.testing.assert_frame_equal(base.scorecard(), again.scorecard())
     pd.testing.assert_frame_equal(base.focus(), again.focus())
     pd.testing.assert_frame_equal(base.summary(), again.summary())
+
+
+def test_advance_rate_is_censoring_aware():
+    from smartfunnel.coaching import _advance_rate
+
+    # Stays at risk at the landmark: 12 days -> advanced, 15 -> lost, 20 still open, 25 -> advanced.
+    # Aalen-Johansen: at 12, 1/4 advances (S 3/4); at 15 one of 3 is lost (S 1/2); the open stay
+    # leaves the risk set at 20; at 25 the last one advances: 1/4 + 1/2 = 3/4 (closed-only: 2/3).
+    advanced = np.array([True, False, False, True])
+    resolved = np.array([True, True, False, True])
+    days = np.array([12.0, 15.0, 20.0, 25.0])
+    assert _advance_rate(advanced, resolved, days) == pytest.approx(0.75)
+    assert np.isnan(_advance_rate(advanced[:0], resolved[:0], days[:0]))
