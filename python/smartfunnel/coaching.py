@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import numpy as np
@@ -446,9 +446,10 @@ class Coaching:
         - ``regressed``: its last stage move went backwards;
         - ``amount_cut``: its amount is below the highest it has had.
 
-        ``momentum`` compares the deal's activities in the last `momentum_days` with the rate of
-        the deals that were won, while they were in the same stage: 1 is the won deals' pace,
-        below 1 slower (NaN without activities).
+        ``momentum`` compares the deal's activities in the last `momentum_days` with those of the
+        deals that were eventually won, in the same stage at the same age (their activities in the
+        same window before reaching that age): 1 is the won deals' pace, below 1 slower (NaN
+        without activities or without won deals that stayed that long).
         """
         t = int(self.as_of.value // 10**9)
         stages = list(self._log.funnel.stages)
@@ -464,7 +465,7 @@ class Coaching:
         c_off, c_t, c_v = (np.asarray(x) for x in core.close_date_history)
         a_off, a_t, a_v = (np.asarray(x) for x in core.amount_history)
         ids = self._log.opportunity_ids()
-        won_rate = self._won_pace(momentum_days)
+        pace = self._won_pace()
         rows = []
         open_deals = self._open
         for o, owner, stage_code, age_days, amount in zip(
@@ -526,10 +527,12 @@ class Coaching:
                 if last_buyer is None or (t - last_buyer) / 86400 > no_buyer_days:
                     flags["no_buyer_action"] = True
                     reasons.append(f"no buyer action in {no_buyer_days:.0f} days")
-                recent = np.count_nonzero(past & (at > t - momentum_days * 86400))
-                pace = won_rate.get(stage, np.nan)
-                if np.isfinite(pace) and pace > 0:
-                    momentum = recent / (pace * momentum_days)
+                window = min(momentum_days, age_days)
+                if window > 0:
+                    recent = np.count_nonzero(past & (at > t - window * 86400))
+                    reference = pace(stage_code, age_days, window)
+                    if np.isfinite(reference) and reference > 0:
+                        momentum = recent / reference
             rows.append(
                 {
                     "opportunity_id": ids[o],
@@ -544,26 +547,35 @@ class Coaching:
             )
         return pd.DataFrame(rows)
 
-    def _won_pace(self, days: float) -> dict[str, float]:
-        """Activities per day of the deals that were won, while they were in each stage."""
+    def _won_pace(self) -> Callable[[int, float, float], float]:
+        """Mean activities of eventually won deals in a stage, in the `window` days before they
+        reached a given age there (among won stays that lasted at least that long)."""
         if self._acts is None:
-            return {}
-        frame = self._acts.to_frame()
-        frame = frame[frame["time"] <= self.as_of]
-        events = self._log.to_frame()
-        events = events[events["time"] <= self.as_of]
-        won_names = set(self._log.funnel.won)
-        won_ids = set(events.loc[events["stage"].isin(won_names), "opportunity_id"])
-        pace: dict[str, float] = {}
-        ev = events[events["opportunity_id"].isin(won_ids)].sort_values(["opportunity_id", "time"])
-        nxt = ev.groupby("opportunity_id")["time"].shift(-1)
-        stay_days = ((nxt - ev["time"]).dt.total_seconds() / 86400).fillna(0.0)
-        days_in = stay_days.groupby(ev["stage"].astype(str)).sum()
-        acts = frame[frame["opportunity_id"].isin(won_ids)].groupby("stage").size()
-        for stage in self._log.funnel.stages:
-            total_days = float(days_in.get(stage, 0.0))
-            pace[stage] = float(acts.get(stage, 0)) / total_days if total_days > 0 else np.nan
-        return pace
+            return lambda stage, age, window: float("nan")
+        t = int(self.as_of.value // 10**9)
+        stays = self._stays()
+        state = np.asarray(self._log.core.state_at(t)["stage"])
+        n_open = len(self._log.funnel.stages)
+        won = (state >= n_open) & (state < n_open + len(self._log.funnel.won))
+        stays = stays[won[stays["opportunity"].to_numpy()] & (stays["destination"] >= 0)]
+        a = self._acts.core
+        off = np.asarray(a.offsets)
+        times = np.asarray(a.times)
+        cache: dict[tuple[int, int, int], float] = {}
+
+        def reference(stage: int, age: float, window: float) -> float:
+            key = (stage, round(age), round(window))
+            if key not in cache:
+                st = stays[(stays["stage"] == stage) & (stays["days"] >= age)]
+                counts = []
+                for o, entry in zip(st["opportunity"].to_numpy(), st["entry"].to_numpy()):
+                    ts = times[off[o] : off[o + 1]]
+                    hi = entry + age * 86400
+                    counts.append(np.count_nonzero((ts > hi - window * 86400) & (ts <= hi)))
+                cache[key] = float(np.mean(counts)) if counts else float("nan")
+            return cache[key]
+
+        return reference
 
     def _stays(self) -> pd.DataFrame:
         """Every stay in an open stage visible at as_of: opportunity, owner at its end, stage,
@@ -796,6 +808,7 @@ class Coaching:
             "low": low,
             "high": high,
             "p_value": p_value,
+            "n": n1 + n0,
             "n_with": n1,
             "n_without": n0,
         }

@@ -239,7 +239,7 @@ def test_action_effectiveness_finds_the_planted_effect_not_the_confounded_one():
     assert email["low"] <= 1.0 <= email["high"]
     # Without stratifying by owner, emails would look effective (the strong rep sends them).
     assert email["rate_with"] > 1.3 * email["rate_without"]
-    assert demo["n_with"] + demo["n_without"] == 4000
+    assert demo["n"] == demo["n_with"] + demo["n_without"] == 4000
     with pytest.raises(ValueError, match="needs activities"):
         sf.coaching(sf.fit(log, draws=0), log).action_effectiveness()
 
@@ -312,3 +312,37 @@ def test_advance_rate_is_censoring_aware():
     days = np.array([12.0, 15.0, 20.0, 25.0])
     assert _advance_rate(advanced, resolved, days) == pytest.approx(0.75)
     assert np.isnan(_advance_rate(advanced[:0], resolved[:0], days[:0]))
+
+
+def test_momentum_against_won_deals_at_the_same_stage_and_age():
+    f = sf.Funnel(["A", "B"], won="Won", lost="Lost")
+    events = pd.DataFrame(
+        [
+            ("w1", "A", d(0)),
+            ("w1", "Won", d(20)),
+            ("w2", "A", d(0)),
+            ("w2", "Won", d(20)),
+            ("o", "A", d(86)),  # open, 14 days in A at day 100
+        ],
+        columns=["opportunity_id", "stage", "time"],
+    ).assign(owner="ann")
+    log = sf.EventLog.from_frame(f, events, owner="owner")
+    acts = pd.DataFrame(
+        [
+            ("w1", d(2), "call"),
+            ("w1", d(5), "call"),
+            ("w1", d(12), "call"),
+            ("w2", d(1), "call"),
+            ("w2", d(13), "call"),
+            ("o", d(96), "call"),
+            ("o", d(99), "call"),
+        ],
+        columns=["opportunity_id", "time", "kind"],
+    )
+    coach = sf.coaching(
+        sf.fit(log, as_of=d(100), draws=0), log, sf.ActivityLog.from_frame(log, acts)
+    )
+    out = coach.inspect().set_index("opportunity_id")
+    # Won deals in A at age 14 had 3 and 2 activities in their first 14 days (mean 2.5); the open
+    # deal had 2 in its last 14 days: momentum 2 / 2.5.
+    assert out.loc["o", "momentum"] == pytest.approx(0.8)
