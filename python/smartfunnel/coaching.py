@@ -299,6 +299,12 @@ class Coaching:
                 )
         return pd.DataFrame(out).set_index(["owner", "stage"])
 
+    def plot_scorecard(self, ax: Any = None) -> Any:
+        """Heat map of each rep's advance rate per stage against the team's; returns the axes."""
+        from .plotting import plot_scorecard
+
+        return plot_scorecard(self, ax)
+
     def summary(self, target: Mapping[str, float] | None = None) -> pd.DataFrame:
         """Per rep and the team: win rate (P(win) from the first stage), expected days to win,
         average won amount, open deals, their weighted pipeline (amount x P(win) given stage and

@@ -418,6 +418,12 @@ class Forecast:
     def _raw_seed(self) -> int:
         return int(self._seed)
 
+    def plot_forecast(self, target: float | None = None, ax: Any = None) -> Any:
+        """P(revenue >= x) with P10 / P50 / P90 and an optional target; returns the axes."""
+        from .plotting import plot_forecast
+
+        return plot_forecast(self, target, ax)
+
     def to_frame(self) -> pd.DataFrame:
         """One row: expected, P10, P50, P90, realised, arrivals and the lattice error bounds."""
         q = self.quantiles()

@@ -435,6 +435,18 @@ class FunnelModel:
         )
         return np.asarray(self._m.p_win_within(st, age, horizon, g))
 
+    def plot_funnel(self, ax: Any = None) -> Any:
+        """Bar chart of P(win) from each stage with its interval; returns the axes."""
+        from .plotting import plot_funnel
+
+        return plot_funnel(self, ax)
+
+    def plot_time_in_stage(self, ax: Any = None) -> Any:
+        """Kaplan-Meier curves of the time in each stage; returns the axes."""
+        from .plotting import plot_time_in_stage
+
+        return plot_time_in_stage(self, ax)
+
     def merge(self, other: FunnelModel) -> FunnelModel:
         """The model of the union of two disjoint sets of opportunities."""
         return merge(self, other)

@@ -1,0 +1,103 @@
+"""Plots (matplotlib, imported lazily). Each takes ``ax=None`` and returns the axes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+
+    from .coaching import Coaching
+    from .forecasting import Forecast
+    from .model import FunnelModel
+
+
+def _axes(ax: Any) -> Axes:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(7, 4))[1]
+
+
+def plot_funnel(model: FunnelModel, ax: Any = None) -> Axes:
+    """P(win) from each stage with its interval, and the advance rate to the next stage."""
+    ax = _axes(ax)
+    s = model.stage_summary()
+    y = np.arange(len(s))[::-1]
+    ax.barh(y, s["p_win"], color="#4C72B0", label="P(win) from the stage")
+    ax.errorbar(
+        s["p_win"],
+        y,
+        xerr=[s["p_win"] - s["p_win_low"], s["p_win_high"] - s["p_win"]],
+        fmt="none",
+        color="black",
+    )
+    ax.set_yticks(y, list(s.index))
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability")
+    ax.set_title(f"Win probability by stage (as of {model.as_of:%Y-%m-%d})")
+    ax.legend(loc="lower right")
+    return ax
+
+
+def plot_time_in_stage(model: FunnelModel, ax: Any = None) -> Axes:
+    """Kaplan-Meier curves: the share of stays still in each stage after t days."""
+    ax = _axes(ax)
+    tick_days = model.core.options.tick_seconds / 86400.0
+    for i, stage in enumerate(model.funnel.stages):
+        durations, _, survival, _ = model.core.curve(0, i)
+        t = np.concatenate([[0.0], np.asarray(durations) * tick_days])
+        sv = np.concatenate([[1.0], np.asarray(survival)])
+        ax.step(t, sv, where="post", label=stage)
+    ax.set_xlabel("days in stage")
+    ax.set_ylabel("still in the stage")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Time in stage (Kaplan-Meier)")
+    ax.legend()
+    return ax
+
+
+def plot_forecast(forecast: Forecast, target: float | None = None, ax: Any = None) -> Axes:
+    """The distribution of revenue won in the period, with P10 / P50 / P90 (and a target)."""
+    ax = _axes(ax)
+    d = forecast.exact
+    values = d.values()
+    cdf = d.cdf / d.cdf[-1]
+    ax.plot(values, 1.0 - cdf + d.pmf / d.cdf[-1], color="#4C72B0", label="P(revenue >= x)")
+    for q in (0.1, 0.5, 0.9):
+        ax.axvline(forecast.quantile(q), color="grey", linestyle="--", linewidth=1)
+        ax.text(
+            forecast.quantile(q), 1.01, f"P{round(q * 100)}", ha="center", va="bottom", fontsize=8
+        )
+    if target is not None:
+        ax.axvline(
+            target,
+            color="#C44E52",
+            label=f"target: P = {forecast.probability_at_least(target):.0%}",
+        )
+    ax.set_xlabel("revenue won in the period")
+    ax.set_ylim(0, 1.08)
+    ax.set_title(f"Forecast {forecast.start:%Y-%m-%d} .. {forecast.end:%Y-%m-%d}")
+    ax.legend(loc="lower left")
+    return ax
+
+
+def plot_scorecard(coaching: Coaching, ax: Any = None) -> Axes:
+    """Each rep's advance rate per stage against the team's (heat map; the team in the title)."""
+    ax = _axes(ax)
+    sc = coaching.scorecard()
+    table = sc["advance"].unstack("stage")[list(coaching.model.funnel.stages)]
+    team = sc["team_advance"].unstack("stage")[list(coaching.model.funnel.stages)].iloc[0]
+    diff = table - team
+    image = ax.imshow(diff.to_numpy(), cmap="RdBu", vmin=-0.3, vmax=0.3, aspect="auto")
+    ax.set_xticks(np.arange(diff.shape[1]), list(diff.columns))
+    ax.set_yticks(np.arange(diff.shape[0]), list(diff.index))
+    for (i, j), v in np.ndenumerate(table.to_numpy()):
+        flag = "*" if sc["below_team"].unstack("stage")[list(diff.columns)].to_numpy()[i, j] else ""
+        ax.text(j, i, f"{v:.0%}{flag}", ha="center", va="center", fontsize=8)
+    ax.figure.colorbar(image, ax=ax, label="advance rate - team")
+    ax.set_title("Advance rate by rep and stage (* below the team's, interval excluded)")
+    return ax

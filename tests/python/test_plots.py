@@ -1,0 +1,46 @@
+"""Plots: each returns the axes it drew on, with the expected artists (rendered with Agg)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+import smartfunnel as sf
+
+
+@pytest.fixture(scope="module")
+def sample():
+    sim = sf.datasets.sample()
+    return sim, sf.fit(sim.log, as_of="2025-03-31", draws=200)
+
+
+def test_plot_funnel_and_time_in_stage(sample):
+    _, model = sample
+    _, ax = plt.subplots()
+    assert model.plot_funnel(ax=ax) is ax
+    bars = list(ax.patches)
+    assert len(bars) == 4
+    np.testing.assert_allclose(
+        [b.get_width() for b in bars][::-1][::-1], model.win_probability().to_numpy()
+    )
+    ax2 = model.plot_time_in_stage()
+    assert [t.get_text() for t in ax2.get_legend().get_texts()] == list(model.funnel.stages)
+    plt.close("all")
+
+
+def test_plot_forecast_and_scorecard(sample, tmp_path):
+    sim, model = sample
+    fc = sf.forecast(model, sim.log, start="2025-04-01", end="2025-06-30", scenarios=0)
+    ax = fc.plot_forecast(target=1_500_000)
+    assert "target: P = " in ax.get_legend().get_texts()[-1].get_text()
+    ax.figure.savefig(tmp_path / "forecast.png")
+    assert (tmp_path / "forecast.png").stat().st_size > 10_000
+    coach = sf.coaching(model, sim.log)
+    ax = coach.plot_scorecard()
+    assert len(ax.images) == 1 and ax.images[0].get_array().shape == (5, 4)
+    plt.close("all")
