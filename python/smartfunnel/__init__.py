@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - only without a built extension
         "(it builds the C++ extension), not by putting python/ on sys.path."
     ) from exc
 
-from . import datasets
+from . import datasets, imports
 from ._core import (
     ArchiveError,
     CancelledError,
@@ -75,6 +75,7 @@ __all__ = [
     "datasets",
     "fit",
     "forecast",
+    "imports",
     "load",
     "merge",
     "pipeline_flow",
