@@ -17,6 +17,7 @@ DOC_FILES = [
     "docs/benchmarks.md",
     "docs/guide/forecast.md",
     "docs/guide/persistence.md",
+    "docs/guide/reliability.md",
 ]
 
 
