@@ -85,6 +85,13 @@ void check_lengths(const event_columns& c) {
   check_length(m, ch.close_date.size(), "changes.close_date");
 }
 
+bool in_time_range(time_point t) noexcept { return t >= min_time && t <= max_time; }
+
+std::string time_range_error(time_point t) {
+  return "time " + std::to_string(t) + " is outside the supported range [" + std::to_string(min_time) + ", " +
+         std::to_string(max_time) + "] (years 1 to 9999)";
+}
+
 // A field change from the changes table, before merging into a history.
 template <class T>
 struct pending_change {
@@ -215,6 +222,14 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
           true);
     if (ok && c.time[r] == missing_time)
       bad("time", "time is missing (opportunity " + quote(id_text(r)) + ")");
+    else if (ok && !in_time_range(c.time[r]))
+      bad("time", time_range_error(c.time[r]) + " (opportunity " + quote(id_text(r)) + ")");
+    if (ok && !c.close_date.empty() && c.close_date[r] != missing_time && !in_time_range(c.close_date[r]))
+      bad("close_date",
+          "close date: " + time_range_error(c.close_date[r]) + " (opportunity " + quote(id_text(r)) + ")");
+    if (ok && !c.created.empty() && c.created[r] != missing_time && !in_time_range(c.created[r]))
+      bad("created",
+          "created time: " + time_range_error(c.created[r]) + " (opportunity " + quote(id_text(r)) + ")");
     if (ok && amount_given(r) && !(std::isfinite(c.amount[r]) && c.amount[r] >= 0.0))
       bad("amount", (std::isnan(c.amount[r])
                          ? std::string("amount is missing (NaN)")
@@ -488,6 +503,15 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
       }
       if (ch.time[r] == missing_time) {
         fail("time", "time is missing (opportunity " + quote(who) + ")");
+        continue;
+      }
+      if (!in_time_range(ch.time[r])) {
+        fail("time", time_range_error(ch.time[r]) + " (opportunity " + quote(who) + ")");
+        continue;
+      }
+      if (!ch.close_date.empty() && ch.close_date[r] != missing_time && !in_time_range(ch.close_date[r])) {
+        fail("close_date",
+             "close date: " + time_range_error(ch.close_date[r]) + " (opportunity " + quote(who) + ")");
         continue;
       }
       const bool a_given = !ch.amount.empty() && (ch.amount_given.empty() || ch.amount_given[r] != 0);

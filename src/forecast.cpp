@@ -308,7 +308,8 @@ using mc_philox = r123::Philox4x32_R<7>;
 
 // Compiled for AVX2 and the baseline, chosen at run time: the Philox rounds vectorise across
 // scenario blocks.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) &&     \
+    !defined(__SANITIZE_THREAD__)
 [[gnu::target_clones("avx2", "default")]]
 #endif
 void mc_slice(std::span<const std::int64_t> cents, std::span<const double> p,
@@ -341,7 +342,8 @@ void mc_slice(std::span<const std::int64_t> cents, std::span<const double> p,
 }
 // With parameter draws: p holds draws probabilities per deal (deal-major); scenario s uses draw
 // s % draws. The random stream is the same as without draws.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) &&     \
+    !defined(__SANITIZE_THREAD__)
 [[gnu::target_clones("avx2", "default")]]
 #endif
 void mc_slice_draws(std::span<const std::int64_t> cents, std::span<const double> p, std::size_t draws,

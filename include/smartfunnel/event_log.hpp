@@ -25,6 +25,12 @@ struct serialization_access; // reads and writes private members (smartfunnel/se
 using time_point = std::int64_t;
 /// Marks a missing time in input columns.
 inline constexpr time_point missing_time = std::numeric_limits<time_point>::min();
+/// The earliest and latest times ingestion accepts (event, created, close-date and change times):
+/// 0001-01-01T00:00:00 and 9999-12-31T23:59:59 UTC. Times before 1970 (negative) are valid times;
+/// outside this range a row is rejected with data_error, so durations between any two accepted
+/// times never overflow.
+inline constexpr time_point min_time = -62'135'596'800;
+inline constexpr time_point max_time = 253'402'300'799;
 /// Marks a missing categorical code in input columns.
 inline constexpr std::int32_t missing_code = -1;
 

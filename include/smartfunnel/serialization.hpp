@@ -146,4 +146,16 @@ using persistent_object = std::variant<funnel, event_log, fit_options, fit_stati
 [[nodiscard]] archive_info read_archive_info(const std::filesystem::path& path);
 [[nodiscard]] archive_info read_archive_info_from_string(std::string_view bytes);
 
+namespace detail {
+/// Loads the object of a payload (the archive inside an envelope) without any envelope, so without
+/// the checksum: what load_any does once the envelope is verified. For the fuzz tests (tests/fuzz/),
+/// which must reach the payload parser with arbitrary bytes; no stability promise.
+/// \throws archive_error (or a subclass) for any payload that does not load
+[[nodiscard]] persistent_object load_payload(archive_type type, archive_format format,
+                                             std::string_view payload);
+/// The statistics in a funnel_model payload, without deriving the model (load_model_statistics
+/// without the envelope).
+[[nodiscard]] fit_statistics load_model_statistics_payload(archive_format format, std::string_view payload);
+} // namespace detail
+
 } // namespace smartfunnel

@@ -23,6 +23,21 @@ def data_error(message: str, row: int | None = None, column: str | None = None) 
     return err
 
 
+def _int64(s: pd.Series, column: str) -> np.ndarray:
+    """An integer column as int64; unsigned values above int64 max raise DataError (never wrap)."""
+    if pd.api.types.is_unsigned_integer_dtype(s.dtype):
+        arr = s.to_numpy()
+        too_big = arr > np.iinfo(np.int64).max
+        if too_big.any():
+            row = int(np.flatnonzero(too_big)[0])
+            raise data_error(
+                f"row {row}: {column} value {int(arr[row])} does not fit in a signed 64-bit integer",
+                row,
+                column,
+            )
+    return s.to_numpy(dtype=np.int64)
+
+
 def to_seconds(values: Any, column: str) -> np.ndarray:
     """Seconds since the epoch (UTC) as int64, MISSING_TIME where missing.
 
@@ -44,12 +59,17 @@ def to_seconds(values: Any, column: str) -> np.ndarray:
             out[missing] = MISSING_TIME
         return out.astype(np.int64, copy=False)
     if pd.api.types.is_integer_dtype(s.dtype):
-        return s.to_numpy(dtype=np.int64)
+        return _int64(s, column)
     if pd.api.types.is_float_dtype(s.dtype):
         arr = s.to_numpy(dtype=np.float64)
         out = np.full(arr.shape, MISSING_TIME, dtype=np.int64)
         ok = np.isfinite(arr)
+        # Beyond int64 the cast is undefined: such times become int64 max, which ingestion rejects
+        # as outside the supported range (instead of a wrapped, plausible-looking time).
+        huge = ok & (np.abs(arr) >= 2.0**63)
+        ok &= ~huge
         out[ok] = np.floor(arr[ok]).astype(np.int64)
+        out[huge] = np.iinfo(np.int64).max
         return out
     present = s.notna().to_numpy()
     parsed = pd.to_datetime(s, utc=True, errors="coerce", format="ISO8601")
@@ -96,15 +116,33 @@ def codes_and_names(values: Any, column: str) -> tuple[np.ndarray, list[str]]:
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(s.dtype, pd.CategoricalDtype):
         codes = s.cat.codes.to_numpy(dtype=np.int32)
-        return codes, [str(c) for c in s.cat.categories]
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    return codes.astype(np.int32, copy=False), [str(u) for u in uniques]
+        names = [str(c) for c in s.cat.categories]
+    else:
+        raw, uniques = pd.factorize(s, use_na_sentinel=True)
+        codes, names = raw.astype(np.int32, copy=False), [str(u) for u in uniques]
+    _check_utf8(codes, names, column)
+    return codes, names
+
+
+def _check_utf8(codes: np.ndarray, names: list[str], column: str) -> None:
+    """Names go to C++ as UTF-8: a str that cannot be encoded (lone surrogates, as from bytes
+    decoded with surrogateescape) raises DataError naming its first row."""
+    for i, name in enumerate(names):
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            row = int(np.flatnonzero(codes == i)[0])
+            raise data_error(
+                f"row {row}: {column} value {name!r} is not valid Unicode text (cannot be encoded as UTF-8)",
+                row,
+                column,
+            ) from None
 
 
 def ids(values: Any, column: str) -> tuple[np.ndarray, list[str] | None]:
     """Opportunity ids: int64 ids kept as given, anything else factorized to codes + names."""
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if pd.api.types.is_integer_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
-        return s.to_numpy(dtype=np.int64), None
+        return _int64(s, column), None
     codes, names = codes_and_names(s, column)
     return codes.astype(np.int64), names

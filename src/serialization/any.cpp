@@ -10,26 +10,26 @@ SMARTFUNNEL_EXTERN_SERIALIZATION(smartfunnel::funnel_model);
 
 namespace smartfunnel {
 
+persistent_object detail::load_payload(archive_type type, archive_format format, std::string_view payload) {
+  switch (type) {
+  case archive_type::funnel:
+    return deserialize_payload<funnel>(payload, format);
+  case archive_type::event_log:
+    return deserialize_payload<event_log>(payload, format);
+  case archive_type::fit_options:
+    return deserialize_payload<fit_options>(payload, format);
+  case archive_type::fit_statistics:
+    return deserialize_payload<fit_statistics>(payload, format);
+  case archive_type::funnel_model:
+    return deserialize_payload<funnel_model>(payload, format);
+  }
+  throw newer_archive_format("the archive holds an object type this smartfunnel does not know");
+}
+
 namespace {
 
 persistent_object load_object(const detail::envelope& env, archive_info* info) {
-  auto object = [&]() -> persistent_object {
-    const auto payload = env.payload();
-    const auto format = env.info.format;
-    switch (env.info.type) {
-    case archive_type::funnel:
-      return detail::deserialize_payload<funnel>(payload, format);
-    case archive_type::event_log:
-      return detail::deserialize_payload<event_log>(payload, format);
-    case archive_type::fit_options:
-      return detail::deserialize_payload<fit_options>(payload, format);
-    case archive_type::fit_statistics:
-      return detail::deserialize_payload<fit_statistics>(payload, format);
-    case archive_type::funnel_model:
-      return detail::deserialize_payload<funnel_model>(payload, format);
-    }
-    throw newer_archive_format("the archive holds an object type this smartfunnel does not know");
-  }();
+  auto object = detail::load_payload(env.info.type, env.info.format, env.payload());
   if (info != nullptr) *info = env.info;
   return object;
 }

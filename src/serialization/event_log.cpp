@@ -68,6 +68,8 @@ void serialization_access::validate(const event_log& log) {
     if (b == e) continue;
     for (auto k = b; k < e; ++k) {
       if (log.time_[k] == missing_time) invalid("has a missing event time");
+      if (log.time_[k] < min_time || log.time_[k] > max_time)
+        invalid("has an event time outside the supported range: " + std::to_string(log.time_[k]));
       if (k > b && log.time_[k] < log.time_[k - 1])
         invalid("events of opportunity " + std::to_string(o) + " are not sorted by time");
     }
@@ -88,7 +90,10 @@ void serialization_access::validate(const event_log& log) {
   check_history(log.owner_, n_opp, "owner", [n_owners](std::uint32_t w) {
     if (w >= n_owners) invalid("owner history: owner code " + std::to_string(w) + " is out of range");
   });
-  check_history(log.close_, n_opp, "close_date", [](time_point) {});
+  check_history(log.close_, n_opp, "close_date", [](time_point t) {
+    if (t < min_time || t > max_time)
+      invalid("close_date history: a close date is outside the supported range: " + std::to_string(t));
+  });
   for (const auto& a : log.attributes_) {
     if (a.code.size() != n_opp)
       invalid("attribute '" + a.name + "': " + std::to_string(a.code.size()) + " codes for " +

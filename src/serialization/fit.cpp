@@ -96,12 +96,16 @@ void serialize(Archive& ar, smartfunnel::detail::model_statistics& m, const unsi
 
 namespace smartfunnel {
 
+fit_statistics detail::load_model_statistics_payload(archive_format format, std::string_view payload) {
+  model_statistics m{serialization_access::placeholder_statistics()};
+  read_payload(payload, format, m, "funnel_model", "funnel_model");
+  return std::move(m.stats);
+}
+
 fit_statistics load_model_statistics(const std::filesystem::path& path) {
   const auto env = detail::read_envelope(path);
   detail::expect_type(env.info, archive_type::funnel_model);
-  detail::model_statistics m{detail::serialization_access::placeholder_statistics()};
-  detail::read_payload(env.payload(), env.info.format, m, "funnel_model", "funnel_model");
-  return std::move(m.stats);
+  return detail::load_model_statistics_payload(env.info.format, env.payload());
 }
 
 } // namespace smartfunnel

@@ -18,6 +18,7 @@ DOC_FILES = [
     "docs/guide/forecast.md",
     "docs/guide/coaching.md",
     "docs/guide/persistence.md",
+    "docs/guide/reliability.md",
 ]
 
 

@@ -1,0 +1,140 @@
+"""The bad-input matrix from Python: every class of malformed input, with its error or its
+documented handling (the C++ side is tests/cpp/bad_input_test.cpp; docs/guide/reliability.md
+lists both)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import smartfunnel as sf
+
+FUNNEL = sf.Funnel(["A", "B"], won="Won", lost="Lost")
+COLUMNS = ["opportunity_id", "stage", "time"]
+
+# The supported range of times, worked out by hand: 0001-01-01 and 9999-12-31T23:59:59 UTC.
+YEAR_1 = -719_162 * 86_400
+YEAR_10000 = 2_932_897 * 86_400
+
+
+def rows(*r: tuple) -> pd.DataFrame:
+    return pd.DataFrame(list(r), columns=COLUMNS)
+
+
+def with_amount(bad: Any) -> pd.DataFrame:
+    df = rows((1, "A", "2024-01-01"), (1, "B", "2024-01-02"))
+    df["amount"] = [10.0, bad]
+    return df
+
+
+def check_sorted(log: sf.EventLog) -> None:
+    out = log.to_frame()
+    assert list(out["stage"]) == ["A", "B", "Won"]
+    assert out["time"].is_monotonic_increasing
+
+
+def check_times(first: int, last: int) -> Callable[[sf.EventLog], None]:
+    def check(log: sf.EventLog) -> None:
+        times = np.asarray(log.core.times)
+        assert (int(times.min()), int(times.max())) == (first, last)
+
+    return check
+
+
+def check_huge_ids(log: sf.EventLog) -> None:
+    assert log.n_opportunities == 2
+    assert set(log.to_frame()["opportunity_id"]) == {2**63 - 1, -(2**63)}
+
+
+# name, frame, keyword arguments of from_frame, then either an exception type with the column and
+# row it must name (row None: not tied to one row), or a check of the documented handling.
+CASES: list[tuple[str, Callable[[], pd.DataFrame], dict, Any, str, Any]] = [
+    ("unknown_stage", lambda: rows((1, "A", "2024-01-01"), (1, "Demo", "2024-01-02")), {},
+     sf.UnknownStageError, "stage", 1),
+    ("unsorted_rows_are_sorted",
+     lambda: rows((1, "Won", "2024-01-05"), (1, "A", "2024-01-01"), (1, "B", "2024-01-03")), {},
+     None, "", check_sorted),
+    ("duplicates_are_collapsed",
+     lambda: rows((1, "A", "2024-01-01"), (1, "A", "2024-01-01"), (1, "B", "2024-01-02")), {},
+     None, "", lambda log: (log.n_events, log.quality["duplicates_collapsed"]) == (2, 1)),
+    ("nan_amount", lambda: with_amount(np.nan), {"amount": "amount"}, sf.DataError, "amount", 1),
+    ("infinite_amount", lambda: with_amount(np.inf), {"amount": "amount"}, sf.DataError, "amount", 1),
+    ("negative_amount", lambda: with_amount(-1.0), {"amount": "amount"}, sf.DataError, "amount", 1),
+    ("times_before_1970_are_valid", lambda: rows((1, "A", "1960-01-01"), (1, "Won", "1969-12-31")), {},
+     None, "", check_times(-315_619_200, -86_400)),
+    ("far_future_inside_the_range_is_valid",
+     lambda: rows((1, "A", YEAR_1), (1, "B", YEAR_10000 - 1)), {},
+     None, "", check_times(YEAR_1, YEAR_10000 - 1)),
+    ("year_10000_epoch_seconds", lambda: rows((1, "A", 1_704_067_200), (1, "B", YEAR_10000)), {},
+     sf.DataError, "time", 1),
+    ("time_beyond_int64_as_float", lambda: rows((1, "A", 1.7e9), (1, "B", 1e300)), {},
+     sf.DataError, "time", 1),
+    ("empty_log", lambda: rows(), {}, None, "", lambda log: (log.n_events, log.n_opportunities) == (0, 0)),
+    ("one_event_deals_are_open", lambda: rows((1, "A", "2024-01-01"), (2, "B", "2024-01-02")), {},
+     None, "", lambda log: (log.n_events, log.n_opportunities) == (2, 2)),
+    ("event_after_terminal",
+     lambda: rows((1, "A", "2024-01-01"), (1, "Lost", "2024-01-02"), (1, "B", "2024-01-03")), {},
+     sf.DataError, "stage", 2),
+    ("event_after_terminal_reopened",
+     lambda: rows((1, "A", "2024-01-01"), (1, "Lost", "2024-01-02"), (1, "B", "2024-01-03")),
+     {"after_terminal": "reopen"}, None, "", lambda log: log.quality["reopened"] == 1),
+    ("unknown_opportunity_in_activities", rows, {}, "n/a", "", None),
+    ("time_of_a_wrong_dtype", lambda: rows((1, "A", "2024-01-01"), (1, "B", True)), {},
+     sf.DataError, "time", 1),
+    ("amount_of_a_wrong_dtype", lambda: with_amount("ten"), {"amount": "amount"}, sf.DataError, "amount", 1),
+    ("missing_column", lambda: rows((1, "A", "2024-01-01")), {"owner": "owner"}, sf.DataError, "owner", None),
+    ("non_utf8_stage_name", lambda: rows((1, "A", "2024-01-01"), (1, b"A\xff", "2024-01-02")), {},
+     sf.UnknownStageError, "stage", 1),
+    ("non_utf8_surrogates_in_ids",
+     lambda: rows(("plain", "A", "2024-01-01"), ("deal-\udcff", "B", "2024-01-02")), {},
+     sf.DataError, "opportunity_id", 1),
+    ("non_utf8_bytes_ids_are_kept_as_their_text",
+     lambda: rows((b"deal-\xc3\x28", "A", "2024-01-01"), (b"\xff", "B", "2024-01-02")), {},
+     None, "", lambda log: sorted(log.to_frame()["opportunity_id"]) == ["b'\\xff'", "b'deal-\\xc3('"]),
+    ("huge_integer_ids",
+     lambda: pd.DataFrame({"opportunity_id": np.array([2**63 - 1, -(2**63)], dtype=np.int64),
+                           "stage": ["A", "B"], "time": ["2024-01-01", "2024-01-02"]}), {},
+     None, "", check_huge_ids),
+    ("unsigned_id_beyond_int64",
+     lambda: pd.DataFrame({"opportunity_id": np.array([1, 2**64 - 1], dtype=np.uint64),
+                           "stage": ["A", "B"], "time": ["2024-01-01", "2024-01-02"]}), {},
+     sf.DataError, "opportunity_id", 1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "kwargs", "error", "column", "expect"), CASES, ids=[c[0] for c in CASES]
+)
+def test_bad_input(
+    name: str, make: Callable, kwargs: dict, error: Any, column: str, expect: Any
+) -> None:
+    if error == "n/a":
+        pytest.skip("not applicable yet: there is no ActivityLog in this version")
+    df = make()
+    if error is None:
+        log = sf.EventLog.from_frame(FUNNEL, df, **kwargs)
+        result = expect(log)
+        assert result is None or result is True
+        return
+    with pytest.raises(error) as info:
+        sf.EventLog.from_frame(FUNNEL, df, **kwargs)
+    assert info.value.column == column, str(info.value)
+    assert info.value.row == (-1 if expect is None else expect) or info.value.row == expect, str(
+        info.value
+    )
+
+
+def test_datetime_objects_beyond_pandas_range_are_rejected_or_kept_exactly() -> None:
+    # Python datetimes reach years 1..9999, the supported range; pandas' datetime64[ns] does not,
+    # so such values are not silently shifted: they are read or refused with the row named.
+    df = rows((1, "A", dt.datetime(2024, 1, 1)), (1, "B", dt.datetime(9999, 12, 31)))
+    try:
+        log = sf.EventLog.from_frame(FUNNEL, df)
+    except sf.DataError as e:
+        assert e.row == 1 and e.column == "time"
+    else:
+        assert int(np.asarray(log.core.times).max()) == YEAR_10000 - 86_400
