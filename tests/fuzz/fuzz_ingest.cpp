@@ -1,4 +1,5 @@
-// Fuzz target: event_log ingestion from raw columns, strict and lenient, and a fit of what loads.
+// Fuzz target: event_log and activity_log ingestion from raw columns, strict and lenient, and a fit
+// of what loads.
 //
 // The input bytes are decoded into event_columns (the decoding is total: every byte string is some
 // set of columns): a flags byte picks the optional columns and the id kind, then each row takes a
@@ -6,7 +7,8 @@
 // time, with selectors that reach the edge values (missing codes and times, out-of-range codes,
 // NaN, infinities, negative amounts, times near +-2^63, huge ids). Ingestion must succeed or throw
 // data_error (unknown_stage included); a log that loads is fitted, and the fit must succeed or throw
-// a documented smartfunnel exception.
+// a documented smartfunnel exception. Activities on the same ids and times are ingested against the
+// log too (unknown ids, out-of-range kinds and owners must be data_errors or rejected rows).
 #include <smartfunnel/smartfunnel.hpp>
 
 #include <cmath>
@@ -133,6 +135,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   try {
     const auto log = sf::event_log::from_columns(funnel, cols, options);
+    // Activities on the same ids and times (kinds from the stage bytes, some out of range).
+    static const std::vector<std::string> kind_names{"call", "email", "\xff"};
+    sf::activity_columns acts;
+    acts.opportunity = opp;
+    if (string_ids) acts.opportunity_names = opp_names;
+    acts.time = time;
+    acts.kind = stage;
+    acts.kind_names = kind_names;
+    if (with_owner) {
+      acts.owner = owner;
+      acts.owner_names = owner_names;
+    }
+    acts.buyer = amount_given;
+    try {
+      (void)sf::activity_log::from_columns(log, acts, options);
+    } catch (const sf::data_error&) {
+    }
     if (log.n_events() == 0) return 0;
     sf::fit_options fo;
     fo.draws = 0;
