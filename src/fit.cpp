@@ -16,7 +16,27 @@ namespace smartfunnel {
 
 namespace {
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+
+// Quantile q of Beta(a, b), bounded in time whatever the parameters (they come from data, or from
+// a loaded file): a vanishing a or b puts the mass at 0 or 1, very large parameters use the normal
+// approximation (accurate there), and the root finder has an iteration cap with the same fallback.
+double beta_quantile(double a, double b, double q) {
+  if (a < 1e-6) return 0.0;
+  if (b < 1e-6) return 1.0;
+  auto normal = [&] {
+    const double m = a / (a + b), sd = std::sqrt(a * b / ((a + b) * (a + b) * (a + b + 1.0)));
+    const double z = boost::math::quantile(boost::math::normal_distribution<double>(), q);
+    return std::clamp(m + z * sd, 0.0, 1.0);
+  };
+  if (a > 1e7 || b > 1e7) return normal();
+  using capped = boost::math::policies::policy<boost::math::policies::max_root_iterations<200>>;
+  try {
+    return boost::math::quantile(boost::math::beta_distribution<double, capped>(a, b), q);
+  } catch (const std::exception&) {
+    return normal();
+  }
 }
+} // namespace
 
 void fit_options::validate() const {
   if (tick_seconds <= 0)
@@ -404,9 +424,8 @@ void apply_prior(stage_estimate& e, const std::vector<double>& mean, double conc
       } else if (b <= 0.0) {
         e.low[k] = e.high[k] = 1.0;
       } else {
-        boost::math::beta_distribution<double> beta(a, b);
-        e.low[k] = boost::math::quantile(beta, tail);
-        e.high[k] = boost::math::quantile(beta, 1.0 - tail);
+        e.low[k] = beta_quantile(a, b, tail);
+        e.high[k] = beta_quantile(a, b, 1.0 - tail);
       }
     }
     return;
