@@ -12,6 +12,13 @@ namespace smartfunnel {
 
 namespace {
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+
+void check_horizon(std::int64_t horizon) {
+  if (horizon > semi_markov::max_horizon_ticks)
+    throw invalid_options("time-bounded probabilities reach at most " +
+                          std::to_string(semi_markov::max_horizon_ticks) + " ticks ahead, asked for " +
+                          std::to_string(horizon) + ": fit with a coarser tick (days) for forecasts");
+}
 constexpr double tiny = 1e-300;
 
 // Weighted exits at each distinct duration, from the Kaplan-Meier steps: d_r = n_r (1 - S_r / S_r-1).
@@ -65,6 +72,8 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
     for (std::size_t r = 0; r < rows; ++r)
       if (e.at_risk[r] >= min_at_risk) k.supported = e.duration[r];
     if (e.n_exits == 0 || !(resolved > 0.0)) k.supported = -1;
+    // The empirical part is dense in ticks: cap it (beyond, the constant-hazard tail takes over).
+    k.supported = std::min<std::int64_t>(k.supported, max_kernel_ticks - 1);
     const auto len = static_cast<std::size_t>(k.supported + 1);
     k.mass.assign(len * w, 0.0);
     // Mass at tick t: probability[c] * (share of code c's exits at t); codes without exits of
@@ -200,6 +209,7 @@ std::vector<double> semi_markov::destination_given_age(std::size_t stage, std::i
 
 void semi_markov::first_step(std::size_t stage, std::int64_t age, std::int64_t horizon,
                              std::vector<double>& out) const {
+  check_horizon(horizon);
   const auto& k = stages_.at(stage);
   const std::size_t w = width();
   const auto steps = static_cast<std::size_t>(std::max<std::int64_t>(0, horizon) + 1);
@@ -240,6 +250,7 @@ void semi_markov::first_step(std::size_t stage, std::int64_t age, std::int64_t h
 }
 
 std::vector<double> semi_markov::won_within(std::int64_t horizon) const {
+  check_horizon(horizon);
   const std::size_t n = n_open_, w = width();
   const auto steps = static_cast<std::size_t>(std::max<std::int64_t>(0, horizon) + 1);
   // Entry kernels f_s(t) for t = 0..horizon (a deal that has just entered: age 0).

@@ -37,6 +37,12 @@ struct stage_kernel {
 /// The kernels of every open stage of one group, with the win probabilities B of its chain.
 class semi_markov {
 public:
+  /// The empirical part of a kernel covers at most this many ticks (beyond: the tail), and the
+  /// recursion reaches at most max_horizon_ticks ahead (invalid_options past it): 179 years in
+  /// days, so only a fine tick (seconds) meets the limits.
+  static constexpr std::int64_t max_kernel_ticks = std::int64_t{1} << 16;
+  static constexpr std::int64_t max_horizon_ticks = std::int64_t{1} << 16;
+
   /// Builds the kernels of a fitted group. With stale_after_ticks, a deal still in a stage at that
   /// age counts as lost then (the mass beyond moves to Lost at that tick).
   static semi_markov from_group(const funnel& f, const group_fit& g, const fit_options& options,

@@ -1,6 +1,7 @@
 // The semi-Markov kernel and the tick-grid recursion on hand-worked logs.
 #include "test_support.hpp"
 
+#include <smartfunnel/error.hpp>
 #include <smartfunnel/funnel_model.hpp>
 #include <smartfunnel/semi_markov.hpp>
 
@@ -102,4 +103,11 @@ TEST(semi_markov, zero_tick_moves_are_solved_within_the_tick) {
   EXPECT_NEAR(won[0 * 2 + 0], 0.0, eps);
   EXPECT_NEAR(won[1 * 2 + 0], 1.0, eps);
   EXPECT_NEAR(won[1 * 2 + 1], 1.0, eps);
+}
+
+TEST(semi_markov, horizons_and_dense_kernels_are_bounded) {
+  const auto model = sf::fit(one_stage_log().log(one_stage()), unsmoothed(day(10)));
+  EXPECT_THROW((void)model.process().won_within(sf::semi_markov::max_horizon_ticks + 1), sf::invalid_options);
+  EXPECT_NO_THROW((void)model.process().won_within(1000));
+  EXPECT_LT(model.process().kernel(0).supported, sf::semi_markov::max_kernel_ticks);
 }
