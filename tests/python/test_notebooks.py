@@ -1,0 +1,29 @@
+"""The notebooks under docs/notebooks are executed and must run without an error."""
+
+from __future__ import annotations
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="nbformat is installed by .ci/setup")
+nbclient = pytest.importorskip("nbclient", reason="nbclient is installed by .ci/setup")
+
+
+def notebooks(root):
+    return sorted((root / "docs" / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_notebooks(root):
+    assert [p.name for p in notebooks(root)] == ["quickstart.ipynb"]
+
+
+@pytest.mark.parametrize("name", ["quickstart.ipynb"])
+def test_notebook_runs(root, tmp_path, name, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(root / "docs" / "notebooks" / name, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("Forecast(" in str(o) for o in outputs)
