@@ -146,66 +146,58 @@ py::tuple history(const field_history<T>& h, py::handle owner) {
                         view<T>(h.value, owner));
 }
 
+// from_columns and append take the same columns: one entry point builds them (no copies where the
+// dtypes match), releases the GIL and calls `build(first, columns, options)`.
+template <class First, class Build>
+auto columns_entry(Build build) {
+  return
+      [build](First first, carray<std::int64_t> opportunity,
+              std::optional<std::vector<std::string>> opportunity_names, carray<std::int32_t> stage,
+              std::vector<std::string> stage_names, carray<std::int64_t> time,
+              std::optional<carray<double>> amount, std::optional<carray<std::int32_t>> owner,
+              std::optional<std::vector<std::string>> owner_names,
+              std::optional<carray<std::int64_t>> close_date, std::optional<carray<std::int64_t>> created,
+              std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes,
+              const std::string& validation_mode, const std::string& on_after_terminal,
+              std::optional<py::dict> changes) {
+        const ingest_options opts{parse_mode(validation_mode), parse_after(on_after_terminal)};
+        auto in = make_input(std::move(opportunity), std::move(opportunity_names), std::move(stage),
+                             std::move(stage_names), std::move(time), std::move(amount), std::move(owner),
+                             std::move(owner_names), std::move(close_date), std::move(created),
+                             std::move(attributes));
+        in.set_changes(changes);
+        const auto cols = in.view();
+        py::gil_scoped_release release;
+        return std::make_shared<event_log>(build(first, cols, opts));
+      };
+}
+
+// The keyword arguments of the columns, shared by from_columns and append.
+#define SMARTFUNNEL_COLUMN_ARGS                                                                              \
+  py::arg("opportunity"), py::arg("opportunity_names"), py::arg("stage"), py::arg("stage_names"),            \
+      py::arg("time"), py::arg("amount") = py::none(), py::arg("owner") = py::none(),                        \
+                       py::arg("owner_names") = py::none(), py::arg("close_date") = py::none(),              \
+                       py::arg("created") = py::none(), py::arg("attributes") = py::list(),                  \
+                       py::arg("validation") = "strict", py::arg("after_terminal") = "error",                \
+                       py::arg("changes") = py::none()
+
 } // namespace
 
 void register_event_log(py::module_& m) {
   using log_ptr = std::shared_ptr<event_log>;
   py::class_<event_log, log_ptr>(m, "EventLog",
                                  "Validated, sorted, interned stage history (see smartfunnel.EventLog).")
-      .def_static(
-          "from_columns",
-          [](const funnel& f, carray<std::int64_t> opportunity,
-             std::optional<std::vector<std::string>> opportunity_names, carray<std::int32_t> stage,
-             std::vector<std::string> stage_names, carray<std::int64_t> time,
-             std::optional<carray<double>> amount, std::optional<carray<std::int32_t>> owner,
-             std::optional<std::vector<std::string>> owner_names,
-             std::optional<carray<std::int64_t>> close_date, std::optional<carray<std::int64_t>> created,
-             std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes,
-             const std::string& validation_mode, const std::string& on_after_terminal,
-             std::optional<py::dict> changes) {
-            const ingest_options opts{parse_mode(validation_mode), parse_after(on_after_terminal)};
-            auto in = make_input(std::move(opportunity), std::move(opportunity_names), std::move(stage),
-                                 std::move(stage_names), std::move(time), std::move(amount), std::move(owner),
-                                 std::move(owner_names), std::move(close_date), std::move(created),
-                                 std::move(attributes));
-            in.set_changes(changes);
-            const auto cols = in.view();
-            py::gil_scoped_release release;
-            return std::make_shared<event_log>(event_log::from_columns(f, cols, opts));
-          },
-          py::arg("funnel"), py::arg("opportunity"), py::arg("opportunity_names"), py::arg("stage"),
-          py::arg("stage_names"), py::arg("time"), py::arg("amount") = py::none(),
-          py::arg("owner") = py::none(), py::arg("owner_names") = py::none(),
-          py::arg("close_date") = py::none(), py::arg("created") = py::none(),
-          py::arg("attributes") = py::list(), py::arg("validation") = "strict",
-          py::arg("after_terminal") = "error", py::arg("changes") = py::none())
+      .def_static("from_columns",
+                  columns_entry<const funnel&>(
+                      [](const funnel& f, const event_columns& cols, const ingest_options& opts) {
+                        return event_log::from_columns(f, cols, opts);
+                      }),
+                  py::arg("funnel"), SMARTFUNNEL_COLUMN_ARGS)
       .def(
           "append",
-          [](const event_log& self, carray<std::int64_t> opportunity,
-             std::optional<std::vector<std::string>> opportunity_names, carray<std::int32_t> stage,
-             std::vector<std::string> stage_names, carray<std::int64_t> time,
-             std::optional<carray<double>> amount, std::optional<carray<std::int32_t>> owner,
-             std::optional<std::vector<std::string>> owner_names,
-             std::optional<carray<std::int64_t>> close_date, std::optional<carray<std::int64_t>> created,
-             std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes,
-             const std::string& validation_mode, const std::string& on_after_terminal,
-             std::optional<py::dict> changes) {
-            const ingest_options opts{parse_mode(validation_mode), parse_after(on_after_terminal)};
-            auto in = make_input(std::move(opportunity), std::move(opportunity_names), std::move(stage),
-                                 std::move(stage_names), std::move(time), std::move(amount), std::move(owner),
-                                 std::move(owner_names), std::move(close_date), std::move(created),
-                                 std::move(attributes));
-            in.set_changes(changes);
-            const auto cols = in.view();
-            py::gil_scoped_release release;
-            return std::make_shared<event_log>(self.append(cols, opts));
-          },
-          py::arg("opportunity"), py::arg("opportunity_names"), py::arg("stage"), py::arg("stage_names"),
-          py::arg("time"), py::arg("amount") = py::none(), py::arg("owner") = py::none(),
-          py::arg("owner_names") = py::none(), py::arg("close_date") = py::none(),
-          py::arg("created") = py::none(), py::arg("attributes") = py::list(),
-          py::arg("validation") = "strict", py::arg("after_terminal") = "error",
-          py::arg("changes") = py::none())
+          columns_entry<const event_log&>([](const event_log& self, const event_columns& cols,
+                                             const ingest_options& opts) { return self.append(cols, opts); }),
+          SMARTFUNNEL_COLUMN_ARGS)
       .def_property_readonly("funnel", &event_log::funnel)
       .def_property_readonly("n_events", &event_log::n_events)
       .def_property_readonly("n_opportunities", &event_log::n_opportunities)

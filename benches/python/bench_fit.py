@@ -11,10 +11,10 @@ than smartfunnel, which adds Kaplan-Meier/Aalen-Johansen, priors, the chain and 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import pandas as pd
+from _timing import best_of  # type: ignore[import-not-found]
 
 import smartfunnel as sf
 
@@ -50,15 +50,6 @@ def smartfunnel_fit(events: pd.DataFrame, funnel: sf.Funnel, as_of: pd.Timestamp
     model.transition_matrix()
     model.time_in_stage()
     return model
-
-
-def best_of(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:

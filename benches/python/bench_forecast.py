@@ -11,9 +11,9 @@ Exact: numpy convolves the per-deal two-point distributions one by one on a latt
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _timing import best_of  # type: ignore[import-not-found]
 
 from smartfunnel import _core
 
@@ -39,15 +39,6 @@ def numpy_exact(amount: np.ndarray, p: np.ndarray, step: float) -> np.ndarray:
         leaf[k] += q
         pmf = np.convolve(pmf, leaf)
     return pmf
-
-
-def best_of(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
