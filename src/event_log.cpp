@@ -570,7 +570,6 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
   const bool any_amount = has_amounts() || !more.amount.empty() || !more.changes.amount.empty();
   const bool any_owner = has_owners() || !more.owner.empty() || !more.changes.owner.empty();
   const bool any_close = !close_.empty() || !more.close_date.empty() || !more.changes.close_date.empty();
-  const bool any_created = true;
   std::vector<std::uint8_t> amount_given, owner_given;
   if (any_amount) {
     amount.assign(n, std::numeric_limits<double>::quiet_NaN());
@@ -659,7 +658,7 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
     all.owner_names = owner_all;
   }
   if (any_close) all.close_date = close;
-  if (any_created) all.created = created;
+  all.created = created;
   // Attributes: the log's, then those only the appended rows have; existing per-opportunity
   // values (missing for an attribute the log did not have) followed by the appended rows' values.
   std::vector<std::string> attr_order;

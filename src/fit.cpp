@@ -380,7 +380,7 @@ stage_estimate estimate_stage(const stage_counts& c, std::size_t n_codes, const 
     e.survival[r] = S;
     for (std::size_t k = 0; k < n_codes; ++k) e.incidence[r * n_codes + k] = F[k];
     risk -= row_w;
-    if (risk < 1e-12 * n_w) risk = std::max(risk, 0.0);
+    risk = std::max(risk, 0.0); // round-off below zero after the last row
   }
   // The last exit tau: S and F are flat after it, so the end values are S(tau), F(tau).
   e.unresolved = S;

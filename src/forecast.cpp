@@ -672,7 +672,6 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
     return it->second;
   };
   score_deals(point_process, out.deals.p_win_period, &out.deals.p_win_ever, true);
-  (void)n;
   report(0.5);
 
   // Arrivals: deals created in the lookback give the creation rate, the entry stages and the

@@ -47,7 +47,7 @@ struct stage_estimate {
   [[nodiscard]] double survival_before(std::int64_t t) const;
   /// F_k just before tick t.
   [[nodiscard]] double incidence_before(std::size_t k, std::int64_t t) const;
-  /// Raw number of stays at risk at tick t (duration >= t).
+  /// Weighted number of stays at risk at tick t (duration >= t): the count without decay weights.
   [[nodiscard]] double at_risk_at(std::int64_t t) const;
 };
 

@@ -226,7 +226,8 @@ class Coaching:
         self.as_of = model.as_of
         self.reps = [k[0] for k in model.groups if len(k) == 1]
         t = int(self.as_of.value // 10**9)
-        state = log.core.state_at(t)
+        state = log.core.state_at(t)  # every opportunity at as_of, read once
+        self._state = state
         stage = np.asarray(state["stage"])
         n_open = len(log.funnel.stages)
         is_open = (stage >= 0) & (stage < n_open)
@@ -340,8 +341,7 @@ class Coaching:
         return pd.DataFrame(rows).set_index("owner")
 
     def _avg_won_amount(self, rep: str | None) -> float:
-        t = int(self.as_of.value // 10**9)
-        state = self._log.core.state_at(t)
+        state = self._state
         stage = np.asarray(state["stage"])
         n_open = len(self._log.funnel.stages)
         won = (stage >= n_open) & (stage < n_open + len(self._log.funnel.won))
@@ -419,7 +419,7 @@ class Coaching:
         out: dict[str, tuple[float, float]] = {}
         if len(recent) == 0:
             return out
-        first = self._log.core.state_at(t)
+        first = self._state
         owners = np.asarray([*self._log.core.owner_names, "(missing)"], dtype=object)
         codes = np.asarray(first["owner"])[recent]
         amounts = np.nan_to_num(np.asarray(first["amount"])[recent])
@@ -558,9 +558,8 @@ class Coaching:
         reached a given age there (among won stays that lasted at least that long)."""
         if self._acts is None:
             return lambda stage, age, window: float("nan")
-        t = int(self.as_of.value // 10**9)
         stays = self._stays()
-        state = np.asarray(self._log.core.state_at(t)["stage"])
+        state = np.asarray(self._state["stage"])
         n_open = len(self._log.funnel.stages)
         won = (state >= n_open) & (state < n_open + len(self._log.funnel.won))
         stays = stays[won[stays["opportunity"].to_numpy()] & (stays["destination"] >= 0)]
@@ -723,8 +722,7 @@ class Coaching:
         si = stages.index(stage)
         stays = self._stays()
         stays = stays[stays["stage"] == si]
-        t = int(self.as_of.value // 10**9)
-        state = np.asarray(self._log.core.state_at(t)["stage"])
+        state = np.asarray(self._state["stage"])
         n_open = len(stages)
         n_won = len(self._log.funnel.won)
         outcome = np.where(

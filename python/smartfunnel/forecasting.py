@@ -117,9 +117,7 @@ def forecast(
     if not (isinstance(probabilities, str) and probabilities == "time_bounded"):
         raw = _with_baseline(raw, model, probabilities, scenarios, seed, threads, log)
         include_arrivals = False
-    fc = Forecast(raw, model, log, method, include_arrivals, (t0, t1), tz)
-    fc._seed = seed
-    return fc
+    return Forecast(raw, model, log, method, include_arrivals, (t0, t1), tz, seed)
 
 
 def _with_baseline(
@@ -219,6 +217,7 @@ class Forecast:
         include_arrivals: bool,
         period: tuple[int, int],
         tz: str,
+        seed: int = 0,
     ):
         self._raw = raw
         self._model = model
@@ -234,7 +233,7 @@ class Forecast:
         self.exact_arrivals = _Distribution(raw["exact_arrivals"]) if include_arrivals else None
         self.scenarios = np.asarray(raw["scenario_cents"], dtype=np.int64)
         self.realised = float(raw["realised"])
-        self._seed = 0
+        self._seed = seed
 
     # -- the distribution -----------------------------------------------------------------------
     @property
@@ -394,7 +393,7 @@ class Forecast:
                             np.nan_to_num(p[sel]),
                             hashes,
                             len(self.scenarios),
-                            self._raw_seed,
+                            self._seed,
                         )
                     )
                 )
@@ -413,10 +412,6 @@ class Forecast:
             rows.append([key, int(sel.sum()), expected, *qv])
         cols = [column, "deals", "expected", *[f"P{round(q * 100)}" for q in qs]]
         return pd.DataFrame(rows, columns=cols).set_index(column)
-
-    @property
-    def _raw_seed(self) -> int:
-        return int(self._seed)
 
     def plot_forecast(self, target: float | None = None, ax: Any = None) -> Any:
         """P(revenue >= x) with P10 / P50 / P90 and an optional target; returns the axes."""
