@@ -1,4 +1,9 @@
-"""Imports of CRM exports into event logs.
+"""Imports of CRM exports into event logs, with a report of what the import found.
+
+Every import returns the data-quality information to the caller: rows that were rejected or
+changed, events that were inferred, each with its table, row, opportunity id, column, value and
+reason (:attr:`Imported.quality`). Nothing is dropped silently. :func:`read` recognises the
+format of a set of files from their columns (the ``smartfunnel report`` command uses it).
 
 Snapshot-only exports (one row per opportunity with its current stage and a few dates, like the
 public "CRM Sales Opportunities" data) become partial histories. The assumptions are stated here
@@ -14,12 +19,20 @@ and every row that cannot be placed is reported, never silently dropped:
 
 from __future__ import annotations
 
+import dataclasses
+import html
+import os
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import _core
+from . import _convert, _core
+from .coaching import ActivityLog
 from .event_log import EventLog
 
 
@@ -125,3 +138,950 @@ def from_snapshot(
     report.insert(0, "row", [i for i, _ in notes])
     report["reason"] = [why for _, why in notes]
     return log, report
+
+
+# -- the result of an import and its quality report ----------------------------------------------
+
+QUALITY_COLUMNS = ["table", "row", "id", "column", "value", "action", "reason"]
+"""Columns of :attr:`Imported.quality`: where (table, 0-based row, opportunity id, column), the
+offending value as text, what was done (``rejected``, ``changed``, ``added`` or ``note``) and why."""
+
+
+class _Issues:
+    """Accumulates quality records; one per rejected/changed cell or row, or per note."""
+
+    def __init__(self) -> None:
+        self._records: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        table: str,
+        row: int | None,
+        id: Any,
+        column: str | None,
+        value: Any,
+        action: str,
+        reason: str,
+    ) -> None:
+        self._records.append(
+            {
+                "table": table,
+                "row": row,
+                "id": None if id is None or _isna(id) else str(id),
+                "column": column,
+                "value": None if value is None or _isna(value) else str(value),
+                "action": action,
+                "reason": reason,
+            }
+        )
+
+    def extend(self, other: pd.DataFrame) -> None:
+        self._records.extend(
+            {str(k): v for k, v in rec.items()} for rec in other[QUALITY_COLUMNS].to_dict("records")
+        )
+
+    def frame(self) -> pd.DataFrame:
+        out = pd.DataFrame(self._records, columns=QUALITY_COLUMNS)
+        out["row"] = out["row"].astype("Int64")
+        if len(out):  # by table (first seen first), then row; table-level notes first
+            tables = {t: i for i, t in enumerate(dict.fromkeys(out["table"]))}
+            key = pd.DataFrame({"t": out["table"].map(tables), "r": out["row"].fillna(-1)})
+            out = out.iloc[np.lexsort((key["r"].to_numpy(), key["t"].to_numpy()))]
+            out = out.reset_index(drop=True)
+        for c in ("table", "id", "column", "value", "action", "reason"):
+            out[c] = out[c].astype(object)
+        return out
+
+
+def _isna(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass
+class Imported:
+    """An imported CRM export: the event log, optional activities, and what the import found.
+
+    Attributes
+    ----------
+    log : EventLog
+        The stage history.
+    quality : pandas.DataFrame
+        One row per issue (columns :data:`QUALITY_COLUMNS`): the table and 0-based row it comes
+        from, the opportunity id, the column and the value, the ``action`` taken (``rejected``:
+        not used; ``changed``: used with the change the reason states; ``added``: an event the
+        import inferred; ``note``: information, e.g. an inferred stage order) and the reason.
+    source : str
+        The recognised format, human readable.
+    activities : ActivityLog or None
+    as_of : pandas.Timestamp or None
+        The end of the data when the export tells it (open deals are censored there); pass it to
+        :func:`smartfunnel.fit` as ``as_of``.
+    stages : pandas.DataFrame or None
+        The stage metadata the funnel was built from (order, outcome, probability, where from).
+    """
+
+    log: EventLog
+    quality: pd.DataFrame
+    source: str
+    activities: ActivityLog | None = None
+    as_of: pd.Timestamp | None = None
+    stages: pd.DataFrame | None = None
+    files: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def funnel(self) -> _core.Funnel:
+        return self.log.funnel
+
+    @property
+    def counts(self) -> pd.DataFrame:
+        """Issues per table and action (a row per pair, column ``n``)."""
+        q = self.quality
+        if q.empty:
+            return pd.DataFrame({"table": [], "action": [], "n": []}).astype({"n": np.int64})
+        return q.groupby(["table", "action"], sort=True).size().rename("n").reset_index()
+
+    def _action_counts(self) -> dict[str, int]:
+        vc = self.quality["action"].value_counts()
+        return {a: int(vc.get(a, 0)) for a in ("rejected", "changed", "added", "note")}
+
+    def __repr__(self) -> str:
+        c = self._action_counts()
+        acts = f", {len(self.activities):,} activities" if self.activities is not None else ""
+        return (
+            f"Imported({self.source}: {self.log.n_opportunities:,} opportunities, "
+            f"{self.log.n_events:,} events{acts}; quality: {c['rejected']} rejected, "
+            f"{c['changed']} changed, {c['added']} added, {c['note']} notes)"
+        )
+
+    def _repr_html_(self) -> str:
+        c = self._action_counts()
+        acts = f", {len(self.activities):,} activities" if self.activities is not None else ""
+        as_of = f"; data end {self.as_of:%Y-%m-%d}" if self.as_of is not None else ""
+        counts = "".join(f"<tr><th>{html.escape(k)}</th><td>{v:,}</td></tr>" for k, v in c.items())
+        shown = self.quality.head(20)
+        table = shown.to_html(index=False, na_rep="", escape=True) if len(shown) else ""
+        more = (
+            f"<p>… {len(self.quality) - len(shown):,} more in <code>.quality</code></p>"
+            if len(self.quality) > len(shown)
+            else ""
+        )
+        return (
+            f"<div><strong>Imported</strong> — {html.escape(self.source)}: "
+            f"{self.log.n_opportunities:,} opportunities, {self.log.n_events:,} events{acts}"
+            f"{as_of}; funnel <code>{html.escape(' → '.join(self.funnel.stages))}</code>"
+            f"<table><caption>quality</caption>{counts}</table>{table}{more}</div>"
+        )
+
+
+# -- shared helpers ------------------------------------------------------------------------------
+
+
+def _frame(data: pd.DataFrame | str | os.PathLike[str], what: str) -> pd.DataFrame:
+    """A DataFrame as given, or read from a CSV path (all columns kept as read)."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return pd.read_csv(data, low_memory=False)
+    raise TypeError(f"{what} must be a DataFrame or a CSV path, got {type(data).__name__}")
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str | None], what: str) -> None:
+    missing = [c for c in columns if c is not None and c not in frame.columns]
+    if missing:
+        raise _convert.data_error(
+            f"{what}: column {missing[0]!r} is missing (columns: {list(map(str, frame.columns))})",
+            None,
+            missing[0],
+        )
+
+
+def _parse_times(
+    values: pd.Series, time_format: str | None = None, dayfirst: bool = False
+) -> tuple[pd.Series, np.ndarray]:
+    """Times as UTC datetimes (NaT where missing or bad) and the mask of present-but-bad values.
+
+    datetime64 columns are taken as they are (naive = UTC); numbers are epoch seconds; text is
+    parsed as ISO 8601 unless `time_format` (a strptime format, or "mixed") is given.
+    """
+    s = values
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC"), np.zeros(len(s), dtype=bool)
+    if pd.api.types.is_datetime64_dtype(s.dtype):
+        return s.dt.tz_localize("UTC"), np.zeros(len(s), dtype=bool)
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        num = pd.to_numeric(s, errors="coerce").astype(np.float64)
+        ok = np.isfinite(num.to_numpy()) & (np.abs(num.to_numpy()) < 1e11)
+        parsed = pd.to_datetime(num.where(ok), unit="s", utc=True)
+        return parsed, (~ok) & num.notna().to_numpy()
+    present = s.notna().to_numpy() & (s.astype("string").str.strip() != "").fillna(False).to_numpy()
+    text = s.where(present)
+    parsed = pd.to_datetime(
+        text, utc=True, errors="coerce", format=time_format or "ISO8601", dayfirst=dayfirst
+    )
+    return parsed, present & parsed.isna().to_numpy()
+
+
+_TIME_HINT = "expected ISO 8601 text such as 2024-03-01 or 2024-03-01T09:30:00Z; pass time_format="
+
+
+def _won_lost(name: str) -> str | None:
+    """'won', 'lost' or None from a stage name's wording (Closed Won, closedlost, Disqualified...)."""
+    norm = re.sub(r"[^a-z]", "", str(name).lower())
+    if norm.endswith("won") or norm in {"win", "signed", "booked"}:
+        return "won"
+    if norm.endswith("lost") or norm in {"lose", "disqualified", "unqualified", "dead", "churned"}:
+        return "lost"
+    return None
+
+
+def infer_funnel(
+    frame: pd.DataFrame,
+    *,
+    opportunity: str = "opportunity_id",
+    stage: str = "stage",
+    time: str = "time",
+    name: str = "inferred",
+) -> _core.Funnel:
+    """A funnel inferred from a long table of stage events.
+
+    Terminal stages are recognised by their wording (names ending in "won" — Won, Closed Won,
+    closedwon — or Signed/Booked are won; names ending in "lost", Disqualified, Dead, Churned are
+    lost). The open stages are ordered by how often each is entered before each other one within
+    the same opportunity (a Copeland ranking of the pairwise precedences; ties by first-seen
+    order). Give the funnel explicitly whenever you know it: a stage every deal skips, or a
+    pipeline where deals move backwards often, can be ordered differently from the process.
+
+    Raises
+    ------
+    DataError
+        When no stage name reads as won (the funnel needs an outcome).
+    """
+    _require(frame, [opportunity, stage, time], "infer_funnel")
+    times, _ = _parse_times(frame[time])
+    df = pd.DataFrame(
+        {"o": frame[opportunity].to_numpy(), "s": frame[stage].astype("string"), "t": times}
+    ).dropna()
+    names = list(dict.fromkeys(df["s"].tolist()))
+    won = [n for n in names if _won_lost(n) == "won"]
+    lost = [n for n in names if _won_lost(n) == "lost"]
+    if not won:
+        raise _convert.data_error(
+            f"cannot infer the funnel: no stage reads as won among {names} "
+            "(give the funnel, e.g. Funnel([...], won='Closed Won', lost='Closed Lost'))",
+            None,
+            stage,
+        )
+    open_ = [n for n in names if _won_lost(n) is None]
+    first = df[df["s"].isin(open_)].groupby(["o", "s"], sort=False)["t"].min().reset_index()
+    pairs = first.merge(first, on="o")
+    pairs = pairs[pairs["t_x"] < pairs["t_y"]]
+    before = pairs.groupby("s_x").size()
+    after = pairs.groupby("s_y").size()
+    score = {n: int(before.get(n, 0)) - int(after.get(n, 0)) for n in open_}
+    seen = {n: i for i, n in enumerate(open_)}
+    stages = sorted(open_, key=lambda n: (-score[n], seen[n]))
+    return _core.Funnel(stages, won=won, lost=lost or ["Lost"], name=name)
+
+
+# -- generic long format -------------------------------------------------------------------------
+
+
+def from_long(
+    frame: pd.DataFrame | str | os.PathLike[str],
+    funnel: _core.Funnel | None = None,
+    *,
+    opportunity: str = "opportunity_id",
+    stage: str = "stage",
+    time: str = "time",
+    amount: str | None = None,
+    owner: str | None = None,
+    close_date: str | None = None,
+    created: str | None = None,
+    attributes: Sequence[str] = (),
+    stage_map: Mapping[str, str] | None = None,
+    time_format: str | None = None,
+    dayfirst: bool = False,
+    errors: str = "report",
+    after_terminal: str = "error",
+    table: str = "events",
+) -> Imported:
+    """Import a long table, one row per stage change, with a quality report.
+
+    A thin layer over :meth:`EventLog.from_frame` adding what an import needs: dates parsed with
+    a clear message, stage names mapped, the funnel inferred when not given, and every row that
+    cannot be used reported in :attr:`Imported.quality` instead of stopping at the first one.
+
+    Parameters
+    ----------
+    frame : DataFrame or path to a CSV file
+    funnel : Funnel, optional
+        Default: inferred by :func:`infer_funnel` (reported as a note).
+    opportunity, stage, time : str
+        Column names. Times: datetime64, ISO 8601 text, or epoch seconds.
+    amount, owner, close_date, created : str, optional
+        As in :meth:`EventLog.from_frame`. A bad amount or date cell is treated as missing and
+        reported (``changed``); the row is kept.
+    attributes : sequence of str
+        Static columns (segment, product...).
+    stage_map : mapping, optional
+        ``{name in the file: name in the funnel}``; names not in it are kept as they are.
+    time_format : str, optional
+        A strptime format (``"%d/%m/%Y"``) or ``"mixed"``, for times that are not ISO 8601.
+    dayfirst : bool
+        With ``time_format="mixed"``: read 01/02/2024 as 1 February.
+    errors : {"report", "raise"}
+        report (default) keeps every usable row and reports the others; raise stops with a
+        DataError at the first unusable row, naming the row, the column, the id and the value.
+    after_terminal : {"error", "reopen"}
+        What an event after Won/Lost means (see :meth:`EventLog.from_frame`).
+    table : str
+        The table name used in the quality report.
+
+    Returns
+    -------
+    Imported
+        ``source`` is "long format".
+    """
+    if errors not in ("report", "raise"):
+        raise ValueError(f"errors must be 'report' or 'raise', got {errors!r}")
+    frame = _frame(frame, "frame")
+    _require(
+        frame, [opportunity, stage, time, amount, owner, close_date, created, *attributes], table
+    )
+    issues = _Issues()
+    ids = frame[opportunity]
+
+    def bad(mask: np.ndarray, column: str, reason: str, action: str = "rejected") -> None:
+        for pos in np.flatnonzero(mask):
+            r = int(pos)
+            if errors == "raise" and action == "rejected":
+                raise _convert.data_error(
+                    f"row {r}: {column} value {frame[column].iloc[r]!r} of opportunity "
+                    f"{str(ids.iloc[r])!r}: {reason}",
+                    r,
+                    column,
+                )
+            issues.add(table, r, ids.iloc[r], column, frame[column].iloc[r], action, reason)
+
+    keep = np.ones(len(frame), dtype=bool)
+    no_id = ids.isna().to_numpy()
+    bad(no_id, opportunity, "no opportunity id: the row cannot be attributed")
+    keep &= ~no_id
+    stages = frame[stage].astype("string")
+    if stage_map:
+        stages = stages.map(lambda s: stage_map.get(s, s) if isinstance(s, str) else s).astype(
+            "string"
+        )
+    no_stage = stages.isna().to_numpy() & keep
+    bad(no_stage, stage, "no stage name")
+    keep &= ~no_stage
+    times, bad_time = _parse_times(frame[time], time_format, dayfirst)
+    bad(bad_time & keep, time, f"not a time ({_TIME_HINT}'%d/%m/%Y' or 'mixed')")
+    keep &= ~bad_time
+    no_time = times.isna().to_numpy() & keep
+    bad(no_time, time, "no time: the event cannot be placed")
+    keep &= ~no_time
+
+    events = pd.DataFrame(
+        {
+            "opportunity_id": ids.to_numpy(),
+            "stage": stages.to_numpy(dtype=object),
+            "time": times,
+            "_row": np.arange(len(frame)),
+        },
+        index=frame.index,
+    )
+    cols: dict[str, Any] = {}
+    if amount is not None:
+        raw = frame[amount]
+        num = pd.to_numeric(raw, errors="coerce")
+        bad_amount = raw.notna().to_numpy() & num.isna().to_numpy() & keep
+        bad(bad_amount, amount, "amount is not a number: treated as missing", "changed")
+        num = num.astype(np.float64).where(keep)
+        # A missing amount means "not changed": the opportunity's amount in force is kept (the
+        # nearest earlier row's, else the nearest later one's); none at all counts as 0.
+        by_time = pd.DataFrame({"o": ids.to_numpy(), "t": times.to_numpy(), "a": num.to_numpy()})
+        by_time = by_time[keep].sort_values(["t"], kind="stable")
+        filled = by_time.groupby("o", sort=False)["a"].transform(lambda a: a.ffill().bfill())
+        values = np.full(len(frame), np.nan)
+        values[by_time.index.to_numpy()] = filled.to_numpy()
+        full = pd.Series(values)
+        n_filled = int((num.isna().to_numpy() & full.notna().to_numpy() & keep).sum())
+        if n_filled:
+            issues.add(
+                table,
+                None,
+                None,
+                amount,
+                None,
+                "note",
+                f"{n_filled} rows without an amount keep the opportunity's amount in "
+                "force (the nearest earlier row's, else the next one's)",
+            )
+        for r in np.flatnonzero(full.isna().to_numpy() & keep):
+            issues.add(
+                table,
+                int(r),
+                ids.iloc[r],
+                amount,
+                raw.iloc[r],
+                "changed",
+                "the opportunity has no amount in any row: counted as 0",
+            )
+        events["amount"] = full.fillna(0.0).to_numpy()
+        cols["amount"] = "amount"
+    for key, col in (("close_date", close_date), ("created", created)):
+        if col is not None:
+            parsed, bad_t = _parse_times(frame[col], time_format, dayfirst)
+            bad(bad_t & keep, col, f"not a time ({_TIME_HINT}): treated as missing", "changed")
+            events[key] = parsed
+            cols[key] = key
+    if created is not None:
+        # The core wants one creation time per opportunity, not after its first event.
+        first = events["time"].where(keep).groupby(events["opportunity_id"]).transform("min")
+        given = events["created"].groupby(events["opportunity_id"]).transform("min")
+        late = (given > first).to_numpy() & keep
+        for r in np.flatnonzero(late):
+            issues.add(
+                table,
+                int(r),
+                ids.iloc[r],
+                created,
+                frame[created].iloc[r],
+                "changed",
+                "created after the opportunity's first event: creation taken as the first event",
+            )
+        events["created"] = given.where(~(given > first), first)
+    if owner is not None:
+        events["owner"] = frame[owner].to_numpy()
+        cols["owner"] = "owner"
+    for a in attributes:
+        events[a] = frame[a].to_numpy()
+    events = events[keep]
+
+    if funnel is None:
+        funnel = infer_funnel(events, opportunity="opportunity_id", stage="stage", time="time")
+        issues.add(
+            table,
+            None,
+            None,
+            stage,
+            None,
+            "note",
+            f"funnel inferred from the data: {' → '.join(funnel.stages)}; won {funnel.won}, "
+            f"lost {funnel.lost} (pass a Funnel to fix it)",
+        )
+    log = EventLog.from_frame(
+        funnel,
+        events.reset_index(drop=True),
+        opportunity="opportunity_id",
+        stage="stage",
+        time="time",
+        amount=cols.get("amount"),
+        owner=cols.get("owner"),
+        close_date=cols.get("close_date"),
+        created=cols.get("created"),
+        attributes=list(attributes),
+        validation="lenient",
+        after_terminal=after_terminal,
+    )
+    _user = {"opportunity_id": opportunity, "stage": stage, "time": time, "amount": amount}
+    _user.update({"owner": owner, "close_date": close_date, "created": created})
+    rej = log.rejected
+    if len(rej):
+        orig = events["_row"].to_numpy()[rej["row"].to_numpy(dtype=np.int64)]
+        if errors == "raise":
+            first_row = int(orig[0])
+            col = _user.get(str(rej["rejected_column"].iloc[0])) or str(
+                rej["rejected_column"].iloc[0]
+            )
+            raise _convert.data_error(f"row {first_row}: {rej['reason'].iloc[0]}", first_row, col)
+        for r, col, why in zip(orig, rej["rejected_column"], rej["reason"]):
+            c = _user.get(str(col)) or str(col)
+            value = frame[c].iloc[int(r)] if c in frame.columns else None
+            issues.add(table, int(r), ids.iloc[int(r)], c, value, "rejected", str(why))
+    return Imported(log=log, quality=issues.frame(), source="long format")
+
+
+# -- snapshots: Maven "CRM Sales Opportunities" and the sparklesquad crm-dataset -----------------
+
+
+def _snapshot_quality(
+    frame: pd.DataFrame,
+    report: pd.DataFrame,
+    id_col: str,
+    table: str,
+    amount: str | None,
+    closed: str,
+) -> pd.DataFrame:
+    issues = _Issues()
+    for r, why in zip(report["row"], report["reason"]):
+        r = int(r)
+        if why.startswith("amount"):
+            col, action = amount, "changed"
+        elif why.startswith("no close date"):
+            col, action = closed, "changed"
+        else:
+            col, action = None, "rejected"
+        issues.add(
+            table, r, frame[id_col].iloc[r], col, frame[col].iloc[r] if col else None, action, why
+        )
+    return issues.frame()
+
+
+def from_maven(
+    pipeline: pd.DataFrame | str | os.PathLike[str], funnel: _core.Funnel | None = None
+) -> Imported:
+    """The Maven Analytics "CRM Sales Opportunities" snapshot (``sales_pipeline.csv``).
+
+    Columns: opportunity_id, sales_agent, product, account, deal_stage (Prospecting, Engaging,
+    Won, Lost), engage_date, close_date, close_value. Through :func:`from_snapshot` with the
+    funnel Prospecting → Engaging → Won / Lost: a deal entered Engaging on its engage_date and
+    closed on its close_date; Prospecting rows have no date at all and are reported (rejected);
+    a missing close_value (open deals) counts as 0 and is reported. Owner: sales_agent;
+    attributes: product, account. ``as_of`` is the last date in the file.
+    """
+    frame = _frame(pipeline, "pipeline")
+    funnel = funnel or _core.Funnel(
+        ["Prospecting", "Engaging"], won="Won", lost="Lost", name="maven"
+    )
+    log, report = from_snapshot(
+        funnel,
+        frame,
+        opportunity="opportunity_id",
+        stage="deal_stage",
+        entered={"Engaging": "engage_date"},
+        closed="close_date",
+        amount="close_value",
+        owner="sales_agent",
+        attributes=["product", "account"],
+    )
+    quality = _snapshot_quality(
+        frame, report, "opportunity_id", "sales_pipeline", "close_value", "close_date"
+    )
+    end = pd.concat(
+        [pd.to_datetime(frame[c], utc=True, errors="coerce") for c in ("engage_date", "close_date")]
+    ).max()
+    return Imported(
+        log=log,
+        quality=quality,
+        source="Maven CRM Sales Opportunities snapshot (sales_pipeline)",
+        as_of=end,
+    )
+
+
+def from_sparklesquad(
+    pipeline: pd.DataFrame | str | os.PathLike[str], funnel: _core.Funnel | None = None
+) -> Imported:
+    """The data.world sparklesquad "crm-dataset" snapshot (``sales-pipeline.csv``).
+
+    Columns: Account, Opportunity_ID, Sales_Agent, Deal_Stage (In_Progress, Won, Lost),
+    Product, Close_Date, Close_Value, Created_On. Through :func:`from_snapshot` with the funnel
+    In_Progress → Won / Lost: every deal entered In_Progress when created (Created_On) and a
+    closed deal closed on its Close_Date; open deals are censored at the data's end (the last
+    date in the file, ``as_of``). A missing Close_Value (open deals, and a few Won rows) counts
+    as 0 and is reported. Owner: Sales_Agent; attributes: Product, Account.
+    """
+    frame = _frame(pipeline, "pipeline")
+    funnel = funnel or _core.Funnel(["In_Progress"], won="Won", lost="Lost", name="sparklesquad")
+    log, report = from_snapshot(
+        funnel,
+        frame,
+        opportunity="Opportunity_ID",
+        stage="Deal_Stage",
+        entered={funnel.stages[0]: "Created_On"},
+        closed="Close_Date",
+        amount="Close_Value",
+        owner="Sales_Agent",
+        attributes=["Product", "Account"],
+    )
+    quality = _snapshot_quality(
+        frame, report, "Opportunity_ID", "sales-pipeline", "Close_Value", "Close_Date"
+    )
+    end = pd.concat(
+        [pd.to_datetime(frame[c], utc=True, errors="coerce") for c in ("Created_On", "Close_Date")]
+    ).max()
+    return Imported(
+        log=log,
+        quality=quality,
+        source="sparklesquad crm-dataset snapshot (sales-pipeline)",
+        as_of=end,
+    )
+
+
+# -- activities ----------------------------------------------------------------------------------
+
+
+def activities(
+    frame: pd.DataFrame | str | os.PathLike[str],
+    log: EventLog | Imported,
+    *,
+    opportunity: str = "opportunity_id",
+    time: str = "time",
+    kind: str = "kind",
+    owner: str | None = None,
+    buyer: str | None = None,
+    time_format: str | None = None,
+    dayfirst: bool = False,
+) -> ActivityLog:
+    """Import an activity table (one row per task, call, email, meeting...) for a log.
+
+    Rows whose time is missing or cannot be parsed, whose kind is missing, or whose opportunity
+    is not in the log are not used and come back in :attr:`ActivityLog.rejected` (the input
+    row with ``row``, ``rejected_column`` and ``reason``); every other row is kept.
+
+    Parameters
+    ----------
+    frame : DataFrame or path to a CSV file
+    log : EventLog or Imported
+    opportunity, time, kind : str
+        Column names (a Salesforce Task export: WhatId, ActivityDate, TaskSubtype or Type).
+    owner : str, optional
+        Who did it.
+    buyer : str, optional
+        True/False column: the buyer acted.
+    time_format, dayfirst
+        As in :func:`from_long`.
+
+    Returns
+    -------
+    ActivityLog
+    """
+    return _activities(
+        frame,
+        log,
+        opportunity=opportunity,
+        time=time,
+        kind=kind,
+        owner=owner,
+        buyer=buyer,
+        time_format=time_format,
+        dayfirst=dayfirst,
+    )[0]
+
+
+def _activities(
+    frame: pd.DataFrame | str | os.PathLike[str],
+    log: EventLog | Imported,
+    *,
+    opportunity: str,
+    time: str,
+    kind: str,
+    owner: str | None = None,
+    buyer: str | None = None,
+    time_format: str | None = None,
+    dayfirst: bool = False,
+    table: str = "activities",
+) -> tuple[ActivityLog, pd.DataFrame]:
+    frame = _frame(frame, "frame")
+    event_log = log.log if isinstance(log, Imported) else log
+    _require(frame, [opportunity, time, kind, owner, buyer], table)
+    times, bad_time = _parse_times(frame[time], time_format, dayfirst)
+    reasons = np.full(len(frame), None, dtype=object)
+    columns = np.full(len(frame), None, dtype=object)
+    for mask, col, why in (
+        (frame[opportunity].isna().to_numpy(), opportunity, "no opportunity id"),
+        (bad_time, time, f"not a time ({_TIME_HINT}'%d/%m/%Y' or 'mixed')"),
+        (times.isna().to_numpy() & ~bad_time, time, "no time: the activity cannot be placed"),
+        (frame[kind].isna().to_numpy(), kind, "no kind"),
+    ):
+        new = mask & (reasons == None)  # noqa: E711 - elementwise on an object array
+        reasons[new], columns[new] = why, col
+    keep = reasons == None  # noqa: E711
+    good = frame[keep].copy()
+    good[time] = times[keep]
+    if event_log.core.string_ids:
+        good[opportunity] = good[opportunity].astype(str)
+    acts = ActivityLog.from_frame(
+        event_log,
+        good.reset_index(drop=True),
+        opportunity=opportunity,
+        time=time,
+        kind=kind,
+        owner=owner,
+        buyer=buyer,
+        validation="lenient",
+    )
+    kept_rows = np.flatnonzero(keep)
+    rej = acts.rejected
+    rows = [
+        *np.flatnonzero(~keep).tolist(),
+        *kept_rows[rej["row"].to_numpy(dtype=np.int64)].tolist(),
+    ]
+    cols = [*columns[~keep], *rej["rejected_column"]]
+    whys = [*reasons[~keep], *rej["reason"]]
+    order = np.argsort(rows, kind="stable")
+    rows = [int(rows[i]) for i in order]
+    cols = [cols[i] for i in order]
+    whys = [str(whys[i]) for i in order]
+    user = {"opportunity": opportunity, "time": time, "kind": kind, "owner": owner}
+    cols = [user.get(str(c)) or str(c) for c in cols]
+    rejected = frame.iloc[rows].copy()
+    rejected.insert(0, "row", rows)
+    rejected["rejected_column"] = cols
+    rejected["reason"] = whys
+    issues = _Issues()
+    for r, c, why in zip(rows, cols, whys):
+        value = frame[c].iloc[r] if c in frame.columns else None
+        issues.add(table, r, frame[opportunity].iloc[r], c, value, "rejected", why)
+    return ActivityLog(acts.core, event_log, rejected), issues.frame()
+
+
+# -- reading files: recognise the format from the columns ----------------------------------------
+
+_OPP_ALIASES = ("opportunity_id", "opportunity", "deal_id", "deal", "opp_id", "id")
+_STAGE_ALIASES = ("stage", "stage_name", "deal_stage", "to_stage")
+_TIME_ALIASES = ("time", "timestamp", "date", "entered_at", "changed_at", "event_time")
+_KIND_ALIASES = ("kind", "activity", "activity_type", "type")
+
+
+def _pick(columns: Sequence[str], aliases: Sequence[str]) -> str | None:
+    lower = {c.lower(): c for c in columns}
+    return next((lower[a] for a in aliases if a in lower), None)
+
+
+def _classify(columns: Sequence[str]) -> str | None:
+    cols = set(columns)
+    if {"OpportunityId", "StageName", "CreatedDate"} <= cols:
+        return "salesforce_history"
+    if {"Id", "StageName", "CreatedDate"} <= cols and cols & {"IsWon", "IsClosed"}:
+        return "salesforce_opportunity"
+    if any(c.startswith(("hs_v2_date_entered_", "hs_date_entered_")) for c in cols):
+        return "hubspot_deals"
+    lower = {c.lower() for c in cols}
+    if {"label", "displayorder"} <= lower or {"label", "display_order"} <= lower:
+        return "hubspot_stages"
+    if {"mql_id", "first_contact_date"} <= cols:
+        return "olist_leads"
+    if {"mql_id", "won_date"} <= cols:
+        return "olist_deals"
+    if {"opportunity_id", "deal_stage", "engage_date", "close_date"} <= cols:
+        return "maven"
+    if {"Opportunity_ID", "Deal_Stage", "Created_On", "Close_Date"} <= cols:
+        return "sparklesquad"
+    opp, time = _pick(columns, _OPP_ALIASES), _pick(columns, _TIME_ALIASES)
+    if opp and time and _pick(columns, _STAGE_ALIASES):
+        return "long"
+    if opp and time and _pick(columns, _KIND_ALIASES):
+        return "activities"
+    return None
+
+
+_EXPECTED = """\
+  - long format: one row per stage change, columns opportunity_id (or deal_id, opportunity, id),
+    stage (or stage_name, deal_stage), time (or timestamp, date, entered_at); optional amount,
+    owner, close_date, created; with an optional activities file (opportunity_id, time, kind);
+  - Salesforce: OpportunityHistory (OpportunityId, StageName, CreatedDate) + Opportunity (Id,
+    StageName, CreatedDate, IsWon/IsClosed);
+  - HubSpot: deals with hs_v2_date_entered_<stage id> columns + the pipeline stages (id, label,
+    displayOrder, probability, isClosed);
+  - Olist marketing funnel: leads (mql_id, first_contact_date) + closed deals (mql_id, won_date);
+  - Maven CRM Sales Opportunities (opportunity_id, deal_stage, engage_date, close_date);
+  - sparklesquad crm-dataset (Opportunity_ID, Deal_Stage, Created_On, Close_Date)."""
+
+
+def _expand(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+) -> list[tuple[Path, bool]]:
+    """(file, named explicitly) for each path; a directory stands for its CSV files."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[tuple[Path, bool]] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += [(f, False) for f in sorted(p.glob("*.csv"))]
+        elif p.exists():
+            out.append((p, True))
+        else:
+            raise FileNotFoundError(f"no such file or directory: {str(p)!r}")
+    if not out:
+        raise _convert.data_error(f"no CSV files in {[str(p) for p in paths]}")
+    return out
+
+
+def read(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    *,
+    funnel: _core.Funnel | None = None,
+    as_of: Any = None,
+) -> Imported:
+    """Read CRM export files, recognising their format from their columns.
+
+    Parameters
+    ----------
+    paths : path or sequence of paths
+        CSV files, or directories (their ``*.csv`` files; files there that no format uses are
+        listed as notes in the quality report, while an unrecognised file named explicitly is an
+        error). Recognised formats:
+
+        - long format: one row per stage change (opportunity_id, stage, time; optional amount,
+          owner, close_date, created), with an optional activities file (opportunity_id, time,
+          kind; optional owner);
+        - Salesforce ``OpportunityHistory`` + ``Opportunity``;
+        - HubSpot deals (``hs_v2_date_entered_<stage id>`` columns) + pipeline stages;
+        - Olist marketing funnel: leads + closed deals;
+        - Maven "CRM Sales Opportunities" and the sparklesquad "crm-dataset" snapshots.
+    funnel : Funnel, optional
+        Default: the export's own (Salesforce, HubSpot), the dataset's (Maven, sparklesquad,
+        Olist), or inferred from the stage names and order (long format, reported as a note).
+    as_of : time, optional
+        The analysis date. Default: the data's end where the export tells it. Events after it
+        are kept (a fit as of that date does not see them) and counted in a note.
+
+    Returns
+    -------
+    Imported
+
+    Raises
+    ------
+    DataError
+        For files no format recognises (listing the formats expected), or an incomplete pair
+        (e.g. an OpportunityHistory without its Opportunity export).
+    """
+    files = _expand(paths)
+    kinds: dict[str, list[Path]] = {}
+    unused: list[Path] = []
+    for f, explicit in files:
+        header = pd.read_csv(f, nrows=0)
+        kind = _classify([str(c) for c in header.columns])
+        if kind is None:
+            if explicit:
+                raise _convert.data_error(
+                    f"{str(f)!r}: format not recognised from its columns "
+                    f"{list(map(str, header.columns))}. Expected one of:\n{_EXPECTED}"
+                )
+            unused.append(f)
+            continue
+        kinds.setdefault(kind, []).append(f)
+    imp = _read_kinds(kinds, funnel)
+    issues = _Issues()
+    issues.extend(imp.quality)
+    for f in unused:
+        issues.add(f.name, None, None, None, None, "note", "file not used: no format reads it")
+    when = imp.as_of
+    if as_of is not None:
+        when = pd.Timestamp(as_of)
+        when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+        later = int((imp.log.to_frame()["time"] > when).sum())
+        if later:
+            issues.add(
+                "events",
+                None,
+                None,
+                None,
+                None,
+                "note",
+                f"{later} events after as_of {when:%Y-%m-%d} are kept; a fit as of that "
+                "date does not see them",
+            )
+    return dataclasses.replace(
+        imp,
+        quality=issues.frame(),
+        as_of=when,
+        files=tuple(str(f) for f, _ in files if f not in unused),
+    )
+
+
+def _one(kinds: dict[str, list[Path]], kind: str) -> Path:
+    found = kinds.pop(kind)
+    if len(found) > 1:
+        raise _convert.data_error(
+            f"several files look like {kind.replace('_', ' ')}: {[str(p) for p in found]} "
+            "(give one)"
+        )
+    return found[0]
+
+
+_PAIRS = {
+    "salesforce_history": (
+        "salesforce_opportunity",
+        "Salesforce OpportunityHistory",
+        "Opportunity",
+    ),
+    "salesforce_opportunity": (
+        "salesforce_history",
+        "Salesforce Opportunity",
+        "OpportunityHistory",
+    ),
+    "hubspot_deals": (
+        "hubspot_stages",
+        "HubSpot deals",
+        "the pipeline stages (id, label, displayOrder, ...)",
+    ),
+    "hubspot_stages": ("hubspot_deals", "HubSpot pipeline stages", "the deals export"),
+    "olist_leads": ("olist_deals", "Olist marketing-qualified leads", "the closed deals"),
+    "olist_deals": ("olist_leads", "Olist closed deals", "the marketing-qualified leads"),
+}
+
+
+def _read_kinds(kinds: dict[str, list[Path]], funnel: _core.Funnel | None) -> Imported:
+    for kind, (partner, what, needs) in _PAIRS.items():
+        if kind in kinds and partner not in kinds:
+            raise _convert.data_error(
+                f"{what} ({[str(p) for p in kinds[kind]]}) needs {needs} as well"
+            )
+    activities_file = _one(kinds, "activities") if "activities" in kinds else None
+    main = [
+        k
+        for k in kinds
+        if k not in _PAIRS or k in ("salesforce_history", "hubspot_deals", "olist_leads")
+    ]
+    if len(main) != 1:
+        found = {k: [str(p) for p in v] for k, v in kinds.items()}
+        if not main:
+            raise _convert.data_error(
+                f"no stage history among the files (found: {found or 'nothing usable'}). "
+                f"Expected one of:\n{_EXPECTED}"
+            )
+        raise _convert.data_error(f"several datasets in one import: {found} (read them separately)")
+    kind = main[0]
+    if kind == "long":
+        path = _one(kinds, "long")
+        frame = pd.read_csv(path, low_memory=False)
+        cols = [str(c) for c in frame.columns]
+        opp, stage, time = (_pick(cols, a) for a in (_OPP_ALIASES, _STAGE_ALIASES, _TIME_ALIASES))
+        assert opp and stage and time
+        imp = from_long(
+            frame,
+            funnel,
+            opportunity=opp,
+            stage=stage,
+            time=time,
+            amount=_pick(cols, ("amount",)),
+            owner=_pick(cols, ("owner",)),
+            close_date=_pick(cols, ("close_date",)),
+            created=_pick(cols, ("created",)),
+            table=path.name,
+        )
+    elif kind == "maven":
+        path = _one(kinds, "maven")
+        imp = from_maven(path, funnel)
+    elif kind == "sparklesquad":
+        path = _one(kinds, "sparklesquad")
+        imp = from_sparklesquad(path, funnel)
+    else:  # pragma: no cover - every kind is handled above or below
+        raise _convert.data_error(f"unsupported format {kind}")
+    if activities_file is not None:
+        frame = pd.read_csv(activities_file, low_memory=False)
+        cols = [str(c) for c in frame.columns]
+        opp, time, kind_col = (_pick(cols, a) for a in (_OPP_ALIASES, _TIME_ALIASES, _KIND_ALIASES))
+        assert opp and time and kind_col
+        acts, acts_quality = _activities(
+            frame,
+            imp.log,
+            opportunity=opp,
+            time=time,
+            kind=kind_col,
+            owner=_pick(cols, ("owner",)),
+            table=activities_file.name,
+        )
+        issues = _Issues()
+        issues.extend(imp.quality)
+        issues.extend(acts_quality)
+        imp = dataclasses.replace(
+            imp, activities=acts, quality=issues.frame(), source=f"{imp.source} + activities"
+        )
+    return imp
