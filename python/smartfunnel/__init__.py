@@ -45,6 +45,7 @@ from .forecasting import Forecast, forecast
 from .model import FitOptions, FunnelModel, fit, merge
 from .persistence import load
 from .planning import plan
+from .report import Report, build_report
 
 __version__: str = _core.__version__
 
@@ -65,12 +66,14 @@ __all__ = [
     "InvalidFunnelError",
     "InvalidOptionsError",
     "NewerArchiveFormatError",
+    "Report",
     "SingularChainError",
     "UnknownOpportunityError",
     "UnknownStageError",
     "WrongArchiveTypeError",
     "__version__",
     "backtest",
+    "build_report",
     "coaching",
     "datasets",
     "fit",

@@ -1,103 +1,76 @@
-"""The `smartfunnel` command: a funnel report on the terminal."""
+"""The `smartfunnel` command: a funnel report on the terminal, and as a self-contained HTML file."""
 
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 from collections.abc import Sequence
 
 import pandas as pd
 
 from . import __version__, datasets
-from ._core import Funnel
+from ._core import DataError, Funnel, InvalidOptionsError, UnknownStageError
 from .event_log import EventLog
-from .forecasting import Forecast, forecast
-from .model import FitOptions, FunnelModel, fit
+from .model import FitOptions
+from .progress import Progress
+from .report import build_report
 
 
-def _format_report(model: FunnelModel, title: str) -> str:
-    lines = [f"smartfunnel {__version__} — {title}", repr(model), ""]
-    summary = model.stage_summary()
-    tis = model.time_in_stage()
-    table = pd.DataFrame(
-        {
-            "deals": summary["n"],
-            "open": summary["censored"],
-            "P(win)": summary["p_win"].map("{:.1%}".format),
-            f"{model.options.level:.0%} interval": [
-                f"{lo:.1%} – {hi:.1%}"
-                for lo, hi in zip(summary["p_win_low"], summary["p_win_high"])
-            ],
-            "median days": tis["median_days"].map("{:.0f}".format),
-            "days to win": summary["days_to_win"].map("{:.0f}".format),
-        }
+def _read_long_csv(args: argparse.Namespace, bar: Progress) -> tuple[EventLog, str]:
+    """Long CSV files (one row per stage event) with the column options of the command."""
+    if not args.stages:
+        raise _UsageError("--stages is required for a CSV input (e.g. --stages A,B,C)")
+    funnel = Funnel(args.stages.split(","), won=args.won.split(","), lost=args.lost.split(","))
+    frames = []
+    for i, path in enumerate(args.input):
+        bar.update(0.2 * i / len(args.input), f"reading {pathlib.Path(path).name}")
+        frames.append(pd.read_csv(path))
+    frame = pd.concat(frames, ignore_index=True)
+    log = EventLog.from_frame(
+        funnel, frame, opportunity=args.opportunity, stage=args.stage, time=args.time
     )
-    lines += ["Win probability by stage (censoring-aware, absorbing chain):", table.to_string(), ""]
-    tm = model.transition_matrix()
-    lines += [
-        "Where deals go next (smoothed transition probabilities):",
-        tm.to_string(float_format="{:.2f}".format),
-        "",
-    ]
-    s = model.summary.reset_index()
-    adv = (
-        s[s["outcome"] != "open"]
-        .groupby(["stage", "outcome"], sort=False)[["p", "naive"]]
-        .sum()
-        .unstack()
-    )
-    lines += [
-        "Censoring-aware vs closed-only (naive) outcome rates per stage:",
-        adv.to_string(float_format="{:.2f}".format),
-    ]
-    return "\n".join(lines)
+    return log, ", ".join(args.input)
 
 
-def _format_forecast(fc: Forecast, target: float | None) -> str:
-    q = fc.quantiles([0.1, 0.5, 0.9])
-    lines = [
-        f"Forecast of revenue won {fc.start:%Y-%m-%d} .. {fc.end:%Y-%m-%d} (as of {fc.as_of:%Y-%m-%d}, "
-        "time-bounded probabilities, arrivals included):",
-        f"  expected {fc.expected:,.0f}   P10 {q[0.1]:,.0f}   P50 {q[0.5]:,.0f}   P90 {q[0.9]:,.0f}",
-        f"  realised so far {fc.realised:,.0f}; open pipeline {fc.exact_pipeline.mean - fc.realised:,.0f}; "
-        f"new deals {fc.arrivals['expected'].sum():,.0f}",
-    ]
-    if target is not None:
-        lines.append(f"  P(revenue >= {target:,.0f}) = {fc.probability_at_least(target):.1%}")
-    return "\n".join(lines)
+class _UsageError(Exception):
+    pass
 
 
 def _report(args: argparse.Namespace) -> int:
-    options = FitOptions(as_of=args.as_of, prior=args.prior)
-    if args.sample:
-        sim = datasets.sample()
-        log, title = sim.log, "bundled sample (simulated, 2,000 opportunities)"
-    else:
-        if not args.input:
-            print("smartfunnel report: give INPUT files or --sample", file=sys.stderr)
-            return 2
-        if not args.stages:
-            print(
-                "smartfunnel report: --stages is required for a CSV input (e.g. --stages A,B,C)",
-                file=sys.stderr,
+    enabled = {"auto": None, "always": True, "never": False}[args.progress]
+    bar = Progress("smartfunnel report", enabled=enabled)
+    try:
+        with bar:
+            if args.sample:
+                log = datasets.sample().log
+                title = "bundled sample (simulated, 2,000 opportunities)"
+            elif not args.input:
+                raise _UsageError("give INPUT files or --sample")
+            else:
+                log, title = _read_long_csv(args, bar)
+            report = build_report(
+                log,
+                options=FitOptions(as_of=args.as_of, prior=args.prior, level=args.level),
+                period=tuple(args.period) if args.period else None,
+                target=args.target,
+                title=title,
+                scenarios=args.scenarios,
+                seed=args.seed,
+                progress=bar.section(0.2, 0.9),
             )
-            return 2
-        funnel = Funnel(args.stages.split(","), won=args.won.split(","), lost=args.lost.split(","))
-        frame = pd.concat([pd.read_csv(p) for p in args.input], ignore_index=True)
-        log = EventLog.from_frame(
-            funnel, frame, opportunity=args.opportunity, stage=args.stage, time=args.time
-        )
-        title = ", ".join(args.input)
-    model = fit(log, options)
-    print(_format_report(model, title))
-    if args.period:
-        start, end = args.period
-    else:  # the 90 days after the analysis date
-        start = model.as_of.normalize() + pd.Timedelta(days=1)
-        end = start + pd.Timedelta(days=89)
-    fc = forecast(model, log, start=start, end=end, scenarios=0)
-    print()
-    print(_format_forecast(fc, args.target))
+            if args.output:
+                bar.update(0.9, "writing HTML")
+                report.save(args.output)
+    except _UsageError as err:
+        print(f"smartfunnel report: {err}", file=sys.stderr)
+        return 2
+    except (DataError, UnknownStageError, InvalidOptionsError, FileNotFoundError) as err:
+        print(f"smartfunnel report: {err}", file=sys.stderr)
+        return 1
+    print(report.to_text())
+    if args.output:
+        print(f"\nHTML report: {args.output}")
     return 0
 
 
@@ -107,21 +80,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"smartfunnel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("report", help="fit a funnel and print its summary")
+    rep = sub.add_parser(
+        "report",
+        help="fit a funnel, forecast and coach; print a summary and optionally write HTML",
+    )
     rep.add_argument("input", nargs="*", help="CSV files in long format (one row per stage event)")
     rep.add_argument("--sample", action="store_true", help="use the bundled sample data")
+    rep.add_argument(
+        "-o",
+        "--output",
+        metavar="REPORT.html",
+        help="write a self-contained HTML report (charts inline, viewable offline)",
+    )
     rep.add_argument(
         "--as-of", dest="as_of", default=None, help="analysis date (default: last event)"
     )
     rep.add_argument("--prior", type=float, default=1.0, help="Dirichlet prior concentration")
+    rep.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
     rep.add_argument(
         "--period",
         nargs=2,
         metavar=("START", "END"),
-        help="forecast period (default: next 90 days)",
+        help="forecast period, whole days, end inclusive (default: the 90 days after as-of)",
     )
     rep.add_argument(
         "--target", type=float, default=None, help="revenue target: report P(revenue >= target)"
+    )
+    rep.add_argument(
+        "--scenarios",
+        type=int,
+        default=0,
+        help="Monte Carlo scenarios beside the exact forecast (default 0: exact only)",
+    )
+    rep.add_argument("--seed", type=int, default=0, help="Monte Carlo seed")
+    rep.add_argument(
+        "--progress",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="progress bar on stderr (auto: only when stderr is a terminal)",
     )
     rep.add_argument("--stages", help="comma-separated open stages, in order (CSV input)")
     rep.add_argument("--won", default="Won", help="comma-separated won names")

@@ -1,0 +1,868 @@
+"""The funnel report: one call from an event log to a terminal summary and a self-contained HTML page.
+
+:func:`build_report` fits the model, forecasts a period and computes the coaching views;
+the :class:`Report` it returns holds every table as a DataFrame, prints a concise summary
+(:meth:`Report.to_text`), and renders a self-contained HTML file (:meth:`Report.to_html`,
+:meth:`Report.save`, :func:`render_html`): charts are inline SVG drawn by matplotlib, styles are
+inline, nothing is fetched from the network, and every section, chart and table carries a stable
+``id`` and ``data-*`` attributes (numbers in ``data-value``) so other programs can read it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import html
+import io
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+from .coaching import ActivityLog, Coaching, coaching
+from .event_log import EventLog
+from .forecasting import Forecast, forecast
+from .model import FitOptions, FunnelModel, fit
+
+ProgressCallback = Callable[[float], bool]
+
+
+@dataclasses.dataclass
+class Report:
+    """A fitted funnel with its forecast and coaching views, ready to print or save as HTML.
+
+    Built by :func:`build_report`. The tables are DataFrames (``funnel``, ``forecast_table``,
+    ``scorecard``, ``rep_summary``, ``focus``, ``stalled``, ``quality``, ``assumptions``);
+    ``model``, ``forecast`` and ``coaching`` are the objects behind them.
+    """
+
+    title: str
+    log: EventLog
+    model: FunnelModel
+    forecast: Forecast
+    coaching: Coaching | None
+    target: float | None
+    funnel: pd.DataFrame
+    outcomes: pd.Series
+    forecast_table: pd.DataFrame
+    scorecard: pd.DataFrame
+    rep_summary: pd.DataFrame
+    focus: pd.DataFrame
+    stalled: pd.DataFrame
+    quality: pd.DataFrame
+    issues: pd.DataFrame
+    assumptions: pd.DataFrame
+    generated: pd.Timestamp
+    stalled_quantile: float = 0.9
+
+    # -- text ---------------------------------------------------------------------------------
+    def to_text(self, max_rows: int = 10) -> str:
+        """A concise terminal summary (tables truncated to `max_rows`, with the count left out)."""
+        m = self.model
+        level = f"{m.options.level:.0%}"
+        log = self.log
+        span = f", {log.first_time:%Y-%m-%d} .. {log.last_time:%Y-%m-%d}" if log.n_events else ""
+        o = self.outcomes
+        lines = [
+            f"smartfunnel {_core.__version__} — {self.title}",
+            f"{log.n_events:,} events, {log.n_opportunities:,} opportunities{span}; "
+            f"as of {m.as_of:%Y-%m-%d}: {o['open']:,} open, {o['won']:,} won, {o['lost']:,} lost",
+            "",
+            f"Win probability by stage (censoring-aware, {level} intervals):",
+        ]
+        f = self.funnel
+        table = pd.DataFrame(
+            {
+                "reached": f["reached"].map("{:,}".format),
+                "open": f["open"].map("{:,}".format),
+                "advance": [
+                    _pct_interval(p, lo, hi)
+                    for p, lo, hi in zip(f["advance"], f["advance_low"], f["advance_high"])
+                ],
+                "P(win)": [
+                    _pct_interval(p, lo, hi)
+                    for p, lo, hi in zip(f["p_win"], f["p_win_low"], f["p_win_high"])
+                ],
+                "median days": f["median_days"].map(_days),
+                "days to win": f["days_to_win"].map(_days),
+            },
+            index=f.index,
+        )
+        lines += [_indent(table.to_string()), ""]
+        fc = self.forecast
+        ft = self.forecast_table.iloc[0]
+        lines += [
+            f"Forecast of revenue won {fc.start:%Y-%m-%d} .. {fc.end:%Y-%m-%d} (time-bounded "
+            f"probabilities{', arrivals included' if fc.include_arrivals else ''}):",
+            f"  expected {ft['expected']:,.0f}   P10 {ft['P10']:,.0f}   P50 {ft['P50']:,.0f}   "
+            f"P90 {ft['P90']:,.0f}",
+            f"  realised so far {ft['realised']:,.0f}; open pipeline "
+            f"{ft['pipeline_expected']:,.0f} from {int(ft['open_deals']):,} deals; "
+            f"new deals {ft['arrivals_expected']:,.0f}",
+        ]
+        if self.target is not None:
+            lines.append(f"  P(revenue >= {self.target:,.0f}) = {ft['p_target']:.1%}")
+        lines.append("")
+        if self.coaching is None:
+            lines += ["Coaching: the log has no owners (reps), so no scorecard or focus.", ""]
+        else:
+            top = self.focus
+            lines.append("Coaching focus (the stage where matching the team gains the most):")
+            for rep, r in top.head(max_rows).iterrows():
+                if r["expected_gain"] > 0:
+                    lines.append(
+                        f"  {rep}: {r['stage']} (advance {r['current_rate']:.1%} vs team "
+                        f"{r['team_rate']:.1%}; +{r['expected_gain']:,.0f} expected)"
+                    )
+                else:
+                    lines.append(f"  {rep}: at or above the team at every stage")
+            lines += _more(len(top), max_rows, "reps")
+            st = self.stalled
+            lines.append(f"Stalled deals: {len(st):,} (largest first)")
+            for _, r in st.head(max_rows).iterrows():
+                lines.append(
+                    f"  {r['opportunity_id']} ({r['owner']}, {r['stage']}, {r['amount']:,.0f}): "
+                    f"{r['reasons']}"
+                )
+            lines += _more(len(st), max_rows, "stalled deals")
+            lines.append("")
+        q = self.quality.set_index("item")["count"]
+        lines.append("Data quality: " + ", ".join(f"{k} {int(v):,}" for k, v in q.items()))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        q = self.forecast_table.iloc[0]
+        return (
+            f"Report({self.title!r}, as of {self.model.as_of:%Y-%m-%d}, "
+            f"{self.log.n_opportunities:,} opportunities; forecast P50 {q['P50']:,.0f}, "
+            f"{len(self.stalled):,} stalled deals)"
+        )
+
+    # -- HTML ---------------------------------------------------------------------------------
+    def to_html(self, full_document: bool = True) -> str:
+        """The report as HTML: a whole self-contained document, or (``full_document=False``) a
+        ``<div class="sf-report">`` fragment with its scoped styles, for embedding."""
+        return render_html(self, full_document=full_document)
+
+    def save(self, path: Any) -> None:
+        """Write the self-contained HTML document to `path` (UTF-8)."""
+        import pathlib
+
+        pathlib.Path(path).write_text(self.to_html(), encoding="utf-8")
+
+    def _repr_html_(self) -> str:
+        return self.to_html(full_document=False)
+
+
+def build_report(
+    log: EventLog,
+    *,
+    activities: ActivityLog | None = None,
+    options: FitOptions | None = None,
+    as_of: Any = None,
+    period: tuple[Any, Any] | None = None,
+    target: float | None = None,
+    title: str = "funnel report",
+    issues: pd.DataFrame | None = None,
+    scenarios: int = 0,
+    seed: int = 0,
+    stalled_quantile: float = 0.9,
+    progress: Any = None,
+) -> Report:
+    """Fit, forecast and coach from `log`, and gather the tables of a report.
+
+    Parameters
+    ----------
+    log : EventLog
+    activities : ActivityLog, optional
+        Adds the activity flags and momentum to the deal inspection.
+    options : FitOptions, optional
+        The fit's options (default ``FitOptions()``); `as_of` overrides its ``as_of``.
+    as_of : time-like, optional
+        Analysis date (default: the log's last event).
+    period : (start, end), optional
+        Forecast period, whole days, end inclusive (default: the 90 days after as_of).
+    target : float, optional
+        Revenue target: the report gives P(revenue won in the period >= target).
+    title : str
+        The report's heading (the data's name or source).
+    issues : DataFrame, optional
+        Rows an import could not place or changed (one row each, with a ``reason`` column);
+        counted by reason in the data-quality section and listed in full in the HTML.
+    scenarios, seed : int
+        Monte Carlo scenarios drawn beside the exact distribution (0: exact only).
+    stalled_quantile : float
+        A deal is stalled when longer in its stage than this quantile of the stage's time in stage.
+    progress : Progress or callable, optional
+        A :class:`smartfunnel.progress.Progress` (its parts follow the steps) or a callable taking
+        the fraction done.
+
+    Returns
+    -------
+    Report
+    """
+    part = _parts(progress)
+    opts = options or FitOptions()
+    if as_of is not None:
+        opts = dataclasses.replace(opts, as_of=as_of)
+    part(0.0, 0.15, "fitting")(0.0)
+    model = fit(log, opts)
+    if period is not None:
+        start, end = pd.Timestamp(period[0]), pd.Timestamp(period[1])
+    else:  # the 90 days after the analysis date
+        start = model.as_of.tz_convert("UTC").tz_localize(None).normalize() + pd.Timedelta(days=1)
+        end = start + pd.Timedelta(days=89)
+    fc = forecast(
+        model,
+        log,
+        start=start,
+        end=end,
+        scenarios=scenarios,
+        seed=seed,
+        progress=part(0.15, 0.75, "forecast"),
+    )
+    part(0.75, 0.95, "coaching")(0.0)
+    coach = coaching(model, log, activities) if log.core.has_owners else None
+    funnel_table, outcomes = _funnel_table(model, log)
+    forecast_table = fc.to_frame()
+    forecast_table["p_target"] = fc.probability_at_least(target) if target is not None else np.nan
+    if scenarios > 0:
+        s = np.sort(fc.scenarios) / 100.0
+        for q in (0.1, 0.5, 0.9):
+            i = min(len(s) - 1, max(0, int(np.ceil(q * len(s))) - 1))
+            forecast_table[f"mc_P{round(q * 100)}"] = s[i]
+        forecast_table["mc_scenarios"] = len(s)
+    if coach is not None:
+        scorecard = coach.scorecard()
+        rep_summary = coach.summary()
+        f = coach.focus()
+        focus = f[f["rank"] == 1].reset_index().set_index("owner")
+        inspect = coach.inspect(stalled_quantile=stalled_quantile)
+        stalled = (
+            inspect[inspect["stalled"]]
+            .sort_values(["amount", "age_days"], ascending=[False, False], kind="stable")
+            .reset_index(drop=True)
+        )
+    else:
+        scorecard = rep_summary = focus = stalled = pd.DataFrame()
+    part(0.95, 1.0, "tables")(0.0)
+    issues = issues if issues is not None else pd.DataFrame({"reason": []})
+    quality = _quality_table(log, activities, issues, model)
+    assumptions = _assumptions(model, fc, target, scenarios, seed, stalled_quantile, activities)
+    part(1.0, 1.0)(1.0)
+    return Report(
+        title=title,
+        log=log,
+        model=model,
+        forecast=fc,
+        coaching=coach,
+        target=target,
+        funnel=funnel_table,
+        outcomes=outcomes,
+        forecast_table=forecast_table,
+        scorecard=scorecard,
+        rep_summary=rep_summary,
+        focus=focus,
+        stalled=stalled,
+        quality=quality,
+        issues=issues,
+        assumptions=assumptions,
+        generated=pd.Timestamp(datetime.datetime.now(datetime.timezone.utc)),
+        stalled_quantile=stalled_quantile,
+    )
+
+
+def _parts(progress: Any) -> Callable[..., ProgressCallback]:
+    """part(start, end, step) -> callback, for a Progress, a plain callable or None."""
+    if progress is None:
+        return lambda start, end, step=None: lambda fraction: True
+    if hasattr(progress, "part"):
+        return progress.part
+
+    def part(start: float, end: float, step: str | None = None) -> ProgressCallback:
+        def callback(fraction: float) -> bool:
+            return progress(start + (end - start) * fraction) is not False
+
+        return callback
+
+    return part
+
+
+def _funnel_table(model: FunnelModel, log: EventLog) -> tuple[pd.DataFrame, pd.Series]:
+    """Per open stage: deals that reached it, stays, open now, advance and loss rates with the
+    advance interval, P(win) with its interval, days in stage and to win."""
+    stages = list(model.funnel.stages)
+    n = len(stages)
+    events = log.to_frame()
+    events = events[events["time"] <= model.as_of]
+    reached = events.groupby("stage", observed=False)["opportunity_id"].nunique()
+    ss = model.stage_summary()
+    col = {c: ss[c].to_numpy() for c in ss.columns}
+    median = model.time_in_stage()["median_days"].to_numpy()
+    tm = model.transition_matrix().to_numpy()
+    summary = model.summary
+    won = list(model.funnel.won)
+    rows = []
+    for i, stage in enumerate(stages):
+        fwd = stages[i + 1] if i + 1 < n else "Won"
+        low = high = np.nan
+        if fwd != "Won" or len(won) == 1:
+            key = (stage, fwd if fwd != "Won" else won[0])
+            low = float(np.asarray(summary.loc[key, "low"]).item())
+            high = float(np.asarray(summary.loc[key, "high"]).item())
+        rows.append(
+            {
+                "stage": stage,
+                "reached": int(reached.get(stage, 0)),
+                "stays": int(col["n"][i]),
+                "open": int(col["censored"][i]),
+                "next": fwd,
+                "advance": float(tm[i, i + 1]),  # the next open stage, or Won after the last
+                "advance_low": low,
+                "advance_high": high,
+                "lost": float(tm[i, n + 1]),
+                "p_win": float(col["p_win"][i]),
+                "p_win_low": float(col["p_win_low"][i]),
+                "p_win_high": float(col["p_win_high"][i]),
+                "median_days": float(median[i]),
+                "days_to_win": float(col["days_to_win"][i]),
+                "insufficient_history": bool(col["insufficient_history"][i]),
+            }
+        )
+    table = pd.DataFrame(rows).set_index("stage")
+    t = int(model.as_of.value // 10**9)
+    state = np.asarray(log.core.state_at(t)["stage"])
+    n_won = len(won)
+    seen = state >= 0
+    outcomes = pd.Series(
+        {
+            "open": int(np.count_nonzero(seen & (state < n))),
+            "won": int(np.count_nonzero((state >= n) & (state < n + n_won))),
+            "lost": int(np.count_nonzero(state >= n + n_won)),
+            "not_yet_created": int(np.count_nonzero(~seen)),
+        },
+        name="opportunities",
+    )
+    return table, outcomes
+
+
+def _quality_table(
+    log: EventLog, activities: ActivityLog | None, issues: pd.DataFrame, model: FunnelModel
+) -> pd.DataFrame:
+    """Counts: rows read and kept, duplicates, reopenings, rejections, import issues, thin stages."""
+    q = log.quality
+    rows = [
+        ("rows read", q["rows_read"], "event rows given to the log"),
+        ("rows kept", q["rows_kept"], "events in the log"),
+        ("duplicates collapsed", q["duplicates_collapsed"], "repeated stage events merged"),
+        ("reopened", q["reopened"], "deals reopened after Won/Lost"),
+        ("rejected", q["rejected"], "rows the log refused (listed below)"),
+        ("import issues", len(issues), "rows an import could not place or changed (below)"),
+    ]
+    if activities is not None:
+        rows.append(("activities", len(activities), "actions attributed to a stage"))
+        rows.append(
+            ("activities rejected", len(activities.rejected), "activity rows refused (below)")
+        )
+    ss = model.stage_summary()
+    thin = [str(s) for s in ss.index[ss["insufficient_history"]]]
+    rows.append(
+        (
+            "stages with thin history",
+            len(thin),
+            ", ".join(thin) if thin else f"every stage has >= {model.options.min_exits} exits",
+        )
+    )
+    return pd.DataFrame(rows, columns=["item", "count", "detail"])
+
+
+def _assumptions(
+    model: FunnelModel,
+    fc: Forecast,
+    target: float | None,
+    scenarios: int,
+    seed: int,
+    stalled_quantile: float,
+    activities: ActivityLog | None,
+) -> pd.DataFrame:
+    o = model.options
+    groups = [o.groups] if isinstance(o.groups, str) else list(o.groups)
+    eb = fc.error_bounds
+    rows = [
+        ("as of", f"{model.as_of:%Y-%m-%d %H:%M} UTC", "only events at or before it are seen"),
+        (
+            "forecast period",
+            f"{fc.start:%Y-%m-%d} .. {fc.end:%Y-%m-%d} ({fc.tz})",
+            "whole days, end inclusive; wins booked since the start count as realised",
+        ),
+        ("target", "none" if target is None else f"{target:,.0f}", "P(revenue >= target)"),
+        ("prior", f"{o.prior:g}", "Dirichlet concentration on each stage's destinations"),
+        ("interval level", f"{o.level:.0%}", "every interval in this report"),
+        ("tick", str(o.tick), "duration resolution"),
+        ("half-life", "none" if o.half_life is None else str(o.half_life), "decay of old stays"),
+        ("groups", ", ".join(groups) or "none", "the funnel fit (coaching refits by owner)"),
+        ("min exits", f"{o.min_exits}", "fewer exits flag a stage as thin"),
+        (
+            "forecast method",
+            "exact lattice" + (f" + Monte Carlo ({scenarios:,}, seed {seed})" if scenarios else ""),
+            f"lattice step {eb['step']:,.2f}, W1 bound {eb['w1_bound']:,.2f}, "
+            f"truncated mass {eb['truncated_mass']:.1e}",
+        ),
+        (
+            "arrivals",
+            "included" if fc.include_arrivals else "not included",
+            "wins from deals created during the period (creation rate of the last 180 days)",
+        ),
+        (
+            "stalled",
+            f"beyond the p{stalled_quantile * 100:.0f} time in stage",
+            "Kaplan-Meier over the team's stays of the stage",
+        ),
+        (
+            "activities",
+            "given" if activities is not None else "none",
+            "activity flags and momentum need them",
+        ),
+        ("smartfunnel", _core.__version__, ""),
+    ]
+    return pd.DataFrame(rows, columns=["setting", "value", "note"])
+
+
+# -- formatting helpers -------------------------------------------------------------------------
+def _pct(x: float) -> str:
+    return "–" if not np.isfinite(x) else f"{x:.1%}"
+
+
+def _pct_interval(p: float, lo: float, hi: float) -> str:
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        return _pct(p)
+    return f"{_pct(p)} [{lo:.1%}, {hi:.1%}]"
+
+
+def _days(x: float) -> str:
+    return "–" if not np.isfinite(x) else f"{x:.0f}"
+
+
+def _money(x: float) -> str:
+    return "–" if not np.isfinite(x) else f"{x:,.0f}"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _more(n: int, shown: int, what: str) -> list[str]:
+    return (
+        [f"  ... and {n - shown:,} more {what} (all in the HTML report: -o report.html)"]
+        if (n > shown)
+        else []
+    )
+
+
+# -- HTML rendering ----------------------------------------------------------------------------
+_CSS = """
+.sf-report{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+ color:#1f2933;line-height:1.45;max-width:1100px;margin:0 auto;padding:24px;background:#fff}
+.sf-report h1{font-size:1.6rem;margin:0 0 4px}
+.sf-report h2{font-size:1.2rem;margin:0 0 10px;padding-bottom:4px;border-bottom:2px solid #4C72B0}
+.sf-report .sf-sub{color:#52606d;margin:0 0 18px}
+.sf-report section{margin:0 0 28px;break-inside:avoid-page}
+.sf-report .sf-kpis{display:flex;flex-wrap:wrap;gap:12px;margin:0 0 12px}
+.sf-report .sf-kpi{border:1px solid #d9e2ec;border-radius:6px;padding:8px 14px;min-width:120px}
+.sf-report .sf-kpi b{display:block;font-size:1.25rem}
+.sf-report .sf-kpi span{color:#52606d;font-size:.85rem}
+.sf-report figure{margin:8px 0 14px;text-align:center}
+.sf-report figure svg{max-width:100%;height:auto}
+.sf-report figcaption{color:#52606d;font-size:.85rem}
+.sf-report table{border-collapse:collapse;width:100%;font-size:.9rem;margin:6px 0 10px}
+.sf-report caption{text-align:left;color:#52606d;font-size:.85rem;padding:2px 0 6px}
+.sf-report th,.sf-report td{border-bottom:1px solid #e4e7eb;padding:4px 8px;text-align:left;
+ vertical-align:top}
+.sf-report thead th{background:#f0f4f8;border-bottom:2px solid #bcccdc}
+.sf-report td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.sf-report tr.flag td{background:#fff5f5}
+.sf-report .sf-note{color:#52606d;font-size:.85rem}
+.sf-report details summary{cursor:pointer;color:#334e68}
+@media print{.sf-report{padding:0;max-width:none}.sf-report details{display:block}
+ .sf-report section{break-inside:avoid}.sf-report thead{display:table-header-group}}
+"""
+
+Column = tuple[str, str, str]  # (header, frame column, format)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    """One <td>, with the raw number in data-value."""
+    if isinstance(value, (bool, np.bool_)):
+        return f'<td data-value="{str(bool(value)).lower()}">{"yes" if value else ""}</td>'
+    if fmt == "text" or value is None or isinstance(value, str):
+        text = (
+            "" if value is None or (isinstance(value, float) and not np.isfinite(value)) else value
+        )
+        return f"<td>{html.escape(str(text))}</td>"
+    x = float(value)
+    if not np.isfinite(x):
+        return '<td class="num" data-value="nan">–</td>'
+    shown = {
+        "int": f"{x:,.0f}",
+        "money": f"{x:,.0f}",
+        "pct": f"{x:.1%}",
+        "days": f"{x:.0f}",
+        "ratio": f"{x:.2f}",
+    }[fmt]
+    return f'<td class="num" data-value="{x!r}">{shown}</td>'
+
+
+def _table(
+    frame: pd.DataFrame,
+    table_id: str,
+    columns: Sequence[Column],
+    caption: str = "",
+    flag: str | None = None,
+    intervals: Mapping[str, tuple[str, str]] | None = None,
+) -> str:
+    """A table with stable ids: <table id=... data-table=...>, <th data-column=...>, rows with
+    data-key; interval columns show "p [low, high]" with data-low / data-high."""
+    intervals = intervals or {}
+    head = "".join(
+        f'<th data-column="{html.escape(col)}">{html.escape(h)}</th>' for h, col, _ in columns
+    )
+    body = []
+    for _, row in frame.iterrows():
+        cls = ' class="flag"' if flag and bool(row.get(flag, False)) else ""
+        cells = []
+        for _, col, fmt in columns:
+            value = row[col]
+            if col in intervals:
+                lo, hi = (float(row[c]) for c in intervals[col])
+                x = float(value)
+                text = _pct_interval(x, lo, hi)
+                cells.append(
+                    f'<td class="num" data-value="{x!r}" data-low="{lo!r}" data-high="{hi!r}">'
+                    f"{html.escape(text)}</td>"
+                )
+            else:
+                cells.append(_cell(value, fmt))
+        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return (
+        f'<table id="{table_id}" data-table="{table_id}" data-rows="{len(frame)}">{cap}'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _svg(draw: Callable[[Any], Any], chart_id: str, size: tuple[float, float]) -> str:
+    """A matplotlib drawing as inline SVG (text as paths: no fonts needed), its ids prefixed so
+    several charts can share a page."""
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
+
+    with rc_context({"svg.fonttype": "path", "svg.hashsalt": chart_id}):
+        fig = Figure(figsize=size, layout="constrained")
+        ax = fig.subplots()
+        draw(ax)
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg") :]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)  # RDF namespaces only
+    text = re.sub(r'\bid="([^"]+)"', rf'id="{chart_id}-\1"', text)
+    text = re.sub(r'href="#([^"]+)"', rf'href="#{chart_id}-\1"', text)
+    text = re.sub(r"url\(#([^)]+)\)", rf"url(#{chart_id}-\1)", text)
+    text = text.replace("<svg ", f'<svg id="{chart_id}" data-chart="{chart_id}" role="img" ', 1)
+    return text
+
+
+def _figure(
+    draw: Callable[[Any], Any], chart_id: str, caption: str, size: tuple[float, float]
+) -> str:
+    return (
+        f'<figure id="{chart_id}" data-chart="{chart_id}">{_svg(draw, chart_id + "-svg", size)}'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _section(section_id: str, title: str, body: str) -> str:
+    return (
+        f'<section id="{section_id}" data-section="{section_id}">'
+        f"<h2>{html.escape(title)}</h2>{body}</section>"
+    )
+
+
+def _kpis(items: Sequence[tuple[str, str, str, float]]) -> str:
+    cells = "".join(
+        f'<div class="sf-kpi" data-kpi="{key}" data-value="{value!r}"><b>{html.escape(shown)}</b>'
+        f"<span>{html.escape(label)}</span></div>"
+        for key, label, shown, value in items
+    )
+    return f'<div class="sf-kpis">{cells}</div>'
+
+
+def render_html(report: Report, full_document: bool = True) -> str:
+    """Render a :class:`Report` as self-contained HTML (see :meth:`Report.to_html`)."""
+    from .plotting import plot_forecast, plot_funnel, plot_scorecard, plot_time_in_stage
+
+    r = report
+    m = r.model
+    level = f"{m.options.level:.0%}"
+    parts: list[str] = []
+    log = r.log
+    span = f"{log.first_time:%Y-%m-%d} .. {log.last_time:%Y-%m-%d}" if log.n_events else "no events"
+    o = r.outcomes
+    parts.append(
+        f'<header id="summary" data-section="summary"><h1>{html.escape(r.title)}</h1>'
+        f'<p class="sf-sub">smartfunnel {html.escape(_core.__version__)} · as of '
+        f"{m.as_of:%Y-%m-%d} · {log.n_events:,} events, {log.n_opportunities:,} opportunities "
+        f"({span}) · generated {r.generated:%Y-%m-%d %H:%M} UTC</p>"
+        + _kpis(
+            [
+                ("open", "open deals", f"{o['open']:,}", o["open"]),
+                ("won", "won", f"{o['won']:,}", o["won"]),
+                ("lost", "lost", f"{o['lost']:,}", o["lost"]),
+                (
+                    "win_rate",
+                    f"P(win) from {m.funnel.stages[0]}",
+                    _pct(float(r.funnel["p_win"].iloc[0])),
+                    float(r.funnel["p_win"].iloc[0]),
+                ),
+                (
+                    "forecast_p50",
+                    "forecast P50",
+                    _money(float(r.forecast_table["P50"].iloc[0])),
+                    float(r.forecast_table["P50"].iloc[0]),
+                ),
+            ]
+        )
+        + "</header>"
+    )
+
+    # Funnel
+    f = r.funnel.reset_index()
+    body = _figure(
+        lambda ax: plot_funnel(m, ax),
+        "chart-funnel",
+        f"P(eventually won) from each stage, with {level} intervals.",
+        (7.5, 3.2),
+    )
+    body += _table(
+        f,
+        "table-funnel",
+        [
+            ("stage", "stage", "text"),
+            ("deals reached", "reached", "int"),
+            ("stays", "stays", "int"),
+            ("open now", "open", "int"),
+            ("next", "next", "text"),
+            (f"advance [{level}]", "advance", "pct"),
+            ("lost", "lost", "pct"),
+            (f"P(win) [{level}]", "p_win", "pct"),
+            ("median days", "median_days", "days"),
+            ("days to win", "days_to_win", "days"),
+            ("thin history", "insufficient_history", "text"),
+        ],
+        "Censoring-aware conversion: deals still open count as censored, not as lost.",
+        flag="insufficient_history",
+        intervals={
+            "advance": ("advance_low", "advance_high"),
+            "p_win": ("p_win_low", "p_win_high"),
+        },
+    )
+    body += _figure(
+        lambda ax: plot_time_in_stage(m, ax),
+        "chart-time-in-stage",
+        "Share of stays still in each stage after t days (Kaplan-Meier).",
+        (7.5, 3.2),
+    )
+    parts.append(_section("funnel", "Funnel and conversion", body))
+
+    # Forecast
+    fc = r.forecast
+    ft = r.forecast_table.reset_index()
+    body = _figure(
+        lambda ax: plot_forecast(fc, r.target, ax),
+        "chart-forecast",
+        "P(revenue won in the period >= x), with P10 / P50 / P90"
+        + (" and the target." if r.target is not None else "."),
+        (7.5, 3.4),
+    )
+    cols: list[Column] = [
+        ("period", "period", "text"),
+        ("expected", "expected", "money"),
+        ("P10", "P10", "money"),
+        ("P50", "P50", "money"),
+        ("P90", "P90", "money"),
+        ("realised", "realised", "money"),
+        ("open pipeline", "pipeline_expected", "money"),
+        ("new deals", "arrivals_expected", "money"),
+        ("open deals", "open_deals", "int"),
+    ]
+    if r.target is not None:
+        cols.append((f"P(≥ {r.target:,.0f})", "p_target", "pct"))
+    if "mc_P50" in ft:
+        cols += [
+            ("MC P10", "mc_P10", "money"),
+            ("MC P50", "mc_P50", "money"),
+            ("MC P90", "mc_P90", "money"),
+        ]
+    body += _table(ft, "table-forecast", cols, "Revenue won in the period (exact distribution).")
+    parts.append(_section("forecast", "Forecast", body))
+
+    # Coaching
+    if r.coaching is not None:
+        coach = r.coaching
+        n_reps = len(coach.reps)
+        sc = r.scorecard.reset_index()
+        body = _figure(
+            lambda ax: plot_scorecard(coach, ax),
+            "chart-scorecard",
+            "Advance rate by rep and stage, coloured by the gap to the team.",
+            (7.5, max(2.6, 0.45 * n_reps + 1.4)),
+        )
+        rs = r.rep_summary.reset_index()
+        body += _table(
+            rs,
+            "table-rep-summary",
+            [
+                ("rep", "owner", "text"),
+                ("win rate", "win_rate", "pct"),
+                ("days to win", "days_to_win", "days"),
+                ("avg won amount", "avg_won_amount", "money"),
+                ("open deals", "open_deals", "int"),
+                ("weighted pipeline", "weighted_pipeline", "money"),
+                ("activities / open deal / week", "activities_per_open_deal_week", "ratio"),
+            ],
+            "Per rep and the team.",
+        )
+        body += _table(
+            sc,
+            "table-scorecard",
+            [
+                ("rep", "owner", "text"),
+                ("stage", "stage", "text"),
+                (f"advance [{level}]", "advance", "pct"),
+                ("team advance", "team_advance", "pct"),
+                (f"P(win) [{level}]", "p_win", "pct"),
+                ("team P(win)", "team_p_win", "pct"),
+                ("lost", "lost", "pct"),
+                ("median days", "median_days", "days"),
+                ("team median days", "team_median_days", "days"),
+                ("exits", "exits", "int"),
+                ("below team", "below_team", "text"),
+                ("thin history", "insufficient_history", "text"),
+            ],
+            "Rows below the team (the whole interval under the team's rate) are shaded.",
+            flag="below_team",
+            intervals={
+                "advance": ("advance_low", "advance_high"),
+                "p_win": ("p_win_low", "p_win_high"),
+            },
+        )
+        parts.append(_section("scorecards", "Rep scorecards", body))
+        fo = r.focus.reset_index()
+        fo["focus"] = np.where(fo["expected_gain"] > 0, fo["stage"], "(at or above the team)")
+        body = _table(
+            fo,
+            "table-focus",
+            [
+                ("rep", "owner", "text"),
+                ("focus stage", "focus", "text"),
+                ("rep advance", "current_rate", "pct"),
+                ("team advance", "team_rate", "pct"),
+                ("expected gain", "expected_gain", "money"),
+                ("from open pipeline", "pipeline_gain", "money"),
+                ("from new deals", "arrivals_gain", "money"),
+            ],
+            "The stage where raising the rep's conversion to the team's adds the most expected "
+            "revenue (open pipeline plus the next 90 days of new deals).",
+        )
+        parts.append(_section("coaching", "Coaching focus", body))
+        st = r.stalled
+        body = (
+            f'<p class="sf-note">{len(st):,} open deals longer in their stage than the '
+            f"p{r.stalled_quantile * 100:.0f} of its time in stage, largest first.</p>"
+        )
+        body += _table(
+            st,
+            "table-stalled",
+            [
+                ("deal", "opportunity_id", "text"),
+                ("rep", "owner", "text"),
+                ("stage", "stage", "text"),
+                ("days in stage", "age_days", "days"),
+                ("amount", "amount", "money"),
+                ("why", "reasons", "text"),
+            ],
+        )
+        parts.append(_section("stalled", "Stalled deals", body))
+    else:
+        parts.append(
+            _section(
+                "coaching",
+                "Coaching",
+                '<p class="sf-note">The log has no owners (reps): no scorecards, focus or '
+                "stalled-deal review.</p>",
+            )
+        )
+
+    # Data quality
+    body = _table(
+        r.quality,
+        "table-quality",
+        [("item", "item", "text"), ("count", "count", "int"), ("", "detail", "text")],
+    )
+    lists = []
+    if len(r.issues):
+        by_reason = (
+            r.issues["reason"].astype(str).value_counts().rename_axis("reason").reset_index()
+        )
+        lists.append(
+            _table(
+                by_reason,
+                "table-issues-by-reason",
+                [("reason", "reason", "text"), ("rows", "count", "int")],
+                "Import issues by reason.",
+            )
+        )
+        lists.append(_details("table-issues", "every import issue", r.issues))
+    if len(log.rejected):
+        lists.append(_details("table-rejected", "every rejected row", log.rejected))
+    body += "".join(lists)
+    parts.append(_section("quality", "Data quality", body))
+
+    # Assumptions
+    body = _table(
+        r.assumptions,
+        "table-assumptions",
+        [("setting", "setting", "text"), ("value", "value", "text"), ("note", "note", "text")],
+    )
+    parts.append(_section("assumptions", "Assumptions and options", body))
+
+    fragment = (
+        f'<div class="sf-report" data-smartfunnel-report="{html.escape(_core.__version__)}">'
+        f"<style>{_CSS}</style>{''.join(parts)}</div>"
+    )
+    if not full_document:
+        return fragment
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(r.title)} — smartfunnel report</title>"
+        "<style>body{margin:0;background:#fff}</style>"
+        f"</head><body>{fragment}</body></html>\n"
+    )
+
+
+def _details(table_id: str, label: str, frame: pd.DataFrame) -> str:
+    cols: list[Column] = [(str(c), str(c), "text") for c in frame.columns]
+    shown = frame.copy()
+    shown.columns = [str(c) for c in shown.columns]
+    return (
+        f"<details><summary>{html.escape(label)} ({len(frame):,})</summary>"
+        f"{_table(shown, table_id, cols)}</details>"
+    )

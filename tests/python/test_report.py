@@ -1,0 +1,388 @@
+"""The funnel report: its numbers against independent computations, its HTML, the command line."""
+
+from __future__ import annotations
+
+import html.parser
+import io
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import smartfunnel as sf
+from smartfunnel.cli import main
+from smartfunnel.progress import Progress
+from smartfunnel.report import Report, build_report
+
+AS_OF = "2025-03-31"
+PERIOD = ("2025-04-01", "2025-06-30")
+TARGET = 1_000_000.0
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return sf.datasets.sample()
+
+
+@pytest.fixture(scope="module")
+def report(sample) -> Report:
+    return build_report(sample.log, as_of=AS_OF, period=PERIOD, target=TARGET, title="sample")
+
+
+class _Dom(html.parser.HTMLParser):
+    """Elements with an id or data-* attributes, table cells per table, every src/href."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: dict[str, tuple[str, dict[str, str | None]]] = {}
+        self.tags: list[str] = []
+        self.urls: list[str] = []
+        self.tables: dict[str, list[list[dict[str, str | None]]]] = {}
+        self._table: str | None = None
+        self._depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        if "id" in a:
+            assert a["id"] not in self.ids, f"duplicate id {a['id']}"
+            self.ids[a["id"]] = (tag, a)
+        for key in ("src", "href", "xlink:href"):
+            if a.get(key):
+                self.urls.append(a[key])
+        if tag == "table":
+            self._table = a.get("id")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table and self.tables[self._table]:
+            self.tables[self._table][-1].append(a)
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._table = None
+
+
+def parse(text: str) -> _Dom:
+    dom = _Dom()
+    dom.feed(text)
+    return dom
+
+
+def column(dom: _Dom, table: str, name: str) -> list[float]:
+    """The data-value of a column (by its data-column header) over a table's body rows."""
+    head, *rows = dom.tables[table]
+    j = [h.get("data-column") for h in head].index(name)
+    return [float(r[j]["data-value"]) for r in rows]
+
+
+def test_funnel_counts_match_pandas(sample, report):
+    ev = sample.events
+    ev = ev[pd.to_datetime(ev["time"], utc=True) <= pd.Timestamp(AS_OF, tz="UTC")]
+    reached = ev.groupby("stage")["opportunity_id"].nunique()
+    for stage in sf.datasets.SAMPLE_STAGES:
+        assert report.funnel.loc[stage, "reached"] == reached[stage], stage
+    # Outcomes at as_of: each opportunity's last visible event.
+    last = ev.sort_values("time").groupby("opportunity_id")["stage"].last()
+    assert report.outcomes["won"] == (last == "Won").sum()
+    assert report.outcomes["lost"] == (last == "Lost").sum()
+    assert report.outcomes["open"] == last.isin(sf.datasets.SAMPLE_STAGES).sum()
+    assert report.outcomes["not_yet_created"] == sample.log.n_opportunities - len(last)
+    # Open now = stays still running = deals whose last event is that stage.
+    open_by_stage = last[last.isin(sf.datasets.SAMPLE_STAGES)].value_counts()
+    for stage in sf.datasets.SAMPLE_STAGES:
+        assert report.funnel.loc[stage, "open"] == open_by_stage.get(stage, 0), stage
+
+
+def test_funnel_rates_are_the_model_s_and_inside_their_intervals(sample, report):
+    model = sf.fit(sample.log, as_of=AS_OF)
+    tm = model.transition_matrix()
+    stages = sf.datasets.SAMPLE_STAGES
+    for i, stage in enumerate(stages):
+        nxt = stages[i + 1] if i + 1 < len(stages) else "Won"
+        row = report.funnel.loc[stage]
+        assert row["advance"] == pytest.approx(tm.loc[stage, nxt])
+        assert row["advance_low"] <= row["advance"] <= row["advance_high"]
+        assert row["p_win_low"] <= row["p_win"] <= row["p_win_high"]
+    # P(win) solves the absorbing chain (I - Q) b = R, computed here with numpy.
+    q = tm[stages].to_numpy()
+    b = np.linalg.solve(np.eye(len(stages)) - q, tm["Won"].to_numpy())
+    np.testing.assert_allclose(report.funnel["p_win"].to_numpy(), b, rtol=1e-9)
+
+
+def test_forecast_numbers_equal_an_independent_forecast(sample, report):
+    model = sf.fit(sample.log, as_of=AS_OF)
+    fc = sf.forecast(model, sample.log, *PERIOD, scenarios=0)
+    q = fc.quantiles([0.1, 0.5, 0.9])
+    t = report.forecast_table.iloc[0]
+    assert (t["P10"], t["P50"], t["P90"]) == (q[0.1], q[0.5], q[0.9])
+    assert t["p_target"] == fc.probability_at_least(TARGET)
+    # and the HTML carries the same numbers
+    dom = parse(report.to_html())
+    assert column(dom, "table-forecast", "P10") == [q[0.1]]
+    assert column(dom, "table-forecast", "P50") == [q[0.5]]
+    assert column(dom, "table-forecast", "P90") == [q[0.9]]
+    assert column(dom, "table-forecast", "p_target") == [fc.probability_at_least(TARGET)]
+    # P10 <= P50 <= P90 and the realised wins are the pandas sum of wins in [start, as_of].
+    assert q[0.1] <= q[0.5] <= q[0.9]
+    ev = sample.events
+    when = pd.to_datetime(ev["time"], utc=True)
+    won = ev[
+        (ev["stage"] == "Won")
+        & (when >= pd.Timestamp(PERIOD[0], tz="UTC"))
+        & (when <= pd.Timestamp(AS_OF, tz="UTC"))
+    ]
+    assert t["realised"] == pytest.approx(won["amount"].sum())
+
+
+def test_monte_carlo_check_is_beside_the_exact_forecast(sample):
+    r = build_report(sample.log, as_of=AS_OF, period=PERIOD, scenarios=4000, seed=7)
+    model = sf.fit(sample.log, as_of=AS_OF)
+    fc = sf.forecast(model, sample.log, *PERIOD, scenarios=4000, seed=7, method="monte_carlo")
+    t = r.forecast_table.iloc[0]
+    for q in (0.1, 0.5, 0.9):
+        assert t[f"mc_P{round(q * 100)}"] == fc.quantile(q)
+    # exact and Monte Carlo agree to a few percent
+    assert t["mc_P50"] == pytest.approx(t["P50"], rel=0.03)
+
+
+def test_coaching_tables(sample, report):
+    model = sf.fit(sample.log, as_of=AS_OF)
+    c = sf.coaching(model, sample.log)
+    focus = c.focus()
+    for rep in c.reps:
+        gains = focus.xs(rep, level="owner")["expected_gain"]
+        assert report.focus.loc[rep, "stage"] == gains.idxmax()
+        assert report.focus.loc[rep, "expected_gain"] == gains.max()
+    stalled = c.inspect().query("stalled")
+    assert sorted(report.stalled["opportunity_id"]) == sorted(stalled["opportunity_id"])
+    assert report.stalled["amount"].is_monotonic_decreasing
+    # Each stalled deal is older in its stage than that stage's p90 (Kaplan-Meier) time in stage.
+    p90 = model.time_in_stage()["p90"]
+    for _, row in report.stalled.iterrows():
+        assert row["age_days"] > p90[row["stage"]]
+    # Scorecard: one row per rep and stage; open deals per rep as pandas counts them.
+    assert len(report.scorecard) == len(c.reps) * len(sf.datasets.SAMPLE_STAGES)
+    ev = sample.events[
+        pd.to_datetime(sample.events["time"], utc=True) <= pd.Timestamp(AS_OF, tz="UTC")
+    ]
+    last = ev.sort_values("time").groupby("opportunity_id")[["stage", "owner"]].last()
+    open_per_rep = last[last["stage"].isin(sf.datasets.SAMPLE_STAGES)]["owner"].value_counts()
+    for rep in c.reps:
+        assert report.rep_summary.loc[rep, "open_deals"] == open_per_rep[rep], rep
+
+
+def test_html_is_self_contained_with_every_section_chart_and_table(report, tmp_path):
+    path = tmp_path / "report.html"
+    report.save(path)
+    text = path.read_text(encoding="utf-8")
+    dom = parse(text)
+    for section in ["summary", "funnel", "forecast", "scorecards", "coaching", "stalled",
+                    "quality", "assumptions"]:  # fmt: skip
+        assert section in dom.ids, section
+    for chart in ["chart-funnel", "chart-time-in-stage", "chart-forecast", "chart-scorecard"]:
+        assert dom.ids[chart][0] == "figure"
+        assert dom.ids[chart + "-svg"][0] == "svg"
+    for table in ["table-funnel", "table-forecast", "table-rep-summary", "table-scorecard",
+                  "table-focus", "table-stalled", "table-quality", "table-assumptions"]:  # fmt: skip
+        assert dom.ids[table][0] == "table"
+        assert int(dom.ids[table][1]["data-rows"]) == len(dom.tables[table]) - 1
+    assert len(dom.tables["table-stalled"]) - 1 == len(report.stalled)
+    assert column(dom, "table-funnel", "reached") == list(report.funnel["reached"].astype(float))
+    # Offline: no scripts, stylesheets or fonts by URL; every reference is in-document.
+    assert "script" not in dom.tags and "link" not in dom.tags and "img" not in dom.tags
+    outside = [u for u in dom.urls if not u.startswith(("#", "data:"))]
+    assert not outside, outside  # in-document references and inline data only
+    # The only http(s) strings are the XML namespace names of the inline SVG (never fetched).
+    for url in re.finditer(r'(\S+)="https?://[^"]*"', text):
+        assert url.group(1).startswith("xmlns"), url.group(0)
+    assert len(re.findall("https?://", text)) == len(re.findall(r'xmlns(?::\w+)?="https?://', text))
+    assert "@import" not in text and "url(http" not in text
+    # Every in-document reference resolves (SVG ids were made unique per chart).
+    for u in dom.urls:
+        assert u.startswith("data:") or u[1:] in dom.ids, u
+    assert dom.tags.count("svg") == 4
+
+
+def test_fragment_for_notebooks(report):
+    frag = report._repr_html_()
+    assert frag.startswith('<div class="sf-report"') and "<html" not in frag
+    assert "table-funnel" in frag
+    assert "P50" in repr(report)
+
+
+def test_report_without_owners_has_no_coaching(tmp_path):
+    funnel = sf.Funnel(["A", "B"], won="Won", lost="Lost")
+    rows = []
+    rng = np.random.default_rng(3)
+    for i in range(60):
+        t0 = pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 200)))
+        rows.append((i, "A", t0, 1000.0))
+        if i % 3:
+            rows.append((i, "B" if i % 2 else "Lost", t0 + pd.Timedelta(days=10), 1000.0))
+    frame = pd.DataFrame(rows, columns=["opportunity_id", "stage", "time", "amount"])
+    log = sf.EventLog.from_frame(funnel, frame, amount="amount")
+    r = build_report(log)
+    assert r.coaching is None and r.stalled.empty
+    dom = parse(r.to_html())
+    assert "coaching" in dom.ids and "table-focus" not in dom.ids
+    assert "no owners" in r.to_text()
+
+
+def test_maven_snapshot_report(shared_data, tmp_path):
+    frame = pd.read_csv(shared_data / "maven-crm-sales-opportunities" / "sales_pipeline.csv")
+    funnel = sf.Funnel(["Prospecting", "Engaging"], won="Won", lost="Lost")
+    log, issues = sf.imports.from_snapshot(
+        funnel,
+        frame,
+        opportunity="opportunity_id",
+        stage="deal_stage",
+        entered={"Engaging": "engage_date"},
+        closed="close_date",
+        amount="close_value",
+        owner="sales_agent",
+    )
+    r = build_report(log, issues=issues, title="Maven CRM")
+    q = r.quality.set_index("item")["count"]
+    assert q["import issues"] == len(issues) >= (frame["deal_stage"] == "Prospecting").sum()
+    counts = frame["deal_stage"].value_counts()
+    assert r.outcomes["won"] == counts["Won"] and r.outcomes["lost"] == counts["Lost"]
+    assert r.outcomes["open"] == counts["Engaging"]
+    assert r.funnel.loc["Engaging", "reached"] == len(frame) - counts["Prospecting"]
+    assert set(r.focus.index) == set(frame["sales_agent"])
+    dom = parse(r.to_html())
+    by_reason = dom.tables["table-issues-by-reason"]
+    assert sum(float(row[1]["data-value"]) for row in by_reason[1:]) == len(issues)
+
+
+# -- the command line --------------------------------------------------------------------------
+def test_report_sample_runs_as_a_command(tmp_path):
+    exe = pathlib.Path(sys.executable).parent / "smartfunnel"
+    out = subprocess.run(
+        [str(exe), "report", "--sample", "-o", str(tmp_path / "r.html")],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(pathlib.Path(sf.__file__).parents[1])},
+    )
+    for stage in sf.datasets.SAMPLE_STAGES:
+        assert stage in out.stdout
+    for heading in ["Win probability by stage", "Forecast of revenue won", "P90",
+                    "Coaching focus", "Stalled deals", "Data quality"]:  # fmt: skip
+        assert heading in out.stdout, heading
+    assert out.stderr == ""  # not a terminal: no progress bar
+    assert parse((tmp_path / "r.html").read_text(encoding="utf-8")).ids["table-funnel"]
+
+
+def test_cli_period_target_and_html(tmp_path, capsys, sample):
+    out_path = tmp_path / "report.html"
+    argv = ["report", "--sample", "--as-of", AS_OF, "--period", *PERIOD, "--target", "1e6"]
+    assert main([*argv, "-o", str(out_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2025-04-01 .. 2025-06-30" in out
+    fc = sf.forecast(sf.fit(sample.log, as_of=AS_OF), sample.log, *PERIOD, scenarios=0)
+    assert f"P(revenue >= 1,000,000) = {fc.probability_at_least(1e6):.1%}" in out
+    assert f"P50 {fc.quantile(0.5):,.0f}" in out
+    dom = parse(out_path.read_text(encoding="utf-8"))
+    assert column(dom, "table-forecast", "P90") == [fc.quantile(0.9)]
+
+
+def test_cli_on_a_long_csv(tmp_path, capsys):
+    rows = [
+        ("o1", "A", "2024-01-01"),
+        ("o1", "B", "2024-01-03"),
+        ("o1", "Won", "2024-01-06"),
+        ("o2", "A", "2024-01-01"),
+        ("o2", "Lost", "2024-01-02"),
+    ]
+    path = tmp_path / "events.csv"
+    pd.DataFrame(rows, columns=["opportunity_id", "stage", "time"]).to_csv(path, index=False)
+    assert main(["report", str(path), "--stages", "A,B", "--prior", "0"]) == 0
+    out = capsys.readouterr().out
+    # A: one exit to B, one to Lost -> P(win from A) = 1/2 * P(win from B) = 1/2 * 1.
+    assert re.search(r"A\s+2\s+0\s+50\.0%.*50\.0%", out), out
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    assert main(["report"]) == 2
+    assert "--sample" in capsys.readouterr().err
+    path = tmp_path / "events.csv"
+    path.write_text("opportunity_id,stage,time\no1,A,2024-01-01\n")
+    assert main(["report", str(path)]) == 2
+    assert "--stages" in capsys.readouterr().err
+    assert main(["report", str(path), "--stages", "X,Y"]) == 1
+    err = capsys.readouterr().err
+    assert "'A'" in err and "stage" in err
+
+
+# -- progress ----------------------------------------------------------------------------------
+def test_progress_is_silent_when_not_a_terminal():
+    stream = io.StringIO()
+    with Progress("work", stream=stream) as bar:
+        for i in range(101):
+            assert bar(i / 100) is True
+    assert stream.getvalue() == ""
+    assert bar.fraction == 1.0
+
+
+def test_progress_draws_when_forced():
+    stream = io.StringIO()
+    with Progress("work", stream=stream, enabled=True, width=10) as bar:
+        bar.part(0.0, 0.5, "reading")(0.5)
+        bar.section(0.5, 1.0)(0.5)
+    text = stream.getvalue()
+    frames = text.split("\r")[1:]
+    assert frames[0].startswith("work [..........]   0% reading")
+    assert frames[1].startswith("work [##........]  25% reading")
+    assert frames[2].startswith("work [########..]  75% reading")
+    assert frames[-1].startswith("work [##########] 100%") and text.endswith("\n")
+    # Redraws only on a visible change.
+    stream = io.StringIO()
+    bar = Progress("x", stream=stream, enabled=True)
+    for _ in range(1000):
+        bar(0.5)
+    assert stream.getvalue().count("\r") == 1
+
+
+def test_progress_draws_on_a_pty_and_the_forecast_drives_it(sample):
+    master, slave = os.openpty()
+    try:
+        with open(slave, "w", closefd=False) as tty:
+            bar = Progress("forecast", stream=tty)
+            assert bar.enabled  # auto: a terminal
+            model = sf.fit(sample.log)
+            with bar:
+                sf.forecast(model, sample.log, "2025-07-01", "2025-09-30", scenarios=20_000,
+                            progress=bar)  # fmt: skip
+        os.set_blocking(master, False)
+        seen = os.read(master, 1 << 16).decode()
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "forecast [" in seen and "100%" in seen
+
+
+def test_cli_draws_progress_on_a_terminal_stderr(tmp_path):
+    exe = pathlib.Path(sys.executable).parent / "smartfunnel"
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.run(
+            [str(exe), "report", "--sample", "--scenarios", "2000"],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(pathlib.Path(sf.__file__).parents[1])},
+        )
+        os.set_blocking(master, False)
+        err = os.read(master, 1 << 16).decode()
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "smartfunnel report [" in err and "100%" in err
+    assert "[" not in proc.stdout.splitlines()[0]  # the summary stays clean on stdout
