@@ -712,6 +712,513 @@ def from_sparklesquad(
     )
 
 
+# -- Salesforce: Opportunity + OpportunityHistory ------------------------------------------------
+
+
+def _truthy(values: pd.Series) -> np.ndarray:
+    """Salesforce booleans: 1/0, true/false, True/False."""
+    text = values.astype("string").str.strip().str.lower()
+    return text.isin(["1", "true", "1.0", "yes"]).fillna(False).to_numpy(dtype=bool)
+
+
+def _salesforce_stages(opps: pd.DataFrame, history: pd.DataFrame, issues: _Issues) -> pd.DataFrame:
+    """Stage metadata from the exports: order, outcome and probability, and where each came from."""
+    info: dict[str, dict[str, Any]] = {}
+    for name, g in opps.groupby("StageName", sort=False):
+        won = _truthy(g["IsWon"]) if "IsWon" in g else np.zeros(len(g), bool)
+        closed = _truthy(g["IsClosed"]) if "IsClosed" in g else won
+        if (won.any() and not won.all()) or (closed.any() and not closed.all()):
+            issues.add(
+                "Opportunity",
+                None,
+                None,
+                "IsWon",
+                None,
+                "note",
+                f"stage {name!r} is won/closed on some rows and not others: the majority is used",
+            )
+        order = (
+            pd.to_numeric(g["StageSortOrder"], errors="coerce") if "StageSortOrder" in g else None
+        )
+        info[str(name)] = {
+            "order": float(order.median()) if order is not None and order.notna().any() else np.nan,
+            "probability": float(pd.to_numeric(g["Probability"], errors="coerce").median())
+            if "Probability" in g
+            else np.nan,
+            "outcome": "won" if won.mean() > 0.5 else "lost" if closed.mean() > 0.5 else "open",
+            "from": "Opportunity (StageSortOrder, IsWon, IsClosed)",
+        }
+    for name, g in history.groupby("StageName", sort=False):
+        if str(name) in info:
+            continue
+        prob = (
+            float(pd.to_numeric(g["Probability"], errors="coerce").median())
+            if "Probability" in g
+            else np.nan
+        )
+        fc = (
+            g["ForecastCategory"].mode() if "ForecastCategory" in g else pd.Series([], dtype=object)
+        )
+        fc_name = str(fc.iloc[0]) if len(fc) else ""
+        worded = _won_lost(str(name))
+        outcome = (
+            "won"
+            if fc_name == "Closed"
+            else "lost"
+            if fc_name == "Omitted" and prob == 0
+            else worded or "open"
+        )
+        info[str(name)] = {
+            "order": np.nan,
+            "probability": prob,
+            "outcome": outcome,
+            "from": "OpportunityHistory (ForecastCategory, Probability, name)",
+        }
+        issues.add(
+            "OpportunityHistory",
+            None,
+            None,
+            "StageName",
+            name,
+            "note",
+            f"stage {name!r} is no opportunity's current stage: taken as {outcome}, "
+            "placed by its probability (no StageSortOrder)",
+        )
+    table = pd.DataFrame.from_dict(info, orient="index")
+    table.index.name = "stage"
+    open_ = table[table["outcome"] == "open"]
+    known = open_[open_["order"].notna()].sort_values(["order", "probability"])
+    ordered: list[Any] = list(known.index)
+    for sname, row in open_[open_["order"].isna()].sort_values("probability").iterrows():
+        probs = [table.loc[n, "probability"] for n in ordered]
+        at = (
+            sum(1 for p in probs if p <= row["probability"])
+            if np.isfinite(row["probability"])
+            else len(ordered)
+        )
+        ordered.insert(at, str(sname))
+    terminal = table[table["outcome"] != "open"].sort_values(
+        ["order", "probability"], na_position="last"
+    )
+    table = pd.concat([table.loc[ordered], terminal])
+    table.insert(0, "position", np.arange(len(table)))
+    return table.reset_index()
+
+
+def from_salesforce(
+    history: pd.DataFrame | str | os.PathLike[str],
+    opportunities: pd.DataFrame | str | os.PathLike[str],
+    funnel: _core.Funnel | None = None,
+    *,
+    stage_map: Mapping[str, str] | None = None,
+    close_at: str = "close_date",
+    owner: str | None = "OwnerId",
+    attributes: Sequence[str] | None = None,
+) -> Imported:
+    """Import a Salesforce ``OpportunityHistory`` export with its ``Opportunity`` export.
+
+    Parameters
+    ----------
+    history : DataFrame or CSV path
+        OpportunityHistory: OpportunityId, CreatedDate (when the row was written, i.e. when the
+        stage was entered or the field changed), StageName; optional Amount, CloseDate,
+        Probability, ForecastCategory, IsDeleted, Id.
+    opportunities : DataFrame or CSV path
+        Opportunity: Id, StageName, CreatedDate; optional StageSortOrder, Probability, IsWon,
+        IsClosed, Amount, CloseDate, OwnerId, LastStageChangeDate, LastModifiedDate,
+        SystemModstamp, IsDeleted and attribute columns.
+    funnel : Funnel, optional
+        Default: built from the export. Open stages are ordered by StageSortOrder; a stage that
+        is no opportunity's current stage (so has no sort order) is placed by its Probability;
+        won/lost come from IsWon/IsClosed, else from the ForecastCategory (Closed = won,
+        Omitted with probability 0 = lost), else from the name. :attr:`Imported.stages` shows
+        the result and its sources.
+    stage_map : mapping, optional
+        ``{Salesforce stage name: funnel name}`` applied to both exports.
+    close_at : {"close_date", "history"}
+        When a closed deal closes. "close_date" (default): on the Opportunity's CloseDate (the
+        date Salesforce reports its revenue in), unless that day is before the deal's previous
+        stage entry or creation, or after the export (a stale or backdated CloseDate): then at
+        the history row that closed it, reported as changed. "history": always at the history
+        row (when the rep moved the deal).
+    owner : str or None
+        The Opportunity column of the owner (OwnerId; the history has no owner).
+    attributes : sequence of str, optional
+        Opportunity columns kept as static attributes. Default: Type and LeadSource when present.
+
+    Returns
+    -------
+    Imported
+        With :attr:`~Imported.stages` and ``as_of`` = the export's end (the latest
+        LastModifiedDate / SystemModstamp / history time).
+
+    Notes
+    -----
+    Rules, all reported in :attr:`Imported.quality`:
+
+    - A history row starts a stage event when its StageName differs from the opportunity's
+      previous row (rows ordered by CreatedDate, then Id); other rows are field changes (Amount,
+      CloseDate), kept as the amount and close-date histories. A missing Amount means "not
+      changed".
+    - When the history does not end in the opportunity's current stage (history tracking
+      turned on late, or purged), or there is no history, the current stage is added (action
+      ``added``): a closed deal on its CloseDate (``close_at="close_date"``), an open one on
+      its LastStageChangeDate, else (no history at all) its CreatedDate, else its
+      LastModifiedDate; never before the last history row.
+    - History before the opportunity's CreatedDate is kept and creation moved to the first
+      history row (``changed``). History rows of unknown or deleted opportunities, deleted
+      rows, and rows without a usable time or stage are ``rejected``.
+    - A deal moved out of a closed stage is reopened (``after_terminal="reopen"``).
+    """
+    if close_at not in ("close_date", "history"):
+        raise ValueError(f"close_at must be 'close_date' or 'history', got {close_at!r}")
+    hist, raw = _frame(history, "history"), _frame(opportunities, "opportunities")
+    _require(hist, ["OpportunityId", "StageName", "CreatedDate"], "OpportunityHistory")
+    _require(raw, ["Id", "StageName", "CreatedDate"], "Opportunity")
+    if attributes is None:
+        attributes = [a for a in ("Type", "LeadSource") if a in raw.columns]
+    owner = owner if owner is None or owner in raw.columns or owner != "OwnerId" else None
+    _require(raw, [owner, *attributes], "Opportunity")
+    issues = _Issues()
+    rename = (
+        (lambda s: s.map(lambda v: stage_map.get(v, v) if isinstance(v, str) else v))
+        if stage_map
+        else (lambda s: s)
+    )
+
+    # Opportunities.
+    ok = np.ones(len(raw), dtype=bool)
+    ids = raw["Id"]
+    for mask, col, why in (
+        (ids.isna().to_numpy(), "Id", "no Id"),
+        (
+            _truthy(raw["IsDeleted"]) if "IsDeleted" in raw else np.zeros(len(raw), bool),
+            "IsDeleted",
+            "deleted record: the opportunity and its history are not imported",
+        ),
+        (ids.duplicated().to_numpy(), "Id", "duplicate Id: the first row is used"),
+        (
+            raw["StageName"].isna().to_numpy(),
+            "StageName",
+            "no StageName: the current stage is unknown",
+        ),
+    ):
+        for r in np.flatnonzero(mask & ok):
+            issues.add("Opportunity", int(r), ids.iloc[r], col, raw[col].iloc[r], "rejected", why)
+        ok &= ~mask
+    deleted_ids = set(ids[~ok & ids.notna().to_numpy()]) - set(ids[ok])
+    opp = raw[ok].copy()
+    opp["_row"] = np.flatnonzero(ok)
+    opp["StageName"] = rename(opp["StageName"])
+    parsed: dict[str, pd.Series] = {}
+    for col in (
+        "CreatedDate",
+        "CloseDate",
+        "LastStageChangeDate",
+        "LastModifiedDate",
+        "SystemModstamp",
+    ):
+        if col not in opp:
+            parsed[col] = pd.Series(pd.NaT, index=opp.index, dtype="datetime64[s, UTC]")
+            continue
+        parsed[col], bad_t = _parse_times(opp[col])
+        for r in np.flatnonzero(bad_t):
+            issues.add(
+                "Opportunity",
+                int(opp["_row"].iloc[r]),
+                opp["Id"].iloc[r],
+                col,
+                opp[col].iloc[r],
+                "changed",
+                f"not a time ({_TIME_HINT}): treated as missing",
+            )
+    opp = opp.set_index("Id", drop=False)
+    for col, series in parsed.items():
+        opp["_" + col] = series.to_numpy()
+
+    # History rows.
+    keep = np.ones(len(hist), dtype=bool)
+    hid = hist["OpportunityId"]
+    times, bad_time = _parse_times(hist["CreatedDate"])
+    known = hid.isin(opp.index).to_numpy()
+    for mask, col, why in (
+        (hid.isna().to_numpy(), "OpportunityId", "no OpportunityId"),
+        (
+            _truthy(hist["IsDeleted"]) if "IsDeleted" in hist else np.zeros(len(hist), bool),
+            "IsDeleted",
+            "deleted history row",
+        ),
+        (
+            hid.isin(deleted_ids).to_numpy(),
+            "OpportunityId",
+            "its opportunity is deleted or rejected",
+        ),
+        (~known, "OpportunityId", "opportunity not in the Opportunity export"),
+        (bad_time, "CreatedDate", f"not a time ({_TIME_HINT})"),
+        (times.isna().to_numpy(), "CreatedDate", "no CreatedDate: the row cannot be placed"),
+        (hist["StageName"].isna().to_numpy(), "StageName", "no StageName"),
+    ):
+        for r in np.flatnonzero(mask & keep):
+            issues.add(
+                "OpportunityHistory", int(r), hid.iloc[r], col, hist[col].iloc[r], "rejected", why
+            )
+        keep &= ~mask
+    h = pd.DataFrame(
+        {
+            "opportunity_id": hid.to_numpy(),
+            "stage": rename(hist["StageName"]).to_numpy(dtype=object),
+            "time": times.to_numpy(),
+            "amount": pd.to_numeric(hist["Amount"], errors="coerce").to_numpy(dtype=np.float64)
+            if "Amount" in hist
+            else np.nan,
+            "close_date": _parse_times(hist["CloseDate"])[0].to_numpy()
+            if "CloseDate" in hist
+            else pd.NaT,
+            "_key": hist["Id"].astype(str).to_numpy()
+            if "Id" in hist
+            else np.arange(len(hist)).astype(str),
+            "_table": "OpportunityHistory",
+            "_row": np.arange(len(hist)),
+        }
+    )[keep]
+    h = h.sort_values(["opportunity_id", "time", "_key"], kind="stable")
+    same_opp = h["opportunity_id"].eq(h["opportunity_id"].shift())
+    is_event = ~(same_opp & h["stage"].eq(h["stage"].shift())).to_numpy()
+
+    stage_notes = _Issues()
+    stages_table = _salesforce_stages(
+        opp.assign(StageName=opp["StageName"]),
+        pd.DataFrame(
+            {
+                "StageName": h["stage"].to_numpy(),
+                **(
+                    {
+                        "Probability": pd.to_numeric(
+                            hist["Probability"], errors="coerce"
+                        ).to_numpy()[h["_row"].to_numpy()]
+                    }
+                    if "Probability" in hist
+                    else {}
+                ),
+                **(
+                    {"ForecastCategory": hist["ForecastCategory"].to_numpy()[h["_row"].to_numpy()]}
+                    if "ForecastCategory" in hist
+                    else {}
+                ),
+            }
+        ),
+        stage_notes,
+    )
+    if funnel is None:
+        issues.extend(stage_notes.frame())
+        kinds = stages_table.set_index("stage")["outcome"]
+        funnel = _core.Funnel(
+            [s for s in stages_table["stage"] if kinds[s] == "open"],
+            won=[s for s in stages_table["stage"] if kinds[s] == "won"] or ["Closed Won"],
+            lost=[s for s in stages_table["stage"] if kinds[s] == "lost"] or ["Closed Lost"],
+            name="salesforce",
+        )
+    terminal = set(funnel.won) | set(funnel.lost)
+
+    events = h[is_event].copy()
+    changes = h[~is_event][["opportunity_id", "time", "amount", "close_date"]]
+    data_end = pd.concat(
+        [
+            pd.Series(h["time"]),
+            opp["_LastModifiedDate"],
+            opp["_SystemModstamp"],
+            opp["_CreatedDate"],
+        ]
+    ).max()
+
+    # The current stage where the history does not end in it.
+    last = events.groupby("opportunity_id", sort=False).tail(1).set_index("opportunity_id")
+    added: list[dict[str, Any]] = []
+    for key, o in opp.iterrows():
+        oid: Any = key
+        current = o["StageName"]
+        if oid in last.index and last.loc[oid, "stage"] == current:
+            continue
+        base = last.loc[oid, "time"] if oid in last.index else o["_CreatedDate"]
+        closed = current in terminal
+        order = (
+            ("CloseDate", "LastStageChangeDate", "LastModifiedDate")
+            if closed and close_at == "close_date"
+            else ("LastStageChangeDate", "LastModifiedDate", "CloseDate")
+            if closed
+            else ("LastStageChangeDate", "LastModifiedDate", "SystemModstamp")
+            if oid in last.index
+            else ("LastStageChangeDate", "CreatedDate")
+        )
+        source = next((c for c in order if pd.notna(o["_" + c])), None)
+        when = o["_" + source] if source else base
+        if pd.isna(when):
+            issues.add(
+                "Opportunity",
+                int(o["_row"]),
+                oid,
+                "StageName",
+                current,
+                "rejected",
+                "no history and no usable date: the opportunity cannot be placed in time",
+            )
+            continue
+        note = f"at its {source}" if source else "at its creation"
+        if source and pd.notna(base) and when < base:
+            when, note = (
+                base,
+                f"at the last history row ({source} {o['_' + source]:%Y-%m-%d} is earlier)",
+            )
+        what = (
+            "no history rows"
+            if oid not in last.index
+            else f"the history ends in {last.loc[oid, 'stage']!r}"
+        )
+        issues.add(
+            "Opportunity",
+            int(o["_row"]),
+            oid,
+            "StageName",
+            current,
+            "added",
+            f"current stage added ({what}) {note}",
+        )
+        added.append(
+            {
+                "opportunity_id": oid,
+                "stage": current,
+                "time": when,
+                "amount": pd.to_numeric(pd.Series([o.get("Amount")]), errors="coerce").iloc[0],
+                "close_date": o["_CloseDate"],
+                "_key": "",
+                "_table": "Opportunity",
+                "_row": int(o["_row"]),
+            }
+        )
+    if added:
+        events = pd.concat([events, pd.DataFrame(added)], ignore_index=True)
+    events = events.sort_values(["opportunity_id", "time", "_key"], kind="stable").reset_index(
+        drop=True
+    )
+
+    # Closing time of the final close.
+    if close_at == "close_date":
+        prev = events.groupby("opportunity_id")["time"].shift()
+        created = events["opportunity_id"].map(opp["_CreatedDate"])
+        lower = prev.where(prev.notna(), created)
+        is_last = ~events["opportunity_id"].duplicated(keep="last")
+        for i in np.flatnonzero(
+            (
+                events["stage"].isin(terminal)
+                & is_last
+                & (events["_table"] == "OpportunityHistory")
+            ).to_numpy()
+        ):
+            e = events.iloc[i]
+            o = opp.loc[e["opportunity_id"]]
+            cd = o["_CloseDate"]
+            if pd.isna(cd) or o["StageName"] != e["stage"]:
+                continue
+            low = lower.iloc[i]
+            if (pd.notna(low) and cd.normalize() < low.normalize()) or cd > data_end:
+                why = (
+                    f"CloseDate {cd:%Y-%m-%d} is before the deal's previous stage entry or creation ({low:%Y-%m-%d})"
+                    if cd <= data_end
+                    else f"CloseDate {cd:%Y-%m-%d} is after the export's end ({data_end:%Y-%m-%d})"
+                )
+                issues.add(
+                    "Opportunity",
+                    int(o["_row"]),
+                    e["opportunity_id"],
+                    "CloseDate",
+                    o.get("CloseDate"),
+                    "changed",
+                    f"{why}: closed at the history row that closed it ({e['time']:%Y-%m-%d %hist:%M})",
+                )
+                continue
+            events.loc[events.index[int(i)], "time"] = max(cd, low) if pd.notna(low) else cd
+        events = events.sort_values(["opportunity_id", "time", "_key"], kind="stable").reset_index(
+            drop=True
+        )
+
+    # Creation: the Opportunity's CreatedDate, or the first event when the history starts earlier.
+    first = events.groupby("opportunity_id")["time"].min()
+    created = opp["_CreatedDate"].reindex(first.index)
+    early = h[h["time"].to_numpy() < h["opportunity_id"].map(opp["_CreatedDate"]).to_numpy()]
+    for _, er in early.iterrows():
+        issues.add(
+            "OpportunityHistory",
+            int(er["_row"]),
+            er["opportunity_id"],
+            "CreatedDate",
+            hist["CreatedDate"].iloc[int(er["_row"])],
+            "changed",
+            f"history row precedes the opportunity's CreatedDate "
+            f"({opp.loc[er['opportunity_id'], '_CreatedDate']:%Y-%m-%d %hist:%M}): "
+            "the row is kept and creation taken as the first history row",
+        )
+    created = created.where(created.notna() & (created <= first), first)
+    events["created"] = events["opportunity_id"].map(created)
+
+    # Amounts: a missing one means "not changed"; the Opportunity's, else 0, when none is known.
+    events["amount"] = events.groupby("opportunity_id")["amount"].transform(
+        lambda a: a.ffill().bfill()
+    )
+    fallback = (
+        events["opportunity_id"].map(pd.to_numeric(opp["Amount"], errors="coerce"))
+        if "Amount" in opp
+        else np.nan
+    )
+    events["amount"] = events["amount"].fillna(fallback)
+    for oid in events.loc[events["amount"].isna(), "opportunity_id"].unique():
+        issues.add(
+            "Opportunity",
+            int(opp.loc[oid, "_row"]),
+            oid,
+            "Amount",
+            None,
+            "changed",
+            "no amount in the history or the Opportunity: counted as 0",
+        )
+    events["amount"] = events["amount"].fillna(0.0)
+    if owner:
+        events["owner"] = events["opportunity_id"].map(opp[owner])
+    for a in attributes:
+        events[a] = events["opportunity_id"].map(opp[a])
+    log = EventLog.from_frame(
+        funnel,
+        events,
+        amount="amount",
+        owner="owner" if owner else None,
+        close_date="close_date",
+        created="created",
+        attributes=list(attributes),
+        validation="lenient",
+        after_terminal="reopen",
+        changes=changes.reset_index(drop=True),
+    )
+    rej = log.rejected
+    for r, src, col, why in zip(rej["row"], rej["source"], rej["rejected_column"], rej["reason"]):
+        where: str = "OpportunityHistory"
+        at: int | None = None
+        oid = None
+        column, value = str(col), None
+        if src == "events":
+            e = events.iloc[int(r)]
+            where, at, oid = str(e["_table"]), int(e["_row"]), e["opportunity_id"]
+            column = {"stage": "StageName", "time": "CreatedDate"}.get(column, column)
+            table = hist if where == "OpportunityHistory" else raw
+            value = table[column].iloc[at] if column in table else None
+        issues.add(where, at, oid, column, value, "rejected", str(why))
+    return Imported(
+        log=log,
+        quality=issues.frame(),
+        source="Salesforce Opportunity + OpportunityHistory",
+        as_of=data_end,
+        stages=stages_table,
+    )
+
+
 # -- activities ----------------------------------------------------------------------------------
 
 
@@ -1038,7 +1545,11 @@ def _read_kinds(kinds: dict[str, list[Path]], funnel: _core.Funnel | None) -> Im
             )
         raise _convert.data_error(f"several datasets in one import: {found} (read them separately)")
     kind = main[0]
-    if kind == "long":
+    if kind == "salesforce_history":
+        imp = from_salesforce(
+            _one(kinds, "salesforce_history"), _one(kinds, "salesforce_opportunity"), funnel
+        )
+    elif kind == "long":
         path = _one(kinds, "long")
         frame = pd.read_csv(path, low_memory=False)
         cols = [str(c) for c in frame.columns]

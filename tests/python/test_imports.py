@@ -308,3 +308,235 @@ def test_sparklesquad_snapshot_counts_and_win_rates_match_pandas(shared_data):
     for agent, rate in by_agent.items():
         assert naive.loc[agent] == pytest.approx(rate, abs=1e-12), agent
     assert imp.as_of == pd.Timestamp("2017-12-31", tz="UTC")
+
+
+# -- Salesforce ------------------------------------------------------------------------------------
+
+
+def salesforce_exports():
+    """A small Opportunity + OpportunityHistory export with every case worked out by hand."""
+    opps = pd.DataFrame(
+        {
+            "Id": ["006A", "006B", "006C", "006D", "006E"],
+            "IsDeleted": [0, 0, 0, 0, 1],
+            "StageName": [
+                "Closed Won",
+                "Qualification",
+                "Prospecting",
+                "Closed Lost",
+                "Prospecting",
+            ],
+            "StageSortOrder": [5, 2, 1, 6, 1],
+            "Probability": [100, 20, 10, 0, 10],
+            "IsClosed": [1, 0, 0, 1, 0],
+            "IsWon": [1, 0, 0, 0, 0],
+            "Amount": [1000, 500, 200, 300, 50],
+            "CloseDate": ["2024-02-10", "2024-03-01", "2024-04-01", "2023-12-31", "2024-04-01"],
+            "OwnerId": ["U1", "U2", "U1", "U2", "U1"],
+            "Type": ["New Customer", "Upgrade", "New Customer", "Upgrade", "Upgrade"],
+            "CreatedDate": [
+                "2024-01-01 09:00:00",
+                "2024-01-05 00:00:00",
+                "2024-01-10 00:00:00",
+                "2024-01-04 00:00:00",
+                "2024-01-01 00:00:00",
+            ],
+            "LastStageChangeDate": [None, "2024-01-25 00:00:00", None, None, None],
+            "LastModifiedDate": [
+                "2024-02-12 00:00:00",
+                "2024-01-25 00:00:00",
+                "2024-01-12 00:00:00",
+                "2024-01-20 00:00:00",
+                "2024-01-02 00:00:00",
+            ],
+        }
+    )
+    history = pd.DataFrame(
+        {
+            "Id": [f"008{i:02d}" for i in range(9)],
+            "OpportunityId": [
+                "006A",
+                "006A",
+                "006A",
+                "006A",
+                "006B",
+                "006D",
+                "006D",
+                "006E",
+                "006Z",
+            ],
+            "CreatedDate": [
+                "2024-01-01 09:00:00",
+                "2024-01-15 00:00:00",
+                "2024-01-20 00:00:00",
+                "2024-02-12 00:00:00",
+                "2024-01-05 00:00:00",
+                "2024-01-03 00:00:00",
+                "2024-01-20 00:00:00",
+                "2024-01-01 00:00:00",
+                "2024-01-02 00:00:00",
+            ],
+            "StageName": [
+                "Prospecting",
+                "Negotiation",
+                "Negotiation",
+                "Closed Won",
+                "Prospecting",
+                "Prospecting",
+                "Closed Lost",
+                "Prospecting",
+                "Prospecting",
+            ],
+            "Amount": [800, 900, 1000, 1000, 500, 300, 300, 50, 10],
+            "CloseDate": ["2024-03-01"] * 9,
+            "Probability": [10, 80, 80, 100, 10, 10, 0, 10, 10],
+            "ForecastCategory": [
+                "Pipeline",
+                "Commit",
+                "Commit",
+                "Closed",
+                "Pipeline",
+                "Pipeline",
+                "Omitted",
+                "Pipeline",
+                "Pipeline",
+            ],
+        }
+    )
+    # A history row whose time is not ISO 8601 (day first): rejected, naming row 9.
+    history.loc[9] = [
+        "00809",
+        "006B",
+        "13/01/2024",
+        "Qualification",
+        500,
+        "2024-03-01",
+        20,
+        "Pipeline",
+    ]
+    return history, opps
+
+
+def test_salesforce_hand_worked_export():
+    history, opps = salesforce_exports()
+    imp = sf.imports.from_salesforce(history, opps)
+    # Negotiation is no opportunity's current stage: placed by its probability (80) after
+    # Qualification (20); Closed Lost is an outcome by IsClosed/IsWon.
+    assert imp.funnel.stages == ["Prospecting", "Qualification", "Negotiation"]
+    assert imp.funnel.won == ["Closed Won"] and imp.funnel.lost == ["Closed Lost"]
+    ev = imp.log.to_frame()
+    got = {
+        o: list(zip(g["stage"].astype(str), g["time"].dt.strftime("%m-%d %H")))
+        for o, g in ev.groupby("opportunity_id")
+    }
+    assert got == {
+        # 006A: the Negotiation row of 01-20 is an amount change; Won on its CloseDate 02-10.
+        "006A": [
+            ("Prospecting", "01-01 09"),
+            ("Negotiation", "01-15 00"),
+            ("Closed Won", "02-10 00"),
+        ],
+        # 006B: the history ends in Prospecting, the current stage is added on LastStageChangeDate.
+        "006B": [("Prospecting", "01-05 00"), ("Qualification", "01-25 00")],
+        # 006C: no history, open: its stage from its CreatedDate.
+        "006C": [("Prospecting", "01-10 00")],
+        # 006D: CloseDate 2023-12-31 is before its Prospecting entry: closed at the history row.
+        "006D": [("Prospecting", "01-03 00"), ("Closed Lost", "01-20 00")],
+    }
+    q = imp.quality
+
+    def one(table, oid, column):
+        same_id = q["id"].isna() if oid is None else q["id"] == oid
+        rows = q[(q["table"] == table) & same_id & (q["column"] == column)]
+        assert len(rows) == 1, (table, oid, column, q)
+        return rows.iloc[0]
+
+    assert one("Opportunity", "006E", "IsDeleted")["action"] == "rejected"
+    assert one("OpportunityHistory", "006E", "OpportunityId")["row"] == 7
+    unknown = one("OpportunityHistory", "006Z", "OpportunityId")
+    assert unknown["row"] == 8 and "not in the Opportunity export" in unknown["reason"]
+    early = one("OpportunityHistory", "006D", "CreatedDate")
+    assert early["row"] == 5 and early["action"] == "changed"
+    close = one("Opportunity", "006D", "CloseDate")
+    assert close["action"] == "changed" and "2023-12-31" in close["reason"]
+    assert one("Opportunity", "006B", "StageName")["action"] == "added"
+    assert one("Opportunity", "006C", "StageName")["action"] == "added"
+    assert one("OpportunityHistory", None, "StageName")["value"] == "Negotiation"  # the note
+    bad_date = one("OpportunityHistory", "006B", "CreatedDate")
+    assert (
+        bad_date["row"] == 9
+        and bad_date["value"] == "13/01/2024"
+        and "not a time" in bad_date["reason"]
+    )
+    assert len(q) == 9
+    # 006D's creation is its first history row (before its CreatedDate), the others' CreatedDate.
+    created = dict(zip(imp.log.opportunity_ids(), pd.to_datetime(imp.log.core.created, unit="s")))
+    assert created["006D"] == pd.Timestamp("2024-01-03") and created["006A"] == pd.Timestamp(
+        "2024-01-01 09:00"
+    )
+    # Amount history of 006A: 800, then 900, then 1000 from the change row of 01-20.
+    offsets, times, values = imp.log.core.amount_history
+    a = list(imp.log.opportunity_ids()).index("006A")
+    amounts = values[offsets[a] : offsets[a + 1]]
+    assert list(amounts[:3]) == [800, 900, 1000]
+    assert imp.as_of == pd.Timestamp("2024-02-12", tz="UTC")
+    assert list(imp.stages["stage"]) == [*imp.funnel.stages, "Closed Won", "Closed Lost"]
+    # close_at="history": closes when the rep moved the deal.
+    hist = sf.imports.from_salesforce(history, opps, close_at="history").log.to_frame()
+    assert hist.loc[hist["stage"] == "Closed Won", "time"].iloc[0] == pd.Timestamp(
+        "2024-02-12", tz="UTC"
+    )
+
+
+def test_salesforce_with_a_given_funnel_reports_stages_outside_it():
+    history, opps = salesforce_exports()
+    funnel = sf.Funnel(["Prospecting", "Qualification"], won="Closed Won", lost="Closed Lost")
+    imp = sf.imports.from_salesforce(history, opps, funnel)
+    bad = imp.quality[imp.quality["value"] == "Negotiation"]
+    assert list(bad["row"]) == [1] and list(bad["action"]) == ["rejected"]
+    assert list(bad["table"]) == ["OpportunityHistory"] and list(bad["column"]) == ["StageName"]
+    mapped = sf.imports.from_salesforce(
+        history, opps, funnel, stage_map={"Negotiation": "Qualification"}
+    )
+    rejected = mapped.quality[mapped.quality["action"] == "rejected"]
+    assert sorted(rejected["id"]) == ["006B", "006E", "006E", "006Z"]  # bad date, deleted, unknown
+    assert list(mapped.log.to_frame()["stage"].astype(str))[:3] == [
+        "Prospecting",
+        "Qualification",
+        "Closed Won",
+    ]
+
+
+def test_salesforce_dev_org_sample_matches_pandas(shared_data):
+    folder = shared_data / "salesforce-dev-org-sample"
+    opps = pd.read_csv(folder / "Opportunity.csv")
+    history = pd.read_csv(folder / "OpportunityHistory.csv")
+    imp = sf.imports.read([folder])
+    assert imp.source == "Salesforce Opportunity + OpportunityHistory"
+    # Two history rows per opportunity with the same stage: one stage event each, one change.
+    assert imp.log.n_opportunities == len(opps) == history["OpportunityId"].nunique()
+    assert imp.log.n_events == len(opps)
+    last = imp.log.to_frame().groupby("opportunity_id", observed=True)["stage"].last().astype(str)
+    assert last.value_counts().to_dict() == opps["StageName"].value_counts().to_dict()
+    # The funnel follows StageSortOrder of the open stages.
+    open_ = opps[opps["IsClosed"] == 0].drop_duplicates("StageName").sort_values("StageSortOrder")
+    assert imp.funnel.stages == list(open_["StageName"])
+    assert imp.funnel.won == ["Closed Won"]
+    # Every closed deal's CloseDate is before the history (demo data): reported, closed at the
+    # history time.
+    closed = opps[opps["IsClosed"] == 1]
+    early = closed[
+        pd.to_datetime(closed["CloseDate"]).dt.normalize()
+        < pd.to_datetime(closed["CreatedDate"]).dt.normalize()
+    ]
+    changed = imp.quality[(imp.quality["column"] == "CloseDate")]
+    assert set(changed["id"]) == set(early["Id"]) and len(changed) == len(early) > 0
+    assert (imp.quality["action"] != "rejected").all()
+    won = imp.log.to_frame()
+    assert (won["stage"] == "Closed Won").sum() == opps["IsWon"].sum()
+    # The close date in force is the second history row's (shifted) CloseDate, not the template.
+    offsets, _, values = imp.log.core.close_date_history
+    assert pd.Timestamp(int(values[offsets[1] - 1]), unit="s") == pd.Timestamp(
+        history.loc[history["OpportunityId"] == imp.log.opportunity_ids()[0], "CloseDate"].iloc[-1]
+    )
+    assert imp.as_of == pd.Timestamp(history["CreatedDate"].max(), tz="UTC")
