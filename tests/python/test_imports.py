@@ -475,7 +475,7 @@ def test_salesforce_hand_worked_export():
         "2024-01-01 09:00"
     )
     # Amount history of 006A: 800, then 900, then 1000 from the change row of 01-20.
-    offsets, times, values = imp.log.core.amount_history
+    offsets, _, values = imp.log.core.amount_history
     a = list(imp.log.opportunity_ids()).index("006A")
     amounts = values[offsets[a] : offsets[a + 1]]
     assert list(amounts[:3]) == [800, 900, 1000]
