@@ -139,7 +139,7 @@ using persistent_object = std::variant<funnel, event_log, fit_options, fit_stati
 /// The sufficient statistics in a funnel_model archive, without deriving the model. Loading a model
 /// derives every estimate again, at the cost of a fit with its options (groups, draws): for files
 /// from untrusted sources, check the options here before funnel_model::from_statistics.
-/// \throws like load<funnel_model>
+/// Throws the errors of load<funnel_model>.
 [[nodiscard]] fit_statistics load_model_statistics(const std::filesystem::path& path);
 
 /// Checks the envelope of a file (header and checksum) without loading the object.

@@ -205,11 +205,11 @@ class Backtest:
     ----------
     table : DataFrame
         One row per (as_of, method): expected, P10, P50, P90, actual, error, covered, pinball.
-    metrics : DataFrame
-        Per method: mean absolute error, mean absolute percentage error, bias, P10-P90 coverage,
-        mean pinball loss, Brier score and log loss of the deal-level probabilities.
-    calibration : DataFrame
-        Per method and bin of predicted probability: mean predicted, observed win rate, deals.
+    deals : DataFrame
+        One row per (as_of, method, open deal): its predicted probability ``p`` of being won in
+        the horizon and whether it was (``won``).
+    horizon_days : int
+        Length of each replayed forecast period.
     """
 
     def __init__(self, table: pd.DataFrame, deals: pd.DataFrame, bins: int, horizon_days: int):
@@ -220,6 +220,8 @@ class Backtest:
 
     @property
     def metrics(self) -> pd.DataFrame:
+        """Per method, the mean absolute error, mean absolute percentage error, bias, P10-P90
+        coverage, mean pinball loss, Brier score and log loss of the deal-level probabilities."""
         t = self.table
         d = self.deals
         out = []
@@ -250,6 +252,8 @@ class Backtest:
 
     @property
     def calibration(self) -> pd.DataFrame:
+        """Per method and bin of predicted probability, the mean predicted, the observed win rate
+        and the number of deals."""
         d = self.deals.copy()
         edges = np.linspace(0.0, 1.0, self._bins + 1)
         d["bin"] = np.clip(np.digitize(d["p"], edges[1:-1]), 0, self._bins - 1)

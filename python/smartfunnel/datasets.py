@@ -16,8 +16,8 @@ from .event_log import EventLog
 
 SAMPLE_STAGES = ["Prospecting", "Qualification", "Proposal", "Negotiation"]
 
-#: Transition probabilities of the bundled sample (rows: open stages; columns: open stages, Won,
-#: Lost). Losses are quick and advances slow, so closed-only rates are biased under censoring.
+#: Transition probabilities of the bundled sample, rows the open stages and columns the open stages,
+#: Won and Lost. Losses are quick and advances slow, so closed-only rates are biased under censoring.
 SAMPLE_TRANSITION = np.array(
     [
         [0.00, 0.55, 0.05, 0.00, 0.00, 0.40],

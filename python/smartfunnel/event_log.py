@@ -317,7 +317,7 @@ class EventLog:
 
     @property
     def quality(self) -> dict[str, int]:
-        """Data-quality report: rows read and kept, duplicates collapsed, reopenings, rejections."""
+        """The data-quality report (rows read and kept, duplicates collapsed, reopenings, rejections)."""
         rep = self._log.report
         return {
             "rows_read": int(rep["rows_read"]),
@@ -329,7 +329,7 @@ class EventLog:
 
     @property
     def rejected(self) -> pd.DataFrame:
-        """Rows rejected in lenient mode: the input rows with `row`, `rejected_column` and `reason`.
+        """The rows rejected in lenient mode, as input rows with `row`, `rejected_column` and `reason`.
 
         After :meth:`append`, rows number the appended frame; an existing event that the new rows
         made invalid has a negative row (-1 is the log's last event).
@@ -355,6 +355,8 @@ class EventLog:
         format : {"binary", "text", "xml"}
             binary is fastest but stays on one platform; text and xml move between machines.
 
+        Notes
+        -----
         The column names given to :meth:`from_frame` travel with it (so :meth:`append` works on
         the loaded log); the rows of :attr:`rejected` keep their reasons but not the input values.
         Pickling uses the same archive (binary), so logs travel to worker processes.

@@ -206,6 +206,20 @@ class Forecast:
     Built by :func:`forecast`. ``method`` chooses which distribution (exact lattice or Monte
     Carlo) answers :meth:`quantile` and :meth:`probability_at_least`; both stay available as
     :attr:`exact` and :attr:`scenarios`.
+
+    Attributes
+    ----------
+    exact : distribution
+        The exact lattice distribution of the period's revenue (pipeline and arrivals), with
+        ``pmf``, ``quantile(q)`` and ``probability_at_least(x)``.
+    scenarios : ndarray
+        The Monte Carlo totals in integer cents (empty with ``scenarios=0``).
+    realised : float
+        Wins already booked between the period start and as_of.
+    start, end : Timestamp
+        The period, first and last day, in `tz`.
+    as_of : Timestamp
+        Analysis time.
     """
 
     def __init__(
@@ -271,7 +285,7 @@ class Forecast:
 
     @property
     def error_bounds(self) -> dict[str, float]:
-        """Lattice error of the exact distribution: truncated mass and the Wasserstein-1 bound."""
+        """The lattice error of the exact distribution (truncated mass, Wasserstein-1 bound, step)."""
         return {
             "truncated_mass": self.exact.truncated_mass,
             "w1_bound": self.exact.w1_bound,
@@ -281,8 +295,8 @@ class Forecast:
     # -- per deal --------------------------------------------------------------------------------
     @property
     def deals(self) -> pd.DataFrame:
-        """Open deals at as_of: opportunity_id, stage, age_days, amount, owner, p_win_period,
-        p_win_ever and expected (amount x p_win_period)."""
+        """The open deals at as_of, one row each with opportunity_id, stage, age_days, amount,
+        owner, p_win_period, p_win_ever and expected (amount x p_win_period)."""
         r = self._raw
         opp = np.asarray(r["opportunity"], dtype=np.int64)
         ids = self._log.opportunity_ids()[opp] if len(opp) else np.array([], dtype=object)
@@ -349,8 +363,8 @@ class Forecast:
 
     @property
     def arrivals(self) -> pd.DataFrame:
-        """Wins from deals not created yet, per arrivals group: creation rate, expected wins and
-        revenue (empty without arrivals)."""
+        """The wins from deals not created yet, per arrivals group, with the creation rate, expected
+        wins and revenue (empty without arrivals)."""
         a = self._raw["arrivals"]
         return pd.DataFrame(
             {

@@ -67,8 +67,10 @@ def from_snapshot(
 
     Returns
     -------
-    (EventLog, DataFrame)
-        The log, and the rows that could not be placed or were changed, with the reason.
+    log : EventLog
+        The partial histories.
+    report : DataFrame
+        The rows that could not be placed or were changed, with the reason.
     """
     for col in [
         opportunity,

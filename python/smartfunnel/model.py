@@ -228,6 +228,8 @@ class FunnelModel:
         format : {"binary", "text", "xml"}
             binary is fastest but stays on one platform; text and xml move between machines.
 
+        Notes
+        -----
         The file holds the model's sufficient statistics; loading derives every estimate from
         them again (exactly the same values). Pickling uses the same archive, so models travel to
         worker processes.
@@ -359,7 +361,7 @@ class FunnelModel:
 
     @property
     def summary(self) -> pd.DataFrame:
-        """One row per (group, stage, destination): counts, rates, intervals and flags.
+        """One row per (group, stage, destination) with counts, rates, intervals and flags.
 
         Columns: ``exits`` (raw), ``p`` (censoring-aware F_k(tau)/(1-S(tau))), ``naive``
         (closed-only), ``probability`` (smoothed, what the chain uses), ``low``/``high`` (interval
