@@ -55,6 +55,7 @@ napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 napoleon_use_rtype = False
 napoleon_preprocess_types = True
+napoleon_use_ivar = True  # "Attributes" sections as fields, so autodoc members never repeat them
 _PUBLIC_CLASSES = ["Funnel", "EventLog", "FitOptions", "FunnelModel", "Forecast", "Backtest"]
 _PUBLIC_CLASSES += ["Coaching", "ActivityLog"]
 # Short names used in annotations and docstrings, resolved to their documented targets.
@@ -74,7 +75,8 @@ nitpick_ignore_regex = [
     # Plain-English types of numpy-style docstrings ("start : date-like", "groups : sequence").
     (
         "py:class",
-        r"(time|date|duration|path|array|scalar)-like|sequence|mapping|callable|distribution",
+        r"(time|date|duration|path|array|scalar)-like|sequence|mapping|callable|distribution"
+        r"|paths?",
     ),
 ]
 
@@ -136,8 +138,35 @@ def _doxygen_refs(app, env, node, contnode):  # type: ignore[no-untyped-def]
     return None
 
 
+def _package_relative_refs(app, env, node, contnode):  # type: ignore
+    """A Python reference that does not resolve where it is written (``EventLog.from_frame`` in
+    ``smartfunnel.imports``) resolves from the package root, where the public names live."""
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or target.startswith("smartfunnel."):
+        return None
+    domain = env.domains["py"]
+    retry = node.deepcopy()
+    retry["reftarget"] = f"smartfunnel.{target.lstrip('.~')}"
+    retry["py:module"] = None
+    retry["py:class"] = None
+    return domain.resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], retry["reftarget"], retry, contnode
+    )
+
+
+def _dataclass_factory_defaults(app, what, name, obj, options, signature, returns):  # type: ignore
+    """A dataclass field with a default_factory shows as ``= <factory>``, which the signature
+    parser cannot read (it then splits ``tuple[str, ...]`` at the comma): show ``= ...``."""
+    del app, what, name, obj, options
+    if signature and "<factory>" in signature:
+        return signature.replace("<factory>", "..."), returns
+    return None
+
+
 def setup(app):  # type: ignore[no-untyped-def]
     app.connect("builder-inited", _run_doxygen)
     app.connect("missing-reference", _doxygen_refs)
+    app.connect("missing-reference", _package_relative_refs)
+    app.connect("autodoc-process-signature", _dataclass_factory_defaults)
     # before napoleon (priority 500) reads the docstrings
     app.connect("autodoc-process-docstring", _core_property_docstrings, priority=400)

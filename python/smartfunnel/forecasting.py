@@ -205,7 +205,7 @@ class Forecast:
 
     Built by :func:`forecast`. ``method`` chooses which distribution (exact lattice or Monte
     Carlo) answers :meth:`quantile` and :meth:`probability_at_least`; both stay available as
-    :attr:`exact` and :attr:`scenarios`.
+    the ``exact`` and ``scenarios`` attributes.
 
     Attributes
     ----------
@@ -216,8 +216,10 @@ class Forecast:
         The Monte Carlo totals in integer cents (empty with ``scenarios=0``).
     realised : float
         Wins already booked between the period start and as_of.
-    start, end : Timestamp
-        The period, first and last day, in `tz`.
+    start : Timestamp
+        The period's first day, in `tz`.
+    end : Timestamp
+        The period's last day (inclusive), in `tz`.
     as_of : Timestamp
         Analysis time.
     """

@@ -418,7 +418,8 @@ def from_long(
 
     Parameters
     ----------
-    frame : DataFrame or path to a CSV file
+    frame : DataFrame or path-like
+        The table, or the path of a CSV file.
     funnel : Funnel, optional
         Default: inferred by :func:`infer_funnel` (reported as a note).
     opportunity, stage, time : str
@@ -1244,7 +1245,8 @@ def activities(
 
     Parameters
     ----------
-    frame : DataFrame or path to a CSV file
+    frame : DataFrame or path-like
+        The table, or the path of a CSV file.
     log : EventLog or Imported
     opportunity, time, kind : str
         Column names (a Salesforce Task export: WhatId, ActivityDate, TaskSubtype or Type).
@@ -1436,7 +1438,7 @@ def read(
     funnel : Funnel, optional
         Default: the export's own (Salesforce, HubSpot), the dataset's (Maven, sparklesquad,
         Olist), or inferred from the stage names and order (long format, reported as a note).
-    as_of : time, optional
+    as_of : time-like, optional
         The analysis date. Default: the data's end where the export tells it. Events after it
         are kept (a fit as of that date does not see them) and counted in a note.
 
