@@ -9,28 +9,38 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from . import __version__, datasets
+from . import __version__, datasets, imports
 from ._core import DataError, Funnel, InvalidOptionsError, UnknownStageError
-from .event_log import EventLog
 from .model import FitOptions
 from .progress import Progress
 from .report import build_report
 
 
-def _read_long_csv(args: argparse.Namespace, bar: Progress) -> tuple[EventLog, str]:
-    """Long CSV files (one row per stage event) with the column options of the command."""
-    if not args.stages:
-        raise _UsageError("--stages is required for a CSV input (e.g. --stages A,B,C)")
-    funnel = Funnel(args.stages.split(","), won=args.won.split(","), lost=args.lost.split(","))
+def _read(args: argparse.Namespace, bar: Progress) -> imports.Imported:
+    """INPUT files through :func:`smartfunnel.imports.read` (the format is recognised from the
+    columns), or, when column names are given, long CSV files through ``from_long``."""
+    funnel = None
+    if args.stages:
+        funnel = Funnel(args.stages.split(","), won=args.won.split(","), lost=args.lost.split(","))
+    named = {k: getattr(args, k) for k in ("opportunity", "stage", "time", "amount", "owner")}
+    if not any(named.values()):
+        bar.update(0.0, "reading")
+        return imports.read(args.input, funnel=funnel, as_of=args.as_of)
     frames = []
     for i, path in enumerate(args.input):
         bar.update(0.2 * i / len(args.input), f"reading {pathlib.Path(path).name}")
-        frames.append(pd.read_csv(path))
+        frames.append(pd.read_csv(path, low_memory=False))
     frame = pd.concat(frames, ignore_index=True)
-    log = EventLog.from_frame(
-        funnel, frame, opportunity=args.opportunity, stage=args.stage, time=args.time
+    return imports.from_long(
+        frame,
+        funnel,
+        opportunity=named["opportunity"] or "opportunity_id",
+        stage=named["stage"] or "stage",
+        time=named["time"] or "time",
+        amount=named["amount"],
+        owner=named["owner"],
+        table=", ".join(pathlib.Path(p).name for p in args.input),
     )
-    return log, ", ".join(args.input)
 
 
 class _UsageError(Exception):
@@ -42,16 +52,30 @@ def _report(args: argparse.Namespace) -> int:
     bar = Progress("smartfunnel report", enabled=enabled)
     try:
         with bar:
+            activities, issues, as_of = None, None, args.as_of
             if args.sample:
                 log = datasets.sample().log
                 title = "bundled sample (simulated, 2,000 opportunities)"
             elif not args.input:
                 raise _UsageError("give INPUT files or --sample")
             else:
-                log, title = _read_long_csv(args, bar)
+                imp = _read(args, bar)
+                log, activities, issues = imp.log, imp.activities, imp.quality
+                as_of = args.as_of if args.as_of is not None else imp.as_of
+                names = ", ".join(pathlib.Path(p).name for p in args.input)
+                title = f"{imp.source}: {names}"
+                if log.n_events == 0:
+                    rejected = issues[issues["action"] == "rejected"]
+                    reasons = "; ".join(dict.fromkeys(rejected["reason"].astype(str)))
+                    raise DataError(
+                        f"no usable events in {', '.join(args.input)}: {len(rejected):,} rows "
+                        f"rejected ({reasons or 'no rows'})"
+                    )
             report = build_report(
                 log,
-                options=FitOptions(as_of=args.as_of, prior=args.prior, level=args.level),
+                activities=activities,
+                issues=issues,
+                options=FitOptions(as_of=as_of, prior=args.prior, level=args.level),
                 period=tuple(args.period) if args.period else None,
                 target=args.target,
                 title=title,
@@ -84,7 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report",
         help="fit a funnel, forecast and coach; print a summary and optionally write HTML",
     )
-    rep.add_argument("input", nargs="*", help="CSV files in long format (one row per stage event)")
+    rep.add_argument(
+        "input",
+        nargs="*",
+        help="CRM export files or folders, format recognised from the columns: long CSV (one row "
+        "per stage change, optional activities file), Salesforce, HubSpot, Maven, Olist...",
+    )
     rep.add_argument("--sample", action="store_true", help="use the bundled sample data")
     rep.add_argument(
         "-o",
@@ -119,12 +148,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="auto",
         help="progress bar on stderr (auto: only when stderr is a terminal)",
     )
-    rep.add_argument("--stages", help="comma-separated open stages, in order (CSV input)")
-    rep.add_argument("--won", default="Won", help="comma-separated won names")
-    rep.add_argument("--lost", default="Lost", help="comma-separated lost names")
-    rep.add_argument("--opportunity", default="opportunity_id", help="opportunity id column")
-    rep.add_argument("--stage", default="stage", help="stage column")
-    rep.add_argument("--time", default="time", help="time column")
+    rep.add_argument(
+        "--stages",
+        help="comma-separated open stages, in order (default: the export's, or inferred)",
+    )
+    rep.add_argument("--won", default="Won", help="comma-separated won names (with --stages)")
+    rep.add_argument("--lost", default="Lost", help="comma-separated lost names (with --stages)")
+    long_csv = rep.add_argument_group(
+        "long CSV with other column names (default: recognised by their usual names)"
+    )
+    long_csv.add_argument("--opportunity", help="opportunity id column")
+    long_csv.add_argument("--stage", help="stage column")
+    long_csv.add_argument("--time", help="time column")
+    long_csv.add_argument("--amount", help="amount column")
+    long_csv.add_argument("--owner", help="owner (rep) column")
     args = parser.parse_args(argv)
     if args.command == "report":
         return _report(args)

@@ -350,7 +350,7 @@ class Coaching:
             codes = np.asarray(state["owner"])
             won &= owners[np.where(codes < 0, len(owners) - 1, codes)] == rep
         amounts = np.asarray(state["amount"])[won]
-        return float(np.nanmean(amounts)) if len(amounts) else np.nan
+        return float(np.nanmean(amounts)) if np.isfinite(amounts).any() else np.nan
 
     def _activity_rate(self, deals: pd.DataFrame) -> float:
         if self._acts is None or len(deals) == 0:

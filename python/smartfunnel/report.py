@@ -111,6 +111,7 @@ class Report:
         else:
             top = self.focus
             lines.append("Coaching focus (the stage where matching the team gains the most):")
+            top = top.sort_values("expected_gain", ascending=False, kind="stable")
             for rep, r in top.head(max_rows).iterrows():
                 if r["expected_gain"] > 0:
                     lines.append(
@@ -363,8 +364,19 @@ def _quality_table(
         ("duplicates collapsed", q["duplicates_collapsed"], "repeated stage events merged"),
         ("reopened", q["reopened"], "deals reopened after Won/Lost"),
         ("rejected", q["rejected"], "rows the log refused (listed below)"),
-        ("import issues", len(issues), "rows an import could not place or changed (below)"),
     ]
+    if "action" in issues.columns:  # smartfunnel.imports quality: rejected / changed / added / note
+        what = {
+            "rejected": "input rows or cells the import could not use (below)",
+            "changed": "values the import used with a change it states (below)",
+            "added": "events the import inferred (below)",
+            "note": "information about the import (below)",
+        }
+        counts = issues["action"].astype(str).value_counts()
+        for action, detail in what.items():
+            rows.append((f"import {action}", int(counts.get(action, 0)), detail))
+    else:
+        rows.append(("import issues", len(issues), "rows an import could not place or changed"))
     if activities is not None:
         rows.append(("activities", len(activities), "actions attributed to a stage"))
         rows.append(
@@ -459,9 +471,7 @@ def _indent(text: str) -> str:
 
 def _more(n: int, shown: int, what: str) -> list[str]:
     return (
-        [f"  ... and {n - shown:,} more {what} (all in the HTML report: -o report.html)"]
-        if (n > shown)
-        else []
+        [f"  ... and {n - shown:,} more {what} (all in the HTML report, -o)"] if (n > shown) else []
     )
 
 
@@ -486,6 +496,7 @@ _CSS = """
  vertical-align:top}
 .sf-report thead th{background:#f0f4f8;border-bottom:2px solid #bcccdc}
 .sf-report td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.sf-report td.short{white-space:nowrap}
 .sf-report tr.flag td{background:#fff5f5}
 .sf-report .sf-note{color:#52606d;font-size:.85rem}
 .sf-report details summary{cursor:pointer;color:#334e68}
@@ -501,10 +512,10 @@ def _cell(value: Any, fmt: str) -> str:
     if isinstance(value, (bool, np.bool_)):
         return f'<td data-value="{str(bool(value)).lower()}">{"yes" if value else ""}</td>'
     if fmt == "text" or value is None or isinstance(value, str):
-        text = (
-            "" if value is None or (isinstance(value, float) and not np.isfinite(value)) else value
-        )
-        return f"<td>{html.escape(str(text))}</td>"
+        missing = value is None or (isinstance(value, float) and not np.isfinite(value))
+        text = "" if missing else str(value)
+        short = ' class="short"' if len(text) <= 24 else ""
+        return f"<td{short}>{html.escape(text)}</td>"
     x = float(value)
     if not np.isfinite(x):
         return '<td class="num" data-value="nan">–</td>'
@@ -721,7 +732,7 @@ def render_html(report: Report, full_document: bool = True) -> str:
             lambda ax: plot_scorecard(coach, ax),
             "chart-scorecard",
             "Advance rate by rep and stage, coloured by the gap to the team.",
-            (7.5, max(2.6, 0.45 * n_reps + 1.4)),
+            (7.5, min(8.0, max(2.6, 0.3 * n_reps + 1.4))),
         )
         rs = r.rep_summary.reset_index()
         body += _table(

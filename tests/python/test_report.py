@@ -63,6 +63,11 @@ class _Dom(html.parser.HTMLParser):
         elif tag in ("td", "th") and self._table and self.tables[self._table]:
             self.tables[self._table][-1].append(a)
 
+    def handle_data(self, data):
+        if self._table and self.tables[self._table] and self.tables[self._table][-1]:
+            cell = self.tables[self._table][-1][-1]
+            cell["_text"] = (cell.get("_text") or "") + data
+
     def handle_endtag(self, tag):
         if tag == "table":
             self._table = None
@@ -72,6 +77,11 @@ def parse(text: str) -> _Dom:
     dom = _Dom()
     dom.feed(text)
     return dom
+
+
+def quality(dom: _Dom) -> dict[str, float]:
+    """The data-quality counts by item, as the HTML shows them."""
+    return {r[0]["_text"]: float(r[1]["data-value"]) for r in dom.tables["table-quality"][1:]}
 
 
 def column(dom: _Dom, table: str, name: str) -> list[float]:
@@ -250,14 +260,14 @@ def test_maven_snapshot_report(shared_data, tmp_path):
     r = build_report(log, issues=issues, title="Maven CRM")
     q = r.quality.set_index("item")["count"]
     assert q["import issues"] == len(issues) >= (frame["deal_stage"] == "Prospecting").sum()
+    assert "import rejected" not in q  # a plain issues frame (no action column) is counted whole
     counts = frame["deal_stage"].value_counts()
     assert r.outcomes["won"] == counts["Won"] and r.outcomes["lost"] == counts["Lost"]
     assert r.outcomes["open"] == counts["Engaging"]
     assert r.funnel.loc["Engaging", "reached"] == len(frame) - counts["Prospecting"]
     assert set(r.focus.index) == set(frame["sales_agent"])
     dom = parse(r.to_html())
-    by_reason = dom.tables["table-issues-by-reason"]
-    assert sum(float(row[1]["data-value"]) for row in by_reason[1:]) == len(issues)
+    assert sum(column(dom, "table-issues-by-reason", "count")) == len(issues)
 
 
 # -- the command line --------------------------------------------------------------------------
@@ -308,16 +318,76 @@ def test_cli_on_a_long_csv(tmp_path, capsys):
     assert re.search(r"A\s+2\s+0\s+50\.0%.*50\.0%", out), out
 
 
-def test_cli_usage_errors(tmp_path, capsys):
+def test_cli_reads_the_maven_export(shared_data, tmp_path, capsys):
+    path = shared_data / "maven-crm-sales-opportunities" / "sales_pipeline.csv"
+    out_path = tmp_path / "maven.html"
+    assert main(["report", str(path), "-o", str(out_path)]) == 0
+    out = capsys.readouterr().out
+    frame = pd.read_csv(path)
+    counts = frame["deal_stage"].value_counts()
+    assert f"{counts['Engaging']:,} open, {counts['Won']:,} won, {counts['Lost']:,} lost" in out
+    dom = parse(out_path.read_text(encoding="utf-8"))
+    # Deals that reached Engaging: every row with an engage date (Prospecting rows have none).
+    assert column(dom, "table-funnel", "reached")[-1] == frame["engage_date"].notna().sum()
+    # The import's rejections are the undated Prospecting rows, by pandas.
+    text = out_path.read_text(encoding="utf-8")
+    assert quality(dom)["import rejected"] == counts["Prospecting"]
+    placed = frame["deal_stage"] != "Prospecting"
+    assert quality(dom)["import changed"] == (frame["close_value"].isna() & placed).sum()
+    # One focus row per sales agent with a closed or open deal; the forecast is as of the data end.
+    assert len(dom.tables["table-focus"]) - 1 == frame["sales_agent"].nunique()
+    assert "as of 2017-12-31" in text
+
+
+def test_cli_long_csv_with_activities(tmp_path, capsys):
+    events = pd.DataFrame(
+        [
+            ("o1", "A", "2024-01-01", "ann"),
+            ("o1", "B", "2024-01-10", "ann"),
+            ("o1", "Won", "2024-02-01", "ann"),
+            ("o2", "A", "2024-01-05", "bob"),
+            ("o2", "Lost", "2024-01-20", "bob"),
+            ("o3", "A", "2024-02-01", "bob"),
+        ],
+        columns=["opportunity_id", "stage", "time", "owner"],
+    )
+    acts = pd.DataFrame(
+        [
+            ("o1", "2024-01-02", "call"),
+            ("o1", "2024-01-12", "demo"),
+            ("o3", "2024-02-03", "email"),
+            ("o9", "2024-02-03", "email"),  # unknown opportunity: reported, not dropped silently
+        ],
+        columns=["opportunity_id", "time", "kind"],
+    )
+    events.to_csv(tmp_path / "events.csv", index=False)
+    acts.to_csv(tmp_path / "activities.csv", index=False)
+    out_path = tmp_path / "r.html"
+    argv = ["report", str(tmp_path / "events.csv"), str(tmp_path / "activities.csv")]
+    assert main([*argv, "--stages", "A,B", "-o", str(out_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 open, 1 won, 1 lost" in out
+    text = out_path.read_text(encoding="utf-8")
+    assert quality(parse(text))["activities"] == 3
+    assert "o9" in text  # the unknown opportunity's activity is listed among the import issues
+
+
+def test_cli_errors(tmp_path, capsys):
     assert main(["report"]) == 2
     assert "--sample" in capsys.readouterr().err
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("foo,bar\n1,2\n")
+    assert main(["report", str(unknown)]) == 1
+    assert "not recognised" in capsys.readouterr().err
     path = tmp_path / "events.csv"
-    path.write_text("opportunity_id,stage,time\no1,A,2024-01-01\n")
-    assert main(["report", str(path)]) == 2
-    assert "--stages" in capsys.readouterr().err
+    path.write_text("opportunity_id,stage,time\no1,A,2024-01-01\no2,B,2024-01-02\n")
     assert main(["report", str(path), "--stages", "X,Y"]) == 1
     err = capsys.readouterr().err
-    assert "'A'" in err and "stage" in err
+    assert "no usable events" in err and "2 rows rejected" in err and "'A'" in err
+    assert main(["report", str(path), "--time", "when"]) == 1
+    assert "'when'" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing.csv")]) == 1
+    assert "missing.csv" in capsys.readouterr().err
 
 
 # -- progress ----------------------------------------------------------------------------------
