@@ -144,6 +144,9 @@ def from_snapshot(
 
 # -- the result of an import and its quality report ----------------------------------------------
 
+UNASSIGNED = "(unassigned)"
+"""The owner given to opportunities whose export names none."""
+
 QUALITY_COLUMNS = ["table", "row", "id", "column", "value", "action", "reason"]
 """Columns of :attr:`Imported.quality`: where (table, 0-based row, opportunity id, column), the
 offending value as text, what was done (``rejected``, ``changed``, ``added`` or ``note``) and why."""
@@ -158,7 +161,7 @@ class _Issues:
     def add(
         self,
         table: str,
-        row: int | None,
+        row: int | np.integer | None,
         id: Any,
         column: str | None,
         value: Any,
@@ -168,7 +171,7 @@ class _Issues:
         self._records.append(
             {
                 "table": table,
-                "row": row,
+                "row": None if row is None else int(row),
                 "id": None if id is None or _isna(id) else str(id),
                 "column": column,
                 "value": None if value is None or _isna(value) else str(value),
@@ -524,7 +527,7 @@ def from_long(
                 f"{n_filled} rows without an amount keep the opportunity's amount in "
                 "force (the nearest earlier row's, else the next one's)",
             )
-        for r in np.flatnonzero(full.isna().to_numpy() & keep):
+        for r in np.flatnonzero(full.isna().to_numpy() & keep).tolist():
             issues.add(
                 table,
                 int(r),
@@ -547,7 +550,7 @@ def from_long(
         first = events["time"].where(keep).groupby(events["opportunity_id"]).transform("min")
         given = events["created"].groupby(events["opportunity_id"]).transform("min")
         late = (given > first).to_numpy() & keep
-        for r in np.flatnonzero(late):
+        for r in np.flatnonzero(late).tolist():
             issues.add(
                 table,
                 int(r),
@@ -906,7 +909,7 @@ def from_salesforce(
             "no StageName: the current stage is unknown",
         ),
     ):
-        for r in np.flatnonzero(mask & ok):
+        for r in np.flatnonzero(mask & ok).tolist():
             issues.add("Opportunity", int(r), ids.iloc[r], col, raw[col].iloc[r], "rejected", why)
         ok &= ~mask
     deleted_ids = set(ids[~ok & ids.notna().to_numpy()]) - set(ids[ok])
@@ -925,7 +928,7 @@ def from_salesforce(
             parsed[col] = pd.Series(pd.NaT, index=opp.index, dtype="datetime64[s, UTC]")
             continue
         parsed[col], bad_t = _parse_times(opp[col])
-        for r in np.flatnonzero(bad_t):
+        for r in np.flatnonzero(bad_t).tolist():
             issues.add(
                 "Opportunity",
                 int(opp["_row"].iloc[r]),
@@ -961,7 +964,7 @@ def from_salesforce(
         (times.isna().to_numpy(), "CreatedDate", "no CreatedDate: the row cannot be placed"),
         (hist["StageName"].isna().to_numpy(), "StageName", "no StageName"),
     ):
-        for r in np.flatnonzero(mask & keep):
+        for r in np.flatnonzero(mask & keep).tolist():
             issues.add(
                 "OpportunityHistory", int(r), hid.iloc[r], col, hist[col].iloc[r], "rejected", why
             )
@@ -1219,6 +1222,526 @@ def from_salesforce(
         source="Salesforce Opportunity + OpportunityHistory",
         as_of=data_end,
         stages=stages_table,
+    )
+
+
+# -- HubSpot: deals (wide, date entered/exited per stage) + pipeline stages ----------------------
+
+_HS_DATE = re.compile(r"^hs(_v2)?_date_(entered|exited)_(.+)$")
+
+
+def _col(frame: pd.DataFrame, names: Sequence[str]) -> str | None:
+    return _pick([str(c) for c in frame.columns], [n.lower() for n in names])
+
+
+def _hubspot_stages(stages: pd.DataFrame, pipeline: str | None) -> pd.DataFrame:
+    """id, label (unique), order, probability, outcome of one pipeline's stages."""
+    sid = _col(stages, ("id", "stageId", "stage_id"))
+    label = _col(stages, ("label",))
+    order = _col(stages, ("displayOrder", "display_order"))
+    if sid is None or label is None or order is None:
+        raise _convert.data_error(
+            "HubSpot stages: expected columns id (or stageId), label and displayOrder, got "
+            f"{list(map(str, stages.columns))}"
+        )
+    pipe = _col(stages, ("pipelineId", "pipeline_id", "pipeline"))
+    if pipe is not None:
+        pipelines = list(dict.fromkeys(stages[pipe].astype(str)))
+        if pipeline is None and len(pipelines) > 1:
+            raise _convert.data_error(
+                f"HubSpot stages of several pipelines {pipelines}: pass pipeline= to choose one",
+                None,
+                pipe,
+            )
+        if pipeline is not None:
+            if pipeline not in pipelines:
+                raise _convert.data_error(
+                    f"pipeline {pipeline!r} is not in the stages (pipelines: {pipelines})",
+                    None,
+                    pipe,
+                )
+            stages = stages[stages[pipe].astype(str) == pipeline]
+    prob_col = _col(stages, ("probability", "metadata.probability"))
+    closed_col = _col(stages, ("isClosed", "metadata.isClosed", "is_closed", "closed"))
+    won_col = _col(stages, ("isWon", "is_won", "closedWon", "closed_won"))
+    lost_col = _col(stages, ("isLost", "is_lost", "closedLost", "closed_lost"))
+    prob = (
+        pd.to_numeric(stages[prob_col], errors="coerce")
+        if prob_col
+        else pd.Series(np.nan, index=stages.index)
+    )
+    closed = _truthy(stages[closed_col]) if closed_col else np.zeros(len(stages), bool)
+    won = _truthy(stages[won_col]) if won_col else closed & (prob.to_numpy() >= 1.0)
+    lost = _truthy(stages[lost_col]) if lost_col else closed & ~won
+    labels = stages[label].astype(str)
+    dup = labels.duplicated(keep=False).to_numpy()
+    labels = labels.where(~dup, labels + " (" + stages[sid].astype(str) + ")")
+    out = pd.DataFrame(
+        {
+            "id": stages[sid].astype(str).to_numpy(),
+            "stage": labels.to_numpy(),
+            "order": pd.to_numeric(stages[order], errors="coerce").to_numpy(),
+            "probability": prob.to_numpy(),
+            "outcome": np.where(won, "won", np.where(lost | closed, "lost", "open")),
+        }
+    )
+    return out.sort_values("order", kind="stable").reset_index(drop=True)
+
+
+def from_hubspot(
+    deals: pd.DataFrame | str | os.PathLike[str],
+    stages: pd.DataFrame | str | os.PathLike[str],
+    funnel: _core.Funnel | None = None,
+    *,
+    id: str = "hs_object_id",
+    stage: str = "dealstage",
+    amount: str | None = "amount",
+    owner: str | None = "hubspot_owner_id",
+    created: str | None = "createdate",
+    close_date: str | None = "closedate",
+    pipeline: str | None = None,
+    pipeline_column: str = "pipeline",
+    attributes: Sequence[str] = (),
+    stage_map: Mapping[str, str] | None = None,
+) -> Imported:
+    """Import a HubSpot deals export (wide: one row per deal) with the pipeline's stages.
+
+    Parameters
+    ----------
+    deals : DataFrame or CSV path
+        One row per deal with ``hs_v2_date_entered_<stage id>`` and
+        ``hs_v2_date_exited_<stage id>`` columns (``hs_date_entered_<id>`` also accepted), the
+        current stage id (``dealstage``), and optionally amount, owner, create and close dates.
+        Optional columns that are absent are skipped (amount, owner, createdate, closedate).
+    stages : DataFrame or CSV path
+        The pipeline's stages as the pipelines API gives them: ``id`` (or stageId), ``label``,
+        ``displayOrder``, and ``probability`` / ``isClosed`` (or ``metadata.probability`` /
+        ``metadata.isClosed``); explicit ``isWon`` / ``isLost`` columns are used when present,
+        otherwise a closed stage with probability 1 is won and any other closed stage lost. With
+        a ``pipelineId`` column, ``pipeline=`` chooses the pipeline.
+    funnel : Funnel, optional
+        Default: open stages by displayOrder, won and lost as above, named by label.
+    id, stage, amount, owner, created, close_date : str
+        Deal columns (HubSpot internal names by default).
+    pipeline, pipeline_column : str
+        With ``pipeline``, only deals whose ``pipeline_column`` equals it are imported (the others
+        are reported).
+    attributes : sequence of str
+        Static deal columns (dealtype, hs_analytics_source...).
+    stage_map : mapping, optional
+        ``{label: funnel name}``.
+
+    Returns
+    -------
+    Imported
+
+    Notes
+    -----
+    A deal entered each stage whose entry date is given, at that time (stage labels are the
+    names). HubSpot keeps one entry date per stage, so re-entries are not visible; exit dates
+    only check the entries. Reported in :attr:`Imported.quality`, naming the deal and the
+    column: unparseable dates and date columns of stage ids that are not in the pipeline
+    (``rejected``), exits before their entry or without one (``rejected``: the exit is not
+    used), a current stage without an entry date (``added`` at the latest exit date, or at the
+    close date for a closed deal), entries before the create date (``changed``: creation taken
+    as the first entry), a missing or non-numeric amount (``changed``: 0).
+    """
+    dl, st = _frame(deals, "deals"), _frame(stages, "stages")
+    _require(dl, [id, stage, *attributes], "HubSpot deals")
+    amount, owner, created, close_date = (
+        c if c is not None and c in dl.columns else None
+        for c in (amount, owner, created, close_date)
+    )
+    meta = _hubspot_stages(st, pipeline)
+    if stage_map:
+        meta["stage"] = [stage_map.get(s, s) for s in meta["stage"]]
+    label = dict(zip(meta["id"], meta["stage"]))
+    if funnel is None:
+        funnel = _core.Funnel(
+            list(meta.loc[meta["outcome"] == "open", "stage"]),
+            won=list(meta.loc[meta["outcome"] == "won", "stage"]) or ["Closed Won"],
+            lost=list(meta.loc[meta["outcome"] == "lost", "stage"]) or ["Closed Lost"],
+            name="hubspot",
+        )
+    terminal = set(funnel.won) | set(funnel.lost)
+    issues = _Issues()
+    table = "deals"
+    ids = dl[id]
+    keep = np.ones(len(dl), dtype=bool)
+    checks = [
+        (ids.isna().to_numpy(), id, "no deal id"),
+        (
+            ids.duplicated().to_numpy() & ids.notna().to_numpy(),
+            id,
+            "duplicate deal id: first row used",
+        ),
+    ]
+    if pipeline is not None and pipeline_column in dl.columns:
+        checks.append(
+            (
+                dl[pipeline_column].astype(str).to_numpy() != pipeline,
+                pipeline_column,
+                f"deal of another pipeline (not {pipeline!r}): not imported",
+            )
+        )
+    for mask, col, why in checks:
+        for r in np.flatnonzero(mask & keep).tolist():
+            issues.add(table, int(r), ids.iloc[r], col, dl[col].iloc[r], "rejected", why)
+        keep &= ~mask
+
+    entered: dict[str, pd.Series] = {}
+    exited: dict[str, pd.Series] = {}
+    columns_of: dict[tuple[str, str], str] = {}
+    for col in map(str, dl.columns):
+        m = _HS_DATE.match(col)
+        if not m:
+            continue
+        v2, kind, sid = bool(m.group(1)), m.group(2), m.group(3)
+        if (kind, sid) in columns_of and not v2:
+            continue  # the v2 column of the same stage wins over the legacy one
+        values, bad_t = _parse_times(dl[col])
+        present = dl[col].notna().to_numpy() & keep
+        if sid not in label:
+            for r in np.flatnonzero(present).tolist():
+                issues.add(
+                    table,
+                    int(r),
+                    ids.iloc[r],
+                    col,
+                    dl[col].iloc[r],
+                    "rejected",
+                    f"stage id {sid!r} is not in the pipeline's stages {list(label)}",
+                )
+            continue
+        for r in np.flatnonzero(bad_t & keep).tolist():
+            issues.add(
+                table,
+                int(r),
+                ids.iloc[r],
+                col,
+                dl[col].iloc[r],
+                "rejected",
+                f"not a time ({_TIME_HINT})",
+            )
+        (entered if kind == "entered" else exited)[sid] = values.where(~bad_t)
+        columns_of[(kind, sid)] = col
+
+    rows: list[dict[str, Any]] = []
+    created_t = _parse_times(dl[created])[0] if created else None
+    close_t = _parse_times(dl[close_date])[0] if close_date else None
+    amounts = pd.to_numeric(dl[amount], errors="coerce") if amount else None
+    for pos in np.flatnonzero(keep):
+        r = int(pos)
+        deal = ids.iloc[r]
+        evs: list[tuple[pd.Timestamp, str]] = []
+        last_exit = pd.NaT
+        for sid, series in entered.items():
+            t = series.iloc[r]
+            if pd.notna(t):
+                evs.append((t, sid))
+        for sid, series in exited.items():
+            x = series.iloc[r]
+            if pd.isna(x):
+                continue
+            col = columns_of[("exited", sid)]
+            t = entered[sid].iloc[r] if sid in entered else pd.NaT
+            if pd.isna(t):
+                issues.add(
+                    table,
+                    r,
+                    deal,
+                    col,
+                    dl[col].iloc[r],
+                    "rejected",
+                    f"exited {label[sid]!r} without an entry date: the stay cannot be placed",
+                )
+            elif x < t:
+                issues.add(
+                    table,
+                    r,
+                    deal,
+                    col,
+                    dl[col].iloc[r],
+                    "rejected",
+                    f"exit before entry ({t:%Y-%m-%d %H:%M}) of {label[sid]!r}: the exit "
+                    "is not used, the entry is kept",
+                )
+            else:
+                last_exit = x if pd.isna(last_exit) else max(last_exit, x)
+        evs.sort(key=lambda e: e[0])
+        current = dl[stage].iloc[r]
+        cur = str(current) if pd.notna(current) else None
+        if cur is not None and cur not in label:
+            issues.add(
+                table,
+                r,
+                deal,
+                stage,
+                current,
+                "note",
+                f"current stage id {cur!r} is not in the pipeline's stages",
+            )
+        elif cur is not None and all(s != cur for _, s in evs):
+            closed = label[cur] in terminal
+            base = evs[-1][0] if evs else pd.NaT
+            when: Any = pd.NaT
+            source: Any = ""
+            if closed and close_t is not None and pd.notna(close_t.iloc[r]):
+                when, source = close_t.iloc[r], close_date
+            elif pd.notna(last_exit):
+                when, source = last_exit, "the latest exit date"
+            elif not evs and created_t is not None and pd.notna(created_t.iloc[r]):
+                when, source = created_t.iloc[r], created
+            if pd.isna(when):
+                issues.add(
+                    table,
+                    r,
+                    deal,
+                    stage,
+                    current,
+                    "note" if evs else "rejected",
+                    f"current stage {label[cur]!r} has no entry date and no date to place it",
+                )
+            else:
+                if pd.notna(base) and when < base:
+                    when = base
+                issues.add(
+                    table,
+                    r,
+                    deal,
+                    stage,
+                    current,
+                    "added",
+                    f"current stage {label[cur]!r} has no entry date: added at {source}",
+                )
+                evs.append((when, cur))
+        elif cur is not None and evs and evs[-1][1] != cur:
+            issues.add(
+                table,
+                r,
+                deal,
+                stage,
+                current,
+                "note",
+                f"current stage {label[cur]!r} was entered before {label[evs[-1][1]]!r}: "
+                "the deal went back (re-entries are not visible in the export)",
+            )
+        if not evs:
+            if cur is None or cur in label:
+                issues.add(
+                    table,
+                    r,
+                    deal,
+                    None,
+                    None,
+                    "rejected",
+                    "no stage entry date: the deal cannot be placed in time",
+                )
+            continue
+        value = amounts.iloc[r] if amounts is not None else 0.0
+        if amounts is not None and not np.isfinite(value):
+            issues.add(
+                table,
+                r,
+                deal,
+                amount,
+                dl[amount].iloc[r],
+                "changed",
+                "amount missing or not a number: counted as 0",
+            )
+            value = 0.0
+        first = evs[0][0]
+        made = created_t.iloc[r] if created_t is not None else pd.NaT
+        if pd.notna(made) and made > first:
+            issues.add(
+                table,
+                r,
+                deal,
+                created,
+                dl[created].iloc[r],
+                "changed",
+                f"created after its first stage entry ({first:%Y-%m-%d %H:%M}): creation "
+                "taken as the first entry",
+            )
+            made = first
+        for t, sid in evs:
+            rows.append(
+                {
+                    "opportunity_id": str(deal),
+                    "stage": label[sid],
+                    "time": t,
+                    "amount": value,
+                    "created": made if pd.notna(made) else first,
+                    "close_date": close_t.iloc[r] if close_t is not None else pd.NaT,
+                    "_row": r,
+                    **({"owner": dl[owner].iloc[r]} if owner else {}),
+                    **{a: dl[a].iloc[r] for a in attributes},
+                }
+            )
+    events = pd.DataFrame(rows)
+    if events.empty:
+        raise _convert.data_error(
+            "HubSpot deals: no deal has a usable stage entry date", None, stage
+        )
+    if owner:
+        no_owner = events["owner"].isna()
+        first_rows = events.loc[no_owner, ["opportunity_id", "_row"]].drop_duplicates()
+        for deal, r in first_rows.to_numpy():
+            issues.add(table, int(r), deal, owner, None, "changed", f"no owner: {UNASSIGNED!r}")
+        events["owner"] = events["owner"].astype("string").fillna(UNASSIGNED)
+    log = EventLog.from_frame(
+        funnel,
+        events,
+        amount="amount",
+        owner="owner" if owner else None,
+        close_date="close_date" if close_date else None,
+        created="created",
+        attributes=list(attributes),
+        validation="lenient",
+    )
+    rej = log.rejected
+    for r, col, why in zip(rej["row"], rej["rejected_column"], rej["reason"]):
+        e = events.iloc[int(r)]
+        issues.add(table, int(e["_row"]), e["opportunity_id"], str(col), None, "rejected", str(why))
+    end_cols = [events["time"].max()]
+    return Imported(
+        log=log,
+        quality=issues.frame(),
+        source="HubSpot deals + pipeline stages",
+        as_of=None if not end_cols else max(end_cols),
+        stages=meta,
+    )
+
+
+# -- Olist marketing funnel ----------------------------------------------------------------------
+
+
+def from_olist(
+    leads: pd.DataFrame | str | os.PathLike[str],
+    deals: pd.DataFrame | str | os.PathLike[str],
+    *,
+    owner: str | None = "sr_id",
+    attributes: Sequence[str] = ("origin",),
+) -> Imported:
+    """The Olist marketing funnel: marketing-qualified leads and the deals closed from them.
+
+    A two-step funnel, MQL → Won: each lead (``olist_marketing_qualified_leads_dataset.csv``:
+    mql_id, first_contact_date, landing_page_id, origin) enters MQL on its first contact date; a
+    closed deal (``olist_closed_deals_dataset.csv``: mql_id, won_date, sdr_id, sr_id, ...) is
+    Won on its won date. The data record no losses: a lead never closed stays open, censored at
+    the data's end (``as_of``, the last date in the files), never counted as lost.
+
+    Reported in :attr:`Imported.quality`: a closed deal whose won_date precedes its lead's first
+    contact (there is one in the public data) is ``rejected`` (the lead is kept, open), as are
+    deals of unknown leads and rows with unusable dates.
+
+    Parameters
+    ----------
+    leads, deals : DataFrame or CSV path
+    owner : str or None
+        The deals' column used as owner (``sr_id``, the closer; ``sdr_id`` for the SDR). Only
+        closed deals name one: open leads get the owner ``"(unassigned)"``, so a rep's row
+        counts only the deals they won and the leads' conversion is the "(unassigned)" row's
+        complement, not a rep's win rate.
+    attributes : sequence of str
+        Lead columns kept as static attributes (origin, landing_page_id).
+    """
+    lf, df = _frame(leads, "leads"), _frame(deals, "deals")
+    _require(lf, ["mql_id", "first_contact_date", *attributes], "Olist leads")
+    _require(df, ["mql_id", "won_date", owner], "Olist closed deals")
+    issues = _Issues()
+    contact, bad_c = _parse_times(lf["first_contact_date"])
+    ok = np.ones(len(lf), dtype=bool)
+    for mask, col, why in (
+        (lf["mql_id"].isna().to_numpy(), "mql_id", "no mql_id"),
+        (lf["mql_id"].duplicated().to_numpy(), "mql_id", "duplicate mql_id: first row used"),
+        (bad_c, "first_contact_date", f"not a time ({_TIME_HINT})"),
+        (contact.isna().to_numpy(), "first_contact_date", "no first contact date"),
+    ):
+        for r in np.flatnonzero(mask & ok).tolist():
+            issues.add("leads", int(r), lf["mql_id"].iloc[r], col, lf[col].iloc[r], "rejected", why)
+        ok &= ~mask
+    first = pd.Series(contact[ok].to_numpy(), index=lf["mql_id"][ok].to_numpy())
+    won, bad_w = _parse_times(df["won_date"])
+    lead_time = df["mql_id"].map(first)
+    dok = np.ones(len(df), dtype=bool)
+    for mask, col, why in (
+        (~df["mql_id"].isin(first.index).to_numpy(), "mql_id", "lead not among the usable leads"),
+        (df["mql_id"].duplicated().to_numpy(), "mql_id", "duplicate closed deal: first row used"),
+        (bad_w, "won_date", f"not a time ({_TIME_HINT})"),
+        (won.isna().to_numpy(), "won_date", "no won date"),
+        (
+            (won < lead_time).to_numpy(),
+            "won_date",
+            "won before the lead's first contact: the deal row is not used, the lead stays open",
+        ),
+    ):
+        for r in np.flatnonzero(mask & dok).tolist():
+            detail = ""
+            if col == "won_date" and pd.notna(lead_time.iloc[r]):
+                detail = f" ({lead_time.iloc[r]:%Y-%m-%d})"
+            issues.add(
+                "closed_deals",
+                int(r),
+                df["mql_id"].iloc[r],
+                col,
+                df[col].iloc[r],
+                "rejected",
+                why + detail,
+            )
+        dok &= ~mask
+    kept = lf[ok]
+    good = df[dok]
+    owners = good.set_index("mql_id")[owner] if owner else None
+    events = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "opportunity_id": kept["mql_id"].to_numpy(),
+                    "stage": "MQL",
+                    "time": contact[ok].to_numpy(),
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "opportunity_id": good["mql_id"].to_numpy(),
+                    "stage": "Won",
+                    "time": won[dok].to_numpy(),
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    if owners is not None:
+        events["owner"] = events["opportunity_id"].map(owners).fillna(UNASSIGNED).astype(str)
+    attrs = kept.set_index("mql_id")
+    for a in attributes:
+        events[a] = events["opportunity_id"].map(attrs[a])
+    funnel = _core.Funnel(["MQL"], won="Won", lost="Lost", name="olist")
+    log = EventLog.from_frame(
+        funnel,
+        events,
+        owner="owner" if owner else None,
+        attributes=list(attributes),
+        validation="lenient",
+    )
+    for r, col, why in zip(
+        log.rejected["row"], log.rejected["rejected_column"], log.rejected["reason"]
+    ):
+        issues.add(
+            "events",
+            int(r),
+            events["opportunity_id"].iloc[int(r)],
+            str(col),
+            None,
+            "rejected",
+            str(why),
+        )
+    return Imported(
+        log=log,
+        quality=issues.frame(),
+        source="Olist marketing funnel (leads + closed deals)",
+        as_of=events["time"].max(),
     )
 
 
@@ -1553,6 +2076,10 @@ def _read_kinds(kinds: dict[str, list[Path]], funnel: _core.Funnel | None) -> Im
         imp = from_salesforce(
             _one(kinds, "salesforce_history"), _one(kinds, "salesforce_opportunity"), funnel
         )
+    elif kind == "hubspot_deals":
+        imp = from_hubspot(_one(kinds, "hubspot_deals"), _one(kinds, "hubspot_stages"), funnel)
+    elif kind == "olist_leads":
+        imp = from_olist(_one(kinds, "olist_leads"), _one(kinds, "olist_deals"))
     elif kind == "long":
         path = _one(kinds, "long")
         frame = pd.read_csv(path, low_memory=False)

@@ -540,3 +540,174 @@ def test_salesforce_dev_org_sample_matches_pandas(shared_data):
         history.loc[history["OpportunityId"] == imp.log.opportunity_ids()[0], "CloseDate"].iloc[-1]
     )
     assert imp.as_of == pd.Timestamp(history["CreatedDate"].max(), tz="UTC")
+
+
+# -- HubSpot (no public export: a small realistic one, worked out by hand) -----------------------
+
+HS_STAGES = pd.DataFrame(
+    {
+        "pipelineId": ["default"] * 5,
+        "id": ["appointmentscheduled", "qualifiedtobuy", "contractsent", "closedwon", "closedlost"],
+        "label": [
+            "Appointment Scheduled",
+            "Qualified To Buy",
+            "Contract Sent",
+            "Closed Won",
+            "Closed Lost",
+        ],
+        "displayOrder": [0, 1, 2, 3, 4],
+        "metadata.probability": ["0.2", "0.4", "0.8", "1.0", "0.0"],
+        "metadata.isClosed": ["false", "false", "false", "true", "true"],
+    }
+)
+
+
+def hubspot_deals():
+    e, x = "hs_v2_date_entered_", "hs_v2_date_exited_"
+    return pd.DataFrame(
+        {
+            "hs_object_id": [101, 102, 103, 104],
+            "dealname": ["Acme renewal", "Globex pilot", "Initech", "Umbrella"],
+            "pipeline": ["default"] * 4,
+            "dealstage": ["closedwon", "contractsent", "closedlost", "appointmentscheduled"],
+            "amount": [5000.0, np.nan, 1200.0, 800.0],
+            "hubspot_owner_id": [11.0, 12.0, np.nan, 11.0],
+            "createdate": [
+                "2024-01-02T10:00:00Z",
+                "2024-01-03T00:00:00Z",
+                "2024-01-05T00:00:00Z",
+                "2024-01-06T00:00:00Z",
+            ],
+            "closedate": ["2024-01-20T00:00:00Z", None, "2024-02-01T00:00:00Z", None],
+            e + "appointmentscheduled": [
+                "2024-01-02T10:00:00Z",
+                "2024-01-03T00:00:00Z",
+                "2024-01-04T00:00:00Z",
+                None,
+            ],
+            x + "appointmentscheduled": [
+                "2024-01-05T00:00:00Z",
+                "2024-01-01T00:00:00Z",
+                None,
+                None,
+            ],
+            e + "qualifiedtobuy": ["2024-01-05T00:00:00Z", "2024-01-10T00:00:00Z", None, None],
+            x + "qualifiedtobuy": ["2024-01-20T00:00:00Z", "2024-01-15T00:00:00Z", None, None],
+            e + "contractsent": [None, "not a date", None, None],
+            e + "closedwon": ["2024-01-20T00:00:00Z", None, None, None],
+            e + "closedlost": [None, None, None, None],
+            e + "999": [None, "2024-01-04T00:00:00Z", None, None],
+        }
+    )
+
+
+def test_hubspot_hand_worked_export():
+    imp = sf.imports.from_hubspot(hubspot_deals(), HS_STAGES)
+    assert imp.funnel.stages == ["Appointment Scheduled", "Qualified To Buy", "Contract Sent"]
+    assert imp.funnel.won == ["Closed Won"] and imp.funnel.lost == ["Closed Lost"]
+    ev = imp.log.to_frame()
+    got = {
+        o: list(zip(g["stage"].astype(str), g["time"].dt.strftime("%m-%d %H")))
+        for o, g in ev.groupby("opportunity_id")
+    }
+    assert got == {
+        "101": [
+            ("Appointment Scheduled", "01-02 10"),
+            ("Qualified To Buy", "01-05 00"),
+            ("Closed Won", "01-20 00"),
+        ],
+        # Contract Sent's entry is unreadable: added at the latest exit (Qualified To Buy's).
+        "102": [
+            ("Appointment Scheduled", "01-03 00"),
+            ("Qualified To Buy", "01-10 00"),
+            ("Contract Sent", "01-15 00"),
+        ],
+        # Closed Lost without an entry date: added at the close date.
+        "103": [("Appointment Scheduled", "01-04 00"), ("Closed Lost", "02-01 00")],
+        # No entry date at all: its current stage from its create date.
+        "104": [("Appointment Scheduled", "01-06 00")],
+    }
+    q = imp.quality
+    cells = {(r.id, r.column): (r.row, r.action) for r in q.itertuples()}
+    assert cells == {
+        ("102", "hs_v2_date_exited_appointmentscheduled"): (1, "rejected"),  # exit before entry
+        ("102", "hs_v2_date_entered_contractsent"): (1, "rejected"),  # not a date
+        ("102", "hs_v2_date_entered_999"): (1, "rejected"),  # stage id not in the pipeline
+        ("102", "amount"): (1, "changed"),
+        ("102", "dealstage"): (1, "added"),
+        ("103", "dealstage"): (2, "added"),
+        ("103", "createdate"): (2, "changed"),  # created after its first entry
+        ("103", "hubspot_owner_id"): (2, "changed"),
+        ("104", "dealstage"): (3, "added"),
+    }
+    assert (
+        "exit before entry"
+        in q.loc[q["column"].str.endswith("exited_appointmentscheduled"), "reason"].iloc[0]
+    )
+    assert q.loc[q["column"] == "hs_v2_date_entered_contractsent", "value"].iloc[0] == "not a date"
+    assert "'999'" in q.loc[q["column"] == "hs_v2_date_entered_999", "reason"].iloc[0]
+    assert list(imp.stages["outcome"]) == ["open", "open", "open", "won", "lost"]
+
+
+def test_hubspot_pipeline_choice_and_read(tmp_path):
+    two = pd.concat([HS_STAGES, HS_STAGES.assign(pipelineId="renewals")], ignore_index=True)
+    with pytest.raises(sf.DataError, match=r"several pipelines \['default', 'renewals'\]"):
+        sf.imports.from_hubspot(hubspot_deals(), two)
+    deals = hubspot_deals()
+    deals.loc[3, "pipeline"] = "renewals"
+    imp = sf.imports.from_hubspot(deals, two, pipeline="default")
+    assert imp.log.n_opportunities == 3
+    other = imp.quality[imp.quality["column"] == "pipeline"]
+    assert list(other["id"]) == ["104"] and list(other["action"]) == ["rejected"]
+    hubspot_deals().to_csv(tmp_path / "deals.csv", index=False)
+    HS_STAGES.to_csv(tmp_path / "stages.csv", index=False)
+    read = sf.imports.read([tmp_path])
+    assert read.source == "HubSpot deals + pipeline stages"
+    assert read.log.n_events == 9 and len(read.quality) == 9
+    with pytest.raises(sf.DataError, match="needs the pipeline stages"):
+        sf.imports.read([tmp_path / "deals.csv"])
+
+
+def test_read_refuses_an_incomplete_salesforce_pair(tmp_path):
+    history, _ = salesforce_exports()
+    history.to_csv(tmp_path / "OpportunityHistory.csv", index=False)
+    with pytest.raises(sf.DataError, match="needs Opportunity as well"):
+        sf.imports.read([tmp_path / "OpportunityHistory.csv"])
+
+
+# -- Olist -----------------------------------------------------------------------------------------
+
+
+def test_olist_funnel_rejects_the_deal_won_before_first_contact(shared_data):
+    folder = shared_data / "olist-marketing-funnel"
+    leads = pd.read_csv(folder / "olist_marketing_qualified_leads_dataset.csv")
+    deals = pd.read_csv(folder / "olist_closed_deals_dataset.csv")
+    imp = sf.imports.read([folder])
+    assert imp.source.startswith("Olist")
+    joined = deals.reset_index().merge(leads, on="mql_id")
+    early = joined[
+        pd.to_datetime(joined["won_date"]) < pd.to_datetime(joined["first_contact_date"])
+    ]
+    assert len(early) == 1
+    rejected = imp.quality[imp.quality["action"] == "rejected"]
+    assert list(rejected["id"]) == list(early["mql_id"])
+    assert list(rejected["row"]) == list(early["index"]) and list(rejected["column"]) == [
+        "won_date"
+    ]
+    # Every lead is kept (the early deal's lead stays open); the other deals are won.
+    assert imp.log.n_opportunities == len(leads)
+    assert imp.log.n_events == len(leads) + len(deals) - 1
+    # Won deals per closer (sr_id) match pandas.
+    ev = imp.log.to_frame()
+    won_ids = set(ev.loc[ev["stage"] == "Won", "opportunity_id"])
+    ok = deals[~deals["mql_id"].isin(early["mql_id"])]
+    assert won_ids == set(ok["mql_id"])
+    model = sf.fit(imp.log, groups=["owner"], prior=0, draws=0, as_of=imp.as_of)
+    wins = model.summary.xs(("MQL", "Won"), level=("stage", "destination"))["exits"]
+    by_sr = ok["sr_id"].value_counts()
+    for sr, n in by_sr.items():
+        assert wins.loc[sr] == n, sr
+    # Open leads are censored at the data's end, never lost.
+    assert imp.as_of == pd.Timestamp(deals["won_date"].max(), tz="UTC")
+    overall = model.stage_summary().loc["MQL"]
+    assert overall["n"] == len(leads) and overall["censored"] == len(leads) - len(ok)
