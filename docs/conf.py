@@ -57,12 +57,13 @@ napoleon_use_rtype = False
 napoleon_preprocess_types = True
 napoleon_use_ivar = True  # "Attributes" sections as fields, so autodoc members never repeat them
 _PUBLIC_CLASSES = ["Funnel", "EventLog", "FitOptions", "FunnelModel", "Forecast", "Backtest"]
-_PUBLIC_CLASSES += ["Coaching", "ActivityLog"]
+_PUBLIC_CLASSES += ["Coaching", "ActivityLog", "Report"]
 # Short names used in annotations and docstrings, resolved to their documented targets.
 napoleon_type_aliases = {
     "DataFrame": "pandas.DataFrame",
     "Series": "pandas.Series",
     **{name: f"smartfunnel.{name}" for name in _PUBLIC_CLASSES},
+    "Progress": "smartfunnel.progress.Progress",
 }
 autodoc_type_aliases = {"GroupKey": "smartfunnel.GroupKey"}
 
@@ -72,10 +73,12 @@ nitpick_ignore_regex = [
     ("py:class", r"(DataFrame|Series|Timestamp|ndarray|Axes|PathLike)"),
     # The compiled handles behind the wrappers' ``core`` properties (not part of the Python API).
     ("py:class", r"smartfunnel\._core\.(EventLog|FitOptions|FunnelModel|ActivityLog)"),
+    # A module's private helper class, named by a public method's return annotation.
+    ("py:class", r"smartfunnel\.[a-z]\w*\._\w+"),
     # Plain-English types of numpy-style docstrings ("start : date-like", "groups : sequence").
     (
         "py:class",
-        r"(time|date|duration|path|array|scalar)-like|sequence|mapping|callable|distribution"
+        r"(time|date|duration|path|array|scalar|file)-like|sequence|mapping|callable|distribution"
         r"|paths?",
     ),
 ]

@@ -825,11 +825,11 @@ def from_salesforce(
 
     Parameters
     ----------
-    history : DataFrame or CSV path
+    history : DataFrame or path-like
         OpportunityHistory: OpportunityId, CreatedDate (when the row was written, i.e. when the
         stage was entered or the field changed), StageName; optional Amount, CloseDate,
         Probability, ForecastCategory, IsDeleted, Id.
-    opportunities : DataFrame or CSV path
+    opportunities : DataFrame or path-like
         Opportunity: Id, StageName, CreatedDate; optional StageSortOrder, Probability, IsWon,
         IsClosed, Amount, CloseDate, OwnerId, LastStageChangeDate, LastModifiedDate,
         SystemModstamp, IsDeleted and attribute columns.

@@ -28,7 +28,7 @@ class Progress:
     ----------
     label : str
         Printed before the bar.
-    stream : text stream, optional
+    stream : file-like, optional
         Where to draw (default: ``sys.stderr`` at the time of each draw).
     enabled : bool, optional
         Draw or not; default: only when `stream` is a terminal (``stream.isatty()``).

@@ -187,8 +187,9 @@ def build_report(
         The fit's options (default ``FitOptions()``); `as_of` overrides its ``as_of``.
     as_of : time-like, optional
         Analysis date (default: the log's last event).
-    period : (start, end), optional
-        Forecast period, whole days, end inclusive (default: the 90 days after as_of).
+    period : tuple, optional
+        Forecast period ``(start, end)``, whole days, end inclusive (default: the 90 days after
+        as_of).
     target : float, optional
         Revenue target: the report gives P(revenue won in the period >= target).
     title : str
