@@ -79,7 +79,7 @@ nitpick_ignore_regex = [
     (
         "py:class",
         r"(time|date|duration|path|array|scalar|file)-like|sequence|mapping|callable|distribution"
-        r"|paths?",
+        r"|paths?|CSV path",
     ),
 ]
 
