@@ -788,7 +788,11 @@ def _salesforce_stages(opps: pd.DataFrame, history: pd.DataFrame, issues: _Issue
             name,
             "note",
             f"stage {name!r} is no opportunity's current stage: taken as {outcome}, "
-            "placed by its probability (no StageSortOrder)",
+            + (
+                "placed by its probability (no StageSortOrder)"
+                if np.isfinite(prob)
+                else "placed after the ordered stages (no StageSortOrder, no Probability)"
+            ),
         )
     table = pd.DataFrame.from_dict(info, orient="index")
     table.index.name = "stage"

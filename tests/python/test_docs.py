@@ -19,6 +19,7 @@ DOC_FILES = [
     "docs/guide/coaching.md",
     "docs/guide/persistence.md",
     "docs/guide/reliability.md",
+    "docs/guide/imports.md",
     "docs/api/python.md",
     "docs/api/cpp.md",
 ]
