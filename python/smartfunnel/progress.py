@@ -29,7 +29,7 @@ class Progress:
     label : str
         Printed before the bar.
     stream : file-like, optional
-        Where to draw (default: ``sys.stderr`` at the time of each draw).
+        A text stream to draw on (default: ``sys.stderr`` at the time of each draw).
     enabled : bool, optional
         Draw or not; default: only when `stream` is a terminal (``stream.isatty()``).
     width : int
@@ -104,10 +104,10 @@ class Progress:
 
         return callback
 
-    def section(self, start: float, end: float) -> _Section:
+    def section(self, start: float, end: float) -> ProgressSection:
         """A view of ``[start, end]`` of this bar with the same ``part`` / callback interface, for
         handing to a function that reports its own progress from 0 to 1."""
-        return _Section(self, start, end)
+        return ProgressSection(self, start, end)
 
     def close(self) -> None:
         """End the line (only when something was drawn)."""
@@ -135,8 +135,9 @@ class Progress:
         return f"Progress({self.label!r}, {self.fraction:.0%}, {state})"
 
 
-class _Section:
-    """``[start, end]`` of a :class:`Progress`, addressed from 0 to 1."""
+class ProgressSection:
+    """A share ``[start, end]`` of a :class:`Progress`, addressed from 0 to 1; made by
+    :meth:`Progress.section`. Same ``part`` and callback interface as the bar."""
 
     def __init__(self, bar: Progress, start: float, end: float):
         self.bar, self.start, self.end = bar, start, end

@@ -201,9 +201,8 @@ def build_report(
         Monte Carlo scenarios drawn beside the exact distribution (0: exact only).
     stalled_quantile : float
         A deal is stalled when longer in its stage than this quantile of the stage's time in stage.
-    progress : Progress or callable, optional
-        A :class:`smartfunnel.progress.Progress` (its parts follow the steps) or a callable taking
-        the fraction done.
+    progress : smartfunnel.progress.Progress or callable, optional
+        A progress bar (its parts follow the steps) or a callable taking the fraction done.
 
     Returns
     -------

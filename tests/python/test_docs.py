@@ -20,6 +20,7 @@ DOC_FILES = [
     "docs/guide/persistence.md",
     "docs/guide/reliability.md",
     "docs/guide/imports.md",
+    "docs/guide/report.md",
     "docs/api/python.md",
     "docs/api/cpp.md",
 ]
