@@ -2,6 +2,10 @@
 
 #include <smartfunnel/forecast.hpp>
 
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
 namespace smartfunnel::bindings {
 
 namespace {
@@ -16,6 +20,24 @@ py::dict distribution_dict(revenue_distribution&& d) {
   out["w1_bound"] = d.w1_bound;
   out["pmf"] = owned(std::move(d.pmf));
   return out;
+}
+
+revenue_distribution distribution_of(const py::dict& d) {
+  revenue_distribution out;
+  out.origin = d["origin"].cast<double>();
+  out.step = d["step"].cast<double>();
+  out.mean = d["mean"].cast<double>();
+  out.variance = d["variance"].cast<double>();
+  out.truncated_mass = d["truncated_mass"].cast<double>();
+  out.w1_bound = d["w1_bound"].cast<double>();
+  out.pmf = d["pmf"].cast<std::vector<double>>();
+  return out;
+}
+
+compound_poisson poisson_of(double rate, std::vector<double> amount, std::vector<double> weight) {
+  if (amount.size() != weight.size())
+    throw std::invalid_argument("poisson_amount and poisson_weight must have the same length");
+  return compound_poisson{rate, std::move(amount), std::move(weight)};
 }
 
 template <class T>
@@ -88,6 +110,9 @@ void register_forecast(py::module_& m) {
         arr["expected_wins"] = to_array(std::move(r.arrivals.expected_wins));
         arr["mean_amount"] = to_array(std::move(r.arrivals.mean_amount));
         arr["expected"] = to_array(std::move(r.arrivals.expected));
+        arr["total_rate"] = r.arrivals.total.rate;
+        arr["total_amount"] = to_array(std::move(r.arrivals.total.amount));
+        arr["total_weight"] = to_array(std::move(r.arrivals.total.weight));
         out["arrivals"] = arr;
         return out;
       },
@@ -105,9 +130,7 @@ void register_forecast(py::module_& m) {
          double poisson_rate, std::vector<double> poisson_amount, std::vector<double> poisson_weight) {
         auto a = span_of(amount);
         auto q = span_of(p);
-        compound_poisson cp{poisson_rate, std::move(poisson_amount), std::move(poisson_weight)};
-        if (cp.amount.size() != cp.weight.size())
-          throw std::invalid_argument("poisson_amount and poisson_weight must have the same length");
+        const auto cp = poisson_of(poisson_rate, std::move(poisson_amount), std::move(poisson_weight));
         revenue_distribution d;
         {
           py::gil_scoped_release release;
@@ -119,6 +142,39 @@ void register_forecast(py::module_& m) {
       py::arg("sd") = 8.0, py::arg("poisson_rate") = 0.0, py::arg("poisson_amount") = std::vector<double>{},
       py::arg("poisson_weight") = std::vector<double>{},
       "Exact distribution of sum amount_i * Bernoulli(p_i) on a lattice (mean preserved).");
+
+  m.def(
+      "exact_distribution_with_step",
+      [](carray<double> amount, carray<double> p, double step, double offset, std::size_t cells, double sd,
+         double poisson_rate, std::vector<double> poisson_amount, std::vector<double> poisson_weight) {
+        auto a = span_of(amount);
+        auto q = span_of(p);
+        const auto cp = poisson_of(poisson_rate, std::move(poisson_amount), std::move(poisson_weight));
+        revenue_distribution d;
+        {
+          py::gil_scoped_release release;
+          d = exact_distribution_with_step(a, q, step, offset, cells, sd, cp.rate > 0.0 ? &cp : nullptr);
+        }
+        return distribution_dict(std::move(d));
+      },
+      py::arg("amount"), py::arg("p"), py::arg("step"), py::arg("offset") = 0.0, py::arg("cells") = 1 << 12,
+      py::arg("sd") = 8.0, py::arg("poisson_rate") = 0.0, py::arg("poisson_amount") = std::vector<double>{},
+      py::arg("poisson_weight") = std::vector<double>{},
+      "exact_distribution on a given lattice step (parts of a total, combined by convolve).");
+
+  m.def(
+      "convolve",
+      [](const py::dict& a, const py::dict& b, std::size_t cells, double sd) {
+        const auto da = distribution_of(a), db = distribution_of(b);
+        revenue_distribution d;
+        {
+          py::gil_scoped_release release;
+          d = convolve(da, db, cells, sd);
+        }
+        return distribution_dict(std::move(d));
+      },
+      py::arg("a"), py::arg("b"), py::arg("cells") = 1 << 12, py::arg("sd") = 8.0,
+      "The distribution of the sum of two independent totals on the same lattice step.");
 
   m.def(
       "monte_carlo_cents",

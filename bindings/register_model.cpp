@@ -3,6 +3,8 @@
 #include <smartfunnel/funnel_model.hpp>
 
 #include <memory>
+#include <stdexcept>
+#include <string>
 
 namespace smartfunnel::bindings {
 
@@ -107,8 +109,66 @@ void register_model(py::module_& m) {
       .def_readwrite("min_at_risk", &fit_options::min_at_risk)
       .def("validate", &fit_options::validate);
 
+  using stats_ptr = std::shared_ptr<fit_statistics>;
+  py::class_<fit_statistics, stats_ptr>(
+      m, "FitStatistics",
+      "The mergeable sufficient statistics of a fit (counts and weights per group, stage, destination and "
+      "duration). Partial statistics of disjoint sets of opportunities merge into those of their union.")
+      .def_property_readonly("funnel", [](const fit_statistics& s) { return s.funnel; })
+      .def_property_readonly("options", [](const fit_statistics& s) { return s.options; })
+      .def_property_readonly("n_opportunities", [](const fit_statistics& s) { return s.n_opportunities; })
+      .def_property_readonly("n_stays", [](const fit_statistics& s) { return s.n_stays; })
+      .def_property_readonly("n_cells", [](const fit_statistics& s) { return s.cells.size(); })
+      .def(
+          "__eq__", [](const fit_statistics& a, const fit_statistics& b) { return a == b; },
+          py::is_operator())
+      .def(
+          "merge",
+          [](const fit_statistics& a, const fit_statistics& b) {
+            py::gil_scoped_release release;
+            auto out = std::make_shared<fit_statistics>(a);
+            out->merge(b);
+            return out;
+          },
+          py::arg("other"),
+          "The statistics of the union (throws IncompatibleMergeError for other funnels or options).")
+      .def("__repr__", [](const fit_statistics& s) {
+        return "FitStatistics(" + std::to_string(s.n_opportunities) + " opportunities, " +
+               std::to_string(s.n_stays) + " stays, " + std::to_string(s.cells.size()) + " leaf groups)";
+      });
+  py::setattr(m.attr("FitStatistics"), "__hash__", py::none());
+  m.def(
+      "collect_statistics",
+      [](std::shared_ptr<event_log> log, const fit_options& options) {
+        py::gil_scoped_release release;
+        return std::make_shared<fit_statistics>(collect_statistics(*log, options));
+      },
+      py::arg("log"), py::arg("options"),
+      "One pass over the log: the sufficient statistics of a fit as of options.as_of (default: the last "
+      "event).");
+  m.def(
+      "merge_statistics",
+      [](const std::vector<stats_ptr>& parts) {
+        if (parts.empty()) throw std::invalid_argument("merge_statistics: no statistics to merge");
+        py::gil_scoped_release release;
+        auto out = std::make_shared<fit_statistics>(*parts.front());
+        for (std::size_t i = 1; i < parts.size(); ++i) out->merge(*parts[i]);
+        return out;
+      },
+      py::arg("parts"), "Merges the statistics of disjoint sets of opportunities, in order.");
+
   using model_ptr = std::shared_ptr<funnel_model>;
   py::class_<funnel_model, model_ptr>(m, "FunnelModel", "Fitted funnel model (see smartfunnel.FunnelModel).")
+      .def_static(
+          "from_statistics",
+          [](const fit_statistics& s) {
+            py::gil_scoped_release release;
+            return std::make_shared<funnel_model>(funnel_model::from_statistics(s));
+          },
+          py::arg("statistics"), "Derives every estimate from sufficient statistics (merged or not).")
+      .def_property_readonly(
+          "statistics",
+          [](const funnel_model& s) { return std::make_shared<fit_statistics>(s.statistics()); })
       .def_property_readonly("funnel", &funnel_model::funnel)
       .def_property_readonly("options", &funnel_model::options)
       .def_property_readonly("as_of", &funnel_model::as_of)

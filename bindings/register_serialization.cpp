@@ -28,9 +28,7 @@ py::object to_python(persistent_object&& object) {
         else if constexpr (std::is_same_v<T, funnel_model>)
           return py::cast(std::make_shared<funnel_model>(std::move(o)));
         else if constexpr (std::is_same_v<T, fit_statistics>)
-          throw wrong_archive_type(
-              "the archive holds a smartfunnel fit_statistics, which has no Python object "
-              "(load it in C++, or save the FunnelModel instead)");
+          return py::cast(std::make_shared<fit_statistics>(std::move(o)));
         else
           return py::cast(std::move(o));
       },
@@ -106,6 +104,8 @@ void register_serialization(py::module_& m) {
       m, "EventLog", [](event_log&& o) { return std::make_shared<event_log>(std::move(o)); });
   add_pickle_and_save<funnel_model, model_ptr>(
       m, "FunnelModel", [](funnel_model&& o) { return std::make_shared<funnel_model>(std::move(o)); });
+  add_pickle_and_save<fit_statistics, std::shared_ptr<fit_statistics>>(
+      m, "FitStatistics", [](fit_statistics&& o) { return std::make_shared<fit_statistics>(std::move(o)); });
 
   const char* dumps_doc =
       "The archive of an object as bytes (envelope included): format 'binary', 'text' or 'xml'.";
@@ -113,6 +113,7 @@ void register_serialization(py::module_& m) {
   m.def("dumps", &dumps<event_log>, py::arg("obj"), py::arg("format") = "binary", dumps_doc);
   m.def("dumps", &dumps<fit_options>, py::arg("obj"), py::arg("format") = "binary", dumps_doc);
   m.def("dumps", &dumps<funnel_model>, py::arg("obj"), py::arg("format") = "binary", dumps_doc);
+  m.def("dumps", &dumps<fit_statistics>, py::arg("obj"), py::arg("format") = "binary", dumps_doc);
   m.def("loads", &loads, py::arg("data"),
         "The object in bytes written by dumps (its type comes from the archive).");
   m.def(

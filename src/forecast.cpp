@@ -64,7 +64,7 @@ struct lattice_node {
   std::vector<double> pmf;
 };
 
-std::vector<double> convolve(const std::vector<double>& a, const std::vector<double>& b) {
+std::vector<double> convolve_pmf(const std::vector<double>& a, const std::vector<double>& b) {
   const std::size_t la = a.size(), lb = b.size(), lc = la + lb - 1;
   std::vector<double> c(lc, 0.0);
   if (std::min(la, lb) <= 64) {
@@ -160,37 +160,103 @@ double compound_poisson::variance() const noexcept {
   return rate * m2;
 }
 
-revenue_distribution exact_distribution(std::span<const double> amount, std::span<const double> p,
-                                        double offset, std::size_t cells, double sd,
-                                        const compound_poisson* arrivals) {
+namespace {
+
+// Mean and variance of sum amount_i * Bernoulli(p_i) (+ arrivals), the deals that win for sure and
+// the sum of the uncertain probabilities: what the lattice of exact_distribution is built from.
+struct pipeline_moments {
+  double mean = 0.0, variance = 0.0, fixed = 0.0, sum_p = 0.0;
+  bool with_arrivals = false;
+};
+
+pipeline_moments moments(std::span<const double> amount, std::span<const double> p,
+                         const compound_poisson* arrivals) {
   if (amount.size() != p.size())
     throw std::invalid_argument("exact_distribution: amount and p must have the same length");
-  revenue_distribution out;
-  double fixed = 0.0, var = 0.0, mean = 0.0, sum_p = 0.0;
+  pipeline_moments m;
   for (std::size_t i = 0; i < p.size(); ++i) {
     const double a = amount[i], q = std::clamp(p[i], 0.0, 1.0);
     if (!(a > 0.0) || !(q > 0.0)) continue;
-    mean += a * q;
+    m.mean += a * q;
     if (q >= 1.0)
-      fixed += a;
+      m.fixed += a;
     else {
-      var += a * a * q * (1.0 - q);
-      sum_p += q;
+      m.variance += a * a * q * (1.0 - q);
+      m.sum_p += q;
     }
   }
-  const bool with_arrivals = arrivals && arrivals->rate > 0.0 && arrivals->mean() > 0.0;
-  const double arrivals_var = with_arrivals ? arrivals->variance() : 0.0;
-  out.mean = offset + mean + (with_arrivals ? arrivals->mean() : 0.0);
-  out.variance = var + arrivals_var;
-  if (!(out.variance > 0.0)) { // nothing uncertain: a point mass
+  m.with_arrivals = arrivals && arrivals->rate > 0.0 && arrivals->mean() > 0.0;
+  if (m.with_arrivals) {
+    m.mean += arrivals->mean();
+    m.variance += arrivals->variance();
+  }
+  return m;
+}
+
+// Balanced pairwise merging of lattice nodes (mu, vr: their means and variances in lattice
+// units); wide nodes are cut to mean +- sd standard deviations.
+lattice_node merge_nodes(std::vector<lattice_node> nodes, std::vector<double> mu, std::vector<double> vr,
+                         std::size_t cells, double sd, double& truncated) {
+  const auto cap = static_cast<std::size_t>(4 * cells);
+  while (nodes.size() > 1) {
+    std::vector<lattice_node> next;
+    std::vector<double> nmu, nvr;
+    for (std::size_t i = 0; i + 1 < nodes.size(); i += 2) {
+      lattice_node m;
+      m.offset = nodes[i].offset + nodes[i + 1].offset;
+      m.pmf = convolve_pmf(nodes[i].pmf, nodes[i + 1].pmf);
+      const double mm = mu[i] + mu[i + 1], vv = vr[i] + vr[i + 1];
+      std::int64_t lo = std::numeric_limits<std::int64_t>::min(),
+                   hi = std::numeric_limits<std::int64_t>::max();
+      if (m.pmf.size() > cap) {
+        lo = static_cast<std::int64_t>(std::floor(mm - sd * std::sqrt(vv))) - 1;
+        hi = static_cast<std::int64_t>(std::ceil(mm + sd * std::sqrt(vv))) + 1;
+      }
+      trim(m, lo, hi, truncated);
+      next.push_back(std::move(m));
+      nmu.push_back(mm);
+      nvr.push_back(vv);
+    }
+    if (nodes.size() % 2 == 1) {
+      next.push_back(std::move(nodes.back()));
+      nmu.push_back(mu.back());
+      nvr.push_back(vr.back());
+    }
+    nodes = std::move(next);
+    mu = std::move(nmu);
+    vr = std::move(nvr);
+  }
+  return std::move(nodes.front());
+}
+
+} // namespace
+
+revenue_distribution exact_distribution(std::span<const double> amount, std::span<const double> p,
+                                        double offset, std::size_t cells, double sd,
+                                        const compound_poisson* arrivals) {
+  const auto m = moments(amount, p, arrivals);
+  if (!(m.variance > 0.0)) { // nothing uncertain: a point mass
+    revenue_distribution out;
+    out.mean = offset + m.mean;
     out.origin = out.mean;
     out.pmf = {1.0};
     return out;
   }
-  const double sigma = std::sqrt(out.variance);
-  const double step = 2.0 * sd * sigma / static_cast<double>(cells);
+  const double step = 2.0 * sd * std::sqrt(m.variance) / static_cast<double>(cells);
+  return exact_distribution_with_step(amount, p, step, offset, cells, sd, arrivals);
+}
+
+revenue_distribution exact_distribution_with_step(std::span<const double> amount, std::span<const double> p,
+                                                  double step, double offset, std::size_t cells, double sd,
+                                                  const compound_poisson* arrivals) {
+  if (!(step > 0.0) || !std::isfinite(step))
+    throw std::invalid_argument("exact_distribution_with_step: step must be positive and finite");
+  const auto m = moments(amount, p, arrivals);
+  revenue_distribution out;
+  out.mean = offset + m.mean;
+  out.variance = m.variance;
   out.step = step;
-  out.w1_bound = step / 2.0 * sum_p;
+  out.w1_bound = step / 2.0 * m.sum_p;
   // Leaves: each uncertain deal's outcome on the lattice, its amount split between the two
   // nearest points so that its mean is exact.
   std::vector<lattice_node> nodes;
@@ -212,48 +278,49 @@ revenue_distribution exact_distribution(std::span<const double> amount, std::spa
     mu.push_back(q * x);
     vr.push_back(x * x * q * (1.0 - q));
   }
-  if (with_arrivals) {
+  if (m.with_arrivals) {
     nodes.push_back(compound_poisson_lattice(*arrivals, step, sd, out.truncated_mass));
     mu.push_back(arrivals->mean() / step);
-    vr.push_back(arrivals_var / (step * step));
+    vr.push_back(arrivals->variance() / (step * step));
   }
   if (nodes.empty()) { // only deals that win for sure
-    out.origin = offset + fixed;
+    out.origin = offset + m.fixed;
     out.pmf = {1.0};
     return out;
   }
-  // Balanced pairwise merging; wide nodes are cut to mean +- sd standard deviations.
-  const auto cap = static_cast<std::size_t>(4 * cells);
-  while (nodes.size() > 1) {
-    std::vector<lattice_node> next;
-    std::vector<double> nmu, nvr;
-    for (std::size_t i = 0; i + 1 < nodes.size(); i += 2) {
-      lattice_node m;
-      m.offset = nodes[i].offset + nodes[i + 1].offset;
-      m.pmf = convolve(nodes[i].pmf, nodes[i + 1].pmf);
-      const double mm = mu[i] + mu[i + 1], vv = vr[i] + vr[i + 1];
-      std::int64_t lo = std::numeric_limits<std::int64_t>::min(),
-                   hi = std::numeric_limits<std::int64_t>::max();
-      if (m.pmf.size() > cap) {
-        lo = static_cast<std::int64_t>(std::floor(mm - sd * std::sqrt(vv))) - 1;
-        hi = static_cast<std::int64_t>(std::ceil(mm + sd * std::sqrt(vv))) + 1;
-      }
-      trim(m, lo, hi, out.truncated_mass);
-      next.push_back(std::move(m));
-      nmu.push_back(mm);
-      nvr.push_back(vv);
-    }
-    if (nodes.size() % 2 == 1) {
-      next.push_back(std::move(nodes.back()));
-      nmu.push_back(mu.back());
-      nvr.push_back(vr.back());
-    }
-    nodes = std::move(next);
-    mu = std::move(nmu);
-    vr = std::move(nvr);
+  const auto root =
+      merge_nodes(std::move(nodes), std::move(mu), std::move(vr), cells, sd, out.truncated_mass);
+  out.origin = offset + m.fixed + static_cast<double>(root.offset) * step;
+  out.pmf = root.pmf;
+  out.truncated_mass = std::max(0.0, out.truncated_mass);
+  return out;
+}
+
+revenue_distribution convolve(const revenue_distribution& a, const revenue_distribution& b, std::size_t cells,
+                              double sd) {
+  if (a.pmf.empty() || b.pmf.empty()) throw std::invalid_argument("convolve: empty distribution");
+  const bool a_point = a.pmf.size() == 1, b_point = b.pmf.size() == 1;
+  if (!a_point && !b_point && std::abs(a.step - b.step) > 1e-12 * std::max(a.step, b.step))
+    throw std::invalid_argument("convolve: the distributions are on different lattice steps (" +
+                                std::to_string(a.step) + " and " + std::to_string(b.step) + ")");
+  revenue_distribution out;
+  out.step = a_point ? b.step : a.step;
+  out.mean = a.mean + b.mean;
+  out.variance = a.variance + b.variance;
+  out.w1_bound = a.w1_bound + b.w1_bound;
+  out.truncated_mass = a.truncated_mass + b.truncated_mass;
+  lattice_node m;
+  m.pmf = convolve_pmf(a.pmf, b.pmf);
+  const double origin = a.origin + b.origin;
+  std::int64_t lo = std::numeric_limits<std::int64_t>::min(), hi = std::numeric_limits<std::int64_t>::max();
+  if (m.pmf.size() > static_cast<std::size_t>(4 * cells)) {
+    const double mm = (out.mean - origin) / out.step, sv = std::sqrt(out.variance) / out.step;
+    lo = static_cast<std::int64_t>(std::floor(mm - sd * sv)) - 1;
+    hi = static_cast<std::int64_t>(std::ceil(mm + sd * sv)) + 1;
   }
-  out.origin = offset + fixed + static_cast<double>(nodes[0].offset) * step;
-  out.pmf = std::move(nodes[0].pmf);
+  trim(m, lo, hi, out.truncated_mass);
+  out.origin = origin + static_cast<double>(m.offset) * out.step;
+  out.pmf = std::move(m.pmf);
   out.truncated_mass = std::max(0.0, out.truncated_mass);
   return out;
 }
@@ -742,6 +809,9 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       entries += 1.0;
     }
     for (double& x : entry) x = entries > 0.0 ? x / entries : 0.0;
+    // Amounts in a canonical order (ascending), so the amount a Monte Carlo draw picks does not
+    // depend on the order of the log's rows or on how the deals are partitioned.
+    for (auto& am : amounts) std::sort(am.begin(), am.end());
     for (const auto& [key, gi] : index) {
       // Kernel: the model's group for this value when the model's first grouping level is the
       // arrivals grouping, else the whole funnel.

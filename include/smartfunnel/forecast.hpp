@@ -90,6 +90,25 @@ struct compound_poisson {
                                                       std::size_t cells = 1 << 12, double sd = 8.0,
                                                       const compound_poisson* arrivals = nullptr);
 
+/// exact_distribution on a given lattice step: P(total = origin + i * step) with the origin at
+/// offset + the deals that win for sure + an integer number of steps. Computed for disjoint parts
+/// of a pipeline with the step of the whole (2 sd sigma / cells, sigma from the sum of the parts'
+/// variances), the parts combine by convolve() into the distribution of the whole on the lattice
+/// exact_distribution chooses for it (equal up to rounding). A part without uncertainty is a point
+/// mass at its fixed total. Throws std::invalid_argument for a step that is not positive and finite.
+[[nodiscard]] revenue_distribution exact_distribution_with_step(std::span<const double> amount,
+                                                                std::span<const double> p, double step,
+                                                                double offset = 0.0,
+                                                                std::size_t cells = 1 << 12, double sd = 8.0,
+                                                                const compound_poisson* arrivals = nullptr);
+
+/// The distribution of the sum of two independent totals on the same lattice step (FFT
+/// convolution; means, variances, truncated mass and Wasserstein bounds add). A result wider than
+/// 4 * cells cells is cut to its mean +- sd standard deviations, as inside exact_distribution.
+/// Throws std::invalid_argument when the steps differ (a point mass fits any step).
+[[nodiscard]] revenue_distribution convolve(const revenue_distribution& a, const revenue_distribution& b,
+                                            std::size_t cells = 1 << 12, double sd = 8.0);
+
 /// Monte Carlo totals in integer cents per scenario: deal i wins in scenario k when the Philox
 /// (4x32, 7 rounds) stream keyed by (seed, k, key_i) falls below p_i. Identical for any thread count and any
 /// partitioning of the deals (totals add up scenario by scenario).

@@ -37,6 +37,7 @@ __all__: list[str] = [
     "DataError",
     "EventLog",
     "FitOptions",
+    "FitStatistics",
     "Funnel",
     "FunnelModel",
     "IncompatibleMergeError",
@@ -48,13 +49,17 @@ __all__: list[str] = [
     "UnknownStageError",
     "WrongArchiveTypeError",
     "archive_info",
+    "collect_statistics",
+    "convolve",
     "dumps",
     "exact_distribution",
+    "exact_distribution_with_step",
     "fit",
     "forecast",
     "load",
     "loads",
     "merge",
+    "merge_statistics",
     "monte_carlo_cents",
     "opportunity_key",
     "simulate",
@@ -313,10 +318,46 @@ class FitOptions:
     @unresolved_threshold.setter
     def unresolved_threshold(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None: ...
 
+class FitStatistics:
+    """
+    The mergeable sufficient statistics of a fit (counts and weights per group, stage, destination and duration). Partial statistics of disjoint sets of opportunities merge into those of their union.
+    """
+
+    __hash__: typing.ClassVar[None]  # type: ignore[assignment]
+    def __eq__(self, other: object) -> bool: ...
+    def __getstate__(self) -> bytes: ...
+    def __repr__(self) -> str: ...
+    def __setstate__(self, arg0: bytes) -> None: ...
+    def merge(self, other: FitStatistics) -> FitStatistics:
+        """
+        The statistics of the union (throws IncompatibleMergeError for other funnels or options).
+        """
+    def save(
+        self, path: os.PathLike | str | bytes, format: str = "binary", metadata: str = ""
+    ) -> None:
+        """
+        Save atomically to a file (format 'binary', 'text' or 'xml'); smartfunnel.load reads it back.
+        """
+    @property
+    def funnel(self) -> Funnel: ...
+    @property
+    def n_cells(self) -> int: ...
+    @property
+    def n_opportunities(self) -> int: ...
+    @property
+    def n_stays(self) -> int: ...
+    @property
+    def options(self) -> FitOptions: ...
+
 class FunnelModel:
     """
     Fitted funnel model (see smartfunnel.FunnelModel).
     """
+    @staticmethod
+    def from_statistics(statistics: FitStatistics) -> FunnelModel:
+        """
+        Derives every estimate from sufficient statistics (merged or not).
+        """
     def __getstate__(self) -> bytes: ...
     def __setstate__(self, arg0: bytes) -> None: ...
     def cells(self) -> list:
@@ -396,6 +437,8 @@ class FunnelModel:
     def n_stays(self) -> int: ...
     @property
     def options(self) -> FitOptions: ...
+    @property
+    def statistics(self) -> FitStatistics: ...
 
 class ActivityLog:
     """
@@ -440,6 +483,21 @@ def archive_info(path: os.PathLike | str | bytes) -> dict:
     The checked envelope of an archive file: type, format, format_version, payload_bytes, metadata.
     """
 
+def collect_statistics(log: EventLog, options: FitOptions) -> FitStatistics:
+    """
+    One pass over the log: the sufficient statistics of a fit as of options.as_of (default: the last event).
+    """
+
+def convolve(
+    a: dict,
+    b: dict,
+    cells: typing.SupportsInt | typing.SupportsIndex = 4096,
+    sd: typing.SupportsFloat | typing.SupportsIndex = 8.0,
+) -> dict:
+    """
+    The distribution of the sum of two independent totals on the same lattice step.
+    """
+
 @typing.overload
 def dumps(obj: Funnel, format: str = "binary") -> bytes:
     """
@@ -464,6 +522,12 @@ def dumps(obj: FunnelModel, format: str = "binary") -> bytes:
     The archive of an object as bytes (envelope included): format 'binary', 'text' or 'xml'.
     """
 
+@typing.overload
+def dumps(obj: FitStatistics, format: str = "binary") -> bytes:
+    """
+    The archive of an object as bytes (envelope included): format 'binary', 'text' or 'xml'.
+    """
+
 def exact_distribution(
     amount: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
     p: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
@@ -476,6 +540,21 @@ def exact_distribution(
 ) -> dict:
     """
     Exact distribution of sum amount_i * Bernoulli(p_i) on a lattice (mean preserved).
+    """
+
+def exact_distribution_with_step(
+    amount: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    p: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    step: typing.SupportsFloat | typing.SupportsIndex,
+    offset: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+    cells: typing.SupportsInt | typing.SupportsIndex = 4096,
+    sd: typing.SupportsFloat | typing.SupportsIndex = 8.0,
+    poisson_rate: typing.SupportsFloat | typing.SupportsIndex = 0.0,
+    poisson_amount: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [],
+    poisson_weight: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [],
+) -> dict:
+    """
+    exact_distribution on a given lattice step (parts of a total, combined by convolve).
     """
 
 def fit(log: EventLog, options: FitOptions) -> FunnelModel:
@@ -520,6 +599,11 @@ def loads(data: bytes) -> typing.Any:
 def merge(a: FunnelModel, b: FunnelModel) -> FunnelModel:
     """
     Merge models fitted on disjoint sets of opportunities.
+    """
+
+def merge_statistics(parts: collections.abc.Sequence[FitStatistics]) -> FitStatistics:
+    """
+    Merges the statistics of disjoint sets of opportunities, in order.
     """
 
 def monte_carlo_cents(

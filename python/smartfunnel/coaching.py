@@ -207,6 +207,57 @@ def _win_probability(p: np.ndarray) -> np.ndarray:
     return np.asarray(np.linalg.solve(np.eye(n) - p[:, :n], p[:, n]))
 
 
+def _rows(
+    model: FunnelModel, group: tuple[str, ...] | None
+) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    tm = model.transition_matrix(group)
+    return tm.to_numpy(), model.stage_summary(group), model.time_in_stage(group)
+
+
+def _scorecard(model: FunnelModel) -> pd.DataFrame:
+    """The scorecard of a model grouped by owner (see :meth:`Coaching.scorecard`)."""
+    stages = list(model.funnel.stages)
+    forward = [*list(model.funnel.stages)[1:], "Won"]
+    summary = model.summary
+    team_tm, team_sum, team_tis = _rows(model, None)
+    out = []
+    for rep in [k[0] for k in model.groups if len(k) == 1]:
+        tm, ss, tis = _rows(model, (rep,))
+        s = summary.xs(rep, level="group")
+        for i, stage in enumerate(stages):
+            fwd = forward[i]
+            dest = f"{fwd}" if fwd != "Won" else model.funnel.won[0]
+            row = cast(pd.Series, s.loc[(stage, dest)])
+            team_adv = float(
+                team_tm[i, stages.index(fwd)] if fwd != "Won" else team_tm[i, len(stages)]
+            )
+            adv = float(tm[i, stages.index(fwd)] if fwd != "Won" else tm[i, len(stages)])
+            out.append(
+                {
+                    "owner": rep,
+                    "stage": stage,
+                    "p_win": ss.loc[stage, "p_win"],
+                    "p_win_low": ss.loc[stage, "p_win_low"],
+                    "p_win_high": ss.loc[stage, "p_win_high"],
+                    "team_p_win": team_sum.loc[stage, "p_win"],
+                    "advance": adv,
+                    "advance_low": row["low"],
+                    "advance_high": row["high"],
+                    "team_advance": team_adv,
+                    "lost": float(tm[i, len(stages) + 1]),
+                    "team_lost": float(team_tm[i, len(stages) + 1]),
+                    "median_days": tis.loc[stage, "median_days"],
+                    "team_median_days": team_tis.loc[stage, "median_days"],
+                    "exits": int(np.asarray(ss.loc[stage, "exits"]).item()),
+                    "insufficient_history": bool(
+                        np.asarray(ss.loc[stage, "insufficient_history"]).item()
+                    ),
+                    "below_team": bool(float(row["high"]) < team_adv),
+                }
+            )
+    return pd.DataFrame(out).set_index(["owner", "stage"])
+
+
 class Coaching:
     """Per-rep coaching metrics from a fit grouped by owner. Built by :func:`coaching`."""
 
@@ -259,46 +310,7 @@ class Coaching:
         the loss rate, the median days in the stage, the exits behind it, and flags
         (``insufficient_history``; ``below_team`` when the rep's advance interval lies wholly
         below the team's rate)."""
-        stages = list(self.model.funnel.stages)
-        forward = self._forward()
-        summary = self.model.summary
-        team_tm, team_sum, team_tis = self._rows(None)
-        out = []
-        for rep in self.reps:
-            tm, ss, tis = self._rows((rep,))
-            s = summary.xs(rep, level="group")
-            for i, stage in enumerate(stages):
-                fwd = forward[i]
-                dest = f"{fwd}" if fwd != "Won" else self.model.funnel.won[0]
-                row = cast(pd.Series, s.loc[(stage, dest)])
-                team_adv = float(
-                    team_tm[i, stages.index(fwd)] if fwd != "Won" else team_tm[i, len(stages)]
-                )
-                adv = float(tm[i, stages.index(fwd)] if fwd != "Won" else tm[i, len(stages)])
-                out.append(
-                    {
-                        "owner": rep,
-                        "stage": stage,
-                        "p_win": ss.loc[stage, "p_win"],
-                        "p_win_low": ss.loc[stage, "p_win_low"],
-                        "p_win_high": ss.loc[stage, "p_win_high"],
-                        "team_p_win": team_sum.loc[stage, "p_win"],
-                        "advance": adv,
-                        "advance_low": row["low"],
-                        "advance_high": row["high"],
-                        "team_advance": team_adv,
-                        "lost": float(tm[i, len(stages) + 1]),
-                        "team_lost": float(team_tm[i, len(stages) + 1]),
-                        "median_days": tis.loc[stage, "median_days"],
-                        "team_median_days": team_tis.loc[stage, "median_days"],
-                        "exits": int(np.asarray(ss.loc[stage, "exits"]).item()),
-                        "insufficient_history": bool(
-                            np.asarray(ss.loc[stage, "insufficient_history"]).item()
-                        ),
-                        "below_team": bool(float(row["high"]) < team_adv),
-                    }
-                )
-        return pd.DataFrame(out).set_index(["owner", "stage"])
+        return _scorecard(self.model)
 
     def plot_scorecard(self, ax: Any = None) -> Any:
         """Heat map of each rep's advance rate per stage against the team's; returns the axes."""

@@ -296,6 +296,11 @@ class Forecast:
 
     # -- per deal --------------------------------------------------------------------------------
     @property
+    def n_open_deals(self) -> int:
+        """Number of open deals at as_of."""
+        return len(self._raw["opportunity"])
+
+    @property
     def deals(self) -> pd.DataFrame:
         """The open deals at as_of, one row each with opportunity_id, stage, age_days, amount,
         owner, p_win_period, p_win_ever and expected (amount x p_win_period)."""
@@ -447,7 +452,7 @@ class Forecast:
                 "realised": [self.realised],
                 "pipeline_expected": [self.exact_pipeline.mean - self.realised],
                 "arrivals_expected": [self.exact_arrivals.mean if self.exact_arrivals else 0.0],
-                "open_deals": [len(self._raw["opportunity"])],
+                "open_deals": [self.n_open_deals],
                 "truncated_mass": [self.exact.truncated_mass],
                 "w1_bound": [self.exact.w1_bound],
             },
@@ -459,7 +464,7 @@ class Forecast:
         return (
             f"Forecast({self.start:%Y-%m-%d}..{self.end:%Y-%m-%d} as of {self.as_of:%Y-%m-%d}, {self.method}: "
             f"expected {self.expected:,.0f}, P10 {q[0.1]:,.0f}, P50 {q[0.5]:,.0f}, P90 {q[0.9]:,.0f}; "
-            f"realised {self.realised:,.0f}, {len(self._raw['opportunity']):,} open deals"
+            f"realised {self.realised:,.0f}, {self.n_open_deals:,} open deals"
             f"{', arrivals included' if self.include_arrivals else ''})"
         )
 

@@ -16,7 +16,7 @@ from . import _core
 from .event_log import EventLog
 from .model import FitOptions, FunnelModel, _options_from_archive
 
-Persistent = Union[_core.Funnel, EventLog, FitOptions, FunnelModel]
+Persistent = Union[_core.Funnel, EventLog, FitOptions, FunnelModel, _core.FitStatistics]
 
 
 def load(path: str | os.PathLike[str]) -> Persistent:
@@ -25,12 +25,12 @@ def load(path: str | os.PathLike[str]) -> Persistent:
     Parameters
     ----------
     path : str or path-like
-        A file written by ``save`` of a :class:`Funnel`, :class:`EventLog`, :class:`FitOptions` or
-        :class:`FunnelModel` (from Python or C++).
+        A file written by ``save`` of a :class:`Funnel`, :class:`EventLog`, :class:`FitOptions`,
+        :class:`FunnelModel` or ``FitStatistics`` (from Python or C++).
 
     Returns
     -------
-    Funnel, EventLog, FitOptions or FunnelModel
+    Funnel, EventLog, FitOptions, FunnelModel or FitStatistics
 
     Raises
     ------
@@ -48,6 +48,8 @@ def load(path: str | os.PathLike[str]) -> Persistent:
         return FunnelModel(obj, _options_from_archive(obj.options, meta))
     if isinstance(obj, _core.FitOptions):
         return _options_from_archive(obj, meta)
+    if isinstance(obj, _core.FitStatistics):
+        return obj
     assert isinstance(obj, _core.Funnel)
     return obj
 

@@ -5,9 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sf = smartfunnel;
@@ -124,4 +127,105 @@ TEST(exact_distribution, mixture_of_two_point_masses) {
   EXPECT_NEAR(m.probability_at_least(99), 1.0, 1e-9);
   EXPECT_NEAR(m.quantile(0.25), 100.0, m.step);
   EXPECT_NEAR(m.quantile(0.75), 300.0, m.step);
+}
+
+TEST(exact_distribution, parts_on_a_given_step_by_hand) {
+  // 100 with p 1/2 in one part, 300 with p 1/4 and 50 for sure in another, on step 100: totals
+  // 50 + {0 (3/8), 100 (3/8), 300 (1/8), 400 (1/8)}.
+  const std::vector<double> a1{100}, p1{0.5}, a2{300, 50}, p2{0.25, 1.0};
+  const auto d1 = sf::exact_distribution_with_step(a1, p1, 100.0);
+  const auto d2 = sf::exact_distribution_with_step(a2, p2, 100.0, 0.0);
+  EXPECT_NEAR(d2.origin, 50.0, eps); // the certain deal is the fixed part
+  const auto d = sf::convolve(d1, d2);
+  EXPECT_NEAR(d.origin, 50.0, eps);
+  EXPECT_NEAR(d.step, 100.0, eps);
+  const std::vector<double> want{3.0 / 8, 3.0 / 8, 0.0, 1.0 / 8, 1.0 / 8};
+  ASSERT_EQ(d.pmf.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(d.pmf[i], want[i], eps) << i;
+  EXPECT_NEAR(d.mean, 50.0 + 50.0 + 75.0, eps);
+  EXPECT_NEAR(d.variance, 100.0 * 100 * 0.25 + 300.0 * 300 * 0.25 * 0.75, 1e-9);
+  EXPECT_NEAR(d.w1_bound, 100.0 / 2 * 0.75, eps);
+  // Steps must agree (a point mass fits any step).
+  const auto other = sf::exact_distribution_with_step(a1, p1, 70.0);
+  EXPECT_THROW((void)sf::convolve(d1, other), std::invalid_argument);
+  const auto point = sf::exact_distribution_with_step({}, {}, 70.0, 20.0);
+  ASSERT_EQ(point.pmf.size(), 1u);
+  EXPECT_NEAR(sf::convolve(d1, point).origin, 20.0, eps);
+  EXPECT_THROW((void)sf::exact_distribution_with_step(a1, p1, 0.0), std::invalid_argument);
+}
+
+TEST(exact_distribution, parts_combine_to_the_whole_on_its_lattice) {
+  // 3,000 deals split into uneven parts (one empty, one with only a certain deal), plus arrivals:
+  // the parts on the whole's step, convolved, equal exact_distribution of the whole.
+  const std::size_t n = 3000;
+  std::vector<double> amount(n), p(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    amount[i] = 1000.0 + static_cast<double>((i * 7919) % 50'000);
+    p[i] = static_cast<double>((i * 31) % 101) / 100.0; // 0 .. 1, some certain and some zero
+  }
+  const sf::compound_poisson cp{12.5, {2000.0, 15000.0, 40000.0}, {0.5, 0.3, 0.2}};
+  const std::size_t cells = 1024;
+  const auto whole = sf::exact_distribution(amount, p, 500.0, cells, 8.0, &cp);
+  const auto span_a = std::span<const double>(amount), span_p = std::span<const double>(p);
+  const std::vector<std::pair<std::size_t, std::size_t>> parts{
+      {0, 2700}, {2700, 2700}, {2700, 2999}, {2999, n}};
+  auto total = sf::exact_distribution_with_step({}, {}, whole.step, 500.0, cells, 8.0, &cp);
+  for (const auto& [b, e] : parts)
+    total = sf::convolve(total,
+                         sf::exact_distribution_with_step(span_a.subspan(b, e - b), span_p.subspan(b, e - b),
+                                                          whole.step, 0.0, cells, 8.0),
+                         cells);
+  EXPECT_NEAR(total.mean, whole.mean, 1e-9 * whole.mean);
+  EXPECT_NEAR(total.variance, whole.variance, 1e-9 * whole.variance);
+  EXPECT_NEAR(total.w1_bound, whole.w1_bound, 1e-9 * whole.w1_bound);
+  const double shift = (total.origin - whole.origin) / whole.step;
+  EXPECT_NEAR(shift, std::round(shift), 1e-6); // the same lattice
+  const auto k = static_cast<std::int64_t>(std::round(shift));
+  double worst = 0.0, mass = 0.0;
+  for (std::size_t i = 0; i < whole.pmf.size(); ++i) {
+    const auto j = static_cast<std::int64_t>(i) - k;
+    const double other = j >= 0 && j < static_cast<std::int64_t>(total.pmf.size())
+                             ? total.pmf[static_cast<std::size_t>(j)]
+                             : 0.0;
+    worst = std::max(worst, std::abs(whole.pmf[i] - other));
+    mass += whole.pmf[i];
+  }
+  EXPECT_NEAR(mass, 1.0, 1e-9);
+  EXPECT_LT(worst, 1e-12);
+  EXPECT_NEAR(total.quantile(0.1), whole.quantile(0.1), 1e-6 * whole.mean);
+  EXPECT_NEAR(total.quantile(0.9), whole.quantile(0.9), 1e-6 * whole.mean);
+}
+
+TEST(forecast, arrivals_monte_carlo_independent_of_row_order) {
+  // Deals created in the lookback with different amounts: the amount a Monte Carlo arrival draws
+  // must not depend on the order of the rows (nor, then, on how the deals are partitioned).
+  const sf::funnel f({"A"}, {"Won"}, {"Lost"});
+  auto make = [&](bool reversed) {
+    table t;
+    std::vector<std::int64_t> ids;
+    for (std::int64_t o = 1; o <= 12; ++o) ids.push_back(o);
+    if (reversed) std::reverse(ids.begin(), ids.end());
+    for (auto o : ids) {
+      const double amt = 1000.0 * static_cast<double>(o);
+      t.add(o, "A", day(o), amt, "ann");
+      if (o % 3 == 0) t.add(o, o % 2 == 0 ? "Won" : "Lost", day(o + 5), amt, "ann");
+    }
+    return t.log(f);
+  };
+  const auto a = make(false), b = make(true);
+  sf::fit_options o;
+  o.as_of = day(20);
+  o.draws = 0;
+  const auto model = sf::fit(a, o);
+  ASSERT_TRUE(model.statistics() == sf::fit(b, o).statistics());
+  sf::forecast_options fo;
+  fo.start = day(20);
+  fo.end = day(80);
+  fo.scenarios = 2000;
+  fo.seed = 3;
+  const auto fa = sf::forecast(model, a, fo), fb = sf::forecast(model, b, fo);
+  ASSERT_FALSE(fa.arrival_cents.empty());
+  EXPECT_GT(*std::max_element(fa.arrival_cents.begin(), fa.arrival_cents.end()), 0);
+  EXPECT_EQ(fa.arrival_cents, fb.arrival_cents);
+  EXPECT_EQ(fa.scenario_cents, fb.scenario_cents);
 }

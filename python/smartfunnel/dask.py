@@ -1,0 +1,895 @@
+"""smartfunnel on Dask: fits, forecasts and scorecards of event logs too large for one machine.
+
+The events live in a Dask DataFrame, one partition per group of whole opportunities (the log is
+repartitioned by opportunity id when it is not, with a :class:`PartitioningWarning`). Every
+partition becomes a smartfunnel :class:`~smartfunnel.EventLog` on a worker, and every result is
+built from per-partition pieces that combine exactly:
+
+* a fit merges the partitions' sufficient statistics (:class:`FitStatistics`, integer counts and
+  weights) in a tree reduction into a :class:`~smartfunnel.FunnelModel` equal (``==``) to
+  :func:`smartfunnel.fit` of the same data;
+* a forecast adds the partitions' Monte Carlo totals scenario by scenario (bit-identical to
+  :func:`smartfunnel.forecast`: random streams are keyed by seed, scenario and opportunity, never
+  by partition) and convolves their exact distributions on the lattice of the whole, fixed by a
+  first pass over the partitions' means and variances (the local result on the same lattice, to
+  rounding: ~1e-12);
+* a scorecard is the local scorecard of the distributed fit grouped by owner.
+
+What travels between processes: the partial statistics and the per-partition distributions and
+scenario totals (as the library's own archives and numpy arrays), never the events. Needs
+``dask[distributed]`` (any Dask scheduler works; worker processes are what scale).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from . import _convert, _core
+from .coaching import _scorecard
+from .event_log import EventLog as _LocalEventLog
+from .event_log import _ColumnMap
+from .forecasting import Forecast, _day_bounds
+from .model import FitOptions, FunnelModel
+
+try:
+    import dask
+    import dask.dataframe as dd
+    from dask.delayed import Delayed, delayed
+except ImportError as exc:  # pragma: no cover - only without dask installed
+    raise ImportError(
+        "smartfunnel.dask needs Dask: pip install 'dask[distributed]' (it is an optional dependency)"
+    ) from exc
+
+FitStatistics = _core.FitStatistics
+
+__all__ = [
+    "DaskForecast",
+    "EventLog",
+    "FitStatistics",
+    "PartitioningWarning",
+    "collect_statistics",
+    "fit",
+    "forecast",
+    "scorecard",
+]
+
+T = TypeVar("T")
+
+
+class PartitioningWarning(UserWarning):
+    """The events were not partitioned by opportunity: smartfunnel repartitioned them (a shuffle)."""
+
+
+# -- tree reduction ---------------------------------------------------------------------------------
+def _tree(parts: Sequence[Any], combine: Callable[[list[Any]], Any], split_every: int) -> Any:
+    """A Dask tree reduction of delayed values: `combine` over groups of `split_every`, level by
+    level, so no process ever holds more than `split_every` parts at once."""
+    if split_every < 2:
+        raise ValueError(f"split_every must be >= 2, got {split_every}")
+    level = list(parts)
+    if not level:
+        raise ValueError("nothing to reduce (no partitions)")
+    depth = 0
+    while len(level) > 1:
+        depth += 1
+        level = [
+            delayed(combine, pure=True, name=f"smartfunnel-{combine.__name__}-{depth}-{i}")(
+                level[i : i + split_every]
+            )
+            for i in range(0, len(level), split_every)
+        ]
+    return level[0]
+
+
+# -- the log ------------------------------------------------------------------------------------------
+def _id_hashes(ids: pd.Series) -> np.ndarray:
+    """Sorted 64-bit hashes of the distinct opportunity ids of one partition."""
+    unique = pd.Series(ids.dropna().unique())
+    return np.sort(pd.util.hash_pandas_object(unique.astype(str), index=False).to_numpy())
+
+
+def _shared_ids(hashes: Sequence[np.ndarray]) -> int:
+    """Number of opportunity ids present in more than one partition (by hash: a collision can only
+    report a shared id that is not, which costs a needless shuffle, never a wrong result)."""
+    parts = [h for h in hashes if len(h)]
+    if len(parts) < 2:
+        return 0
+    allh = np.sort(np.concatenate(parts))
+    dup = allh[1:] == allh[:-1]
+    return int(np.count_nonzero(dup & ~np.r_[False, dup[:-1]]))
+
+
+_ROW_PREFIX = re.compile(r"^row \d+: ")
+
+
+def _build_partition(
+    frame: pd.DataFrame,
+    index: int,
+    funnel: _core.Funnel,
+    kwargs: dict[str, Any],
+) -> _LocalEventLog:
+    """The EventLog of one partition; a bad row raises naming the partition and the row's label."""
+    labels = frame.index
+    local = frame.reset_index(drop=True)
+    try:
+        log = _LocalEventLog.from_frame(funnel, local, **kwargs)
+    except _core.DataError as err:
+        row = getattr(err, "row", None)
+        column = getattr(err, "column", None)
+        where = f"partition {index}"
+        if row is not None and 0 <= row < len(labels):
+            where += f", row {labels[row]!r} (position {row} in the partition)"
+        new = type(err)(f"{where}: {_ROW_PREFIX.sub('', str(err))}")
+        new.row, new.column = row, column
+        new.partition = index  # type: ignore[attr-defined]
+        new.label = (  # type: ignore[attr-defined]
+            labels[row] if row is not None and 0 <= row < len(labels) else None
+        )
+        raise new from None
+    rejected = log.rejected
+    if len(rejected):
+        rejected = rejected.copy()
+        rows = rejected["row"].to_numpy()
+        ok = (rejected["source"].to_numpy() == "events") & (rows >= 0)
+        new_index = np.asarray(rejected.index, dtype=object)
+        new_index[ok] = np.asarray(labels, dtype=object)[rows[ok]]
+        rejected.index = pd.Index(new_index, name=labels.name)
+        rejected.insert(0, "partition", index)
+        log._rejected = rejected
+    return log
+
+
+def _log_summary(log: _LocalEventLog) -> dict[str, Any]:
+    core = log.core
+    return {
+        "n_events": log.n_events,
+        "n_opportunities": log.n_opportunities,
+        "first_time": int(core.first_time) if log.n_events else None,
+        "last_time": int(core.last_time) if log.n_events else None,
+        "quality": log.quality,
+        "rejected": log.rejected if len(log.rejected) else None,
+        "memory_bytes": log.memory_bytes,
+    }
+
+
+class EventLog:
+    """An event log held by Dask: one smartfunnel :class:`~smartfunnel.EventLog` per partition,
+    every opportunity's events in one partition.
+
+    Build one with :meth:`from_frame`, then :func:`fit`, :func:`forecast` and :func:`scorecard`.
+    The partition logs are persisted (kept in the workers' memory, a fraction of the frame's
+    size) so that several analyses read the events once.
+    """
+
+    def __init__(
+        self,
+        partitions: list[Delayed],
+        funnel: _core.Funnel,
+        columns: _ColumnMap,
+        summaries: list[dict[str, Any]],
+        repartitioned: bool,
+    ):
+        self.partitions = partitions
+        self._funnel = funnel
+        self._columns = columns
+        self._summaries = summaries
+        self.repartitioned = repartitioned
+
+    @classmethod
+    def from_frame(
+        cls,
+        funnel: _core.Funnel,
+        frame: dd.DataFrame,
+        opportunity: str = "opportunity_id",
+        stage: str = "stage",
+        time: str = "time",
+        amount: str | None = None,
+        owner: str | None = None,
+        close_date: str | None = None,
+        created: str | None = None,
+        attributes: Sequence[str] = (),
+        validation: str = "strict",
+        after_terminal: str = "error",
+        *,
+        partitioned: bool | None = None,
+        persist: bool = True,
+    ) -> EventLog:
+        """Build the partition logs of a Dask DataFrame of events (one row per stage event).
+
+        Parameters
+        ----------
+        funnel : Funnel
+        frame : dask.dataframe.DataFrame
+            The columns of :meth:`smartfunnel.EventLog.from_frame`.
+        opportunity, stage, time, amount, owner, close_date, created, attributes, validation,
+        after_terminal
+            As in :meth:`smartfunnel.EventLog.from_frame`.
+        partitioned : bool, optional
+            Whether every opportunity's events are in one partition. ``None`` (default): known
+            when the frame is indexed by the opportunity column with known divisions, else checked
+            (one pass over the id column); when they are not, the frame is shuffled by opportunity
+            id, with a :class:`PartitioningWarning` saying so. ``True`` skips the check (you vouch
+            for it: an opportunity split between partitions would count as two); ``False``
+            shuffles without checking.
+        persist : bool, default True
+            Keep the partition logs in the workers' memory.
+
+        Raises
+        ------
+        DataError, UnknownStageError
+            A bad row (in strict validation), naming the partition and the row's index label.
+        """
+        if not isinstance(frame, dd.DataFrame):
+            raise TypeError(f"frame must be a dask DataFrame, got {type(frame).__name__}")
+        cols = _ColumnMap(
+            opportunity, stage, time, amount, owner, close_date, created, tuple(attributes)
+        )
+        known = False
+        if frame.index.name == opportunity and opportunity not in frame.columns:
+            # Known divisions of an index on the opportunity: every id in one partition.
+            known = bool(frame.known_divisions)
+            frame = frame.reset_index()
+        if opportunity not in frame.columns:
+            raise _core.DataError(
+                f"column {opportunity!r} is not in the frame (columns: {list(map(str, frame.columns))})"
+            )
+        shuffle = partitioned is False
+        if partitioned is None and not known:
+            hashes = dask.compute(
+                *[delayed(_id_hashes)(p) for p in frame[opportunity].to_delayed()]
+            )
+            shared = _shared_ids(hashes)
+            if shared:
+                warnings.warn(
+                    f"{shared:,} opportunities have events in more than one of the "
+                    f"{frame.npartitions} partitions: repartitioning by {opportunity!r} (a Dask "
+                    f"shuffle). Partition the frame by opportunity first (set_index("
+                    f"{opportunity!r}) or shuffle(on={opportunity!r})) to skip this.",
+                    PartitioningWarning,
+                    stacklevel=2,
+                )
+                shuffle = True
+        if shuffle:
+            frame = frame.shuffle(on=opportunity, npartitions=frame.npartitions)
+        kwargs = dict(
+            opportunity=opportunity,
+            stage=stage,
+            time=time,
+            amount=amount,
+            owner=owner,
+            close_date=close_date,
+            created=created,
+            attributes=tuple(attributes),
+            validation=validation,
+            after_terminal=after_terminal,
+        )
+        dfunnel = delayed(funnel, pure=True)
+        parts = [
+            delayed(_build_partition, pure=True)(p, i, dfunnel, kwargs)
+            for i, p in enumerate(frame.to_delayed())
+        ]
+        if persist:
+            parts = list(dask.persist(*parts))
+        summaries = list(dask.compute(*[delayed(_log_summary)(p) for p in parts]))
+        return cls(parts, funnel, cols, summaries, shuffle)
+
+    # -- properties ---------------------------------------------------------------------------------
+    @property
+    def funnel(self) -> _core.Funnel:
+        return self._funnel
+
+    def _nonempty(self) -> list[Delayed]:
+        """The partition logs with events (an empty partition contributes nothing, and its log
+        does not even know which optional columns the frame has)."""
+        return [p for p, s in zip(self.partitions, self._summaries) if s["n_events"] > 0]
+
+    @property
+    def npartitions(self) -> int:
+        return len(self.partitions)
+
+    @property
+    def n_events(self) -> int:
+        return sum(int(s["n_events"]) for s in self._summaries)
+
+    @property
+    def n_opportunities(self) -> int:
+        return sum(int(s["n_opportunities"]) for s in self._summaries)
+
+    @property
+    def last_time(self) -> pd.Timestamp | None:
+        """The last event of the whole log (the default as_of of a fit)."""
+        times = [s["last_time"] for s in self._summaries if s["last_time"] is not None]
+        return _convert.to_timestamp(max(times)) if times else None
+
+    @property
+    def first_time(self) -> pd.Timestamp | None:
+        times = [s["first_time"] for s in self._summaries if s["first_time"] is not None]
+        return _convert.to_timestamp(min(times)) if times else None
+
+    @property
+    def quality(self) -> dict[str, int]:
+        """The data-quality report summed over the partitions."""
+        out: dict[str, int] = {}
+        for s in self._summaries:
+            for k, v in s["quality"].items():
+                out[k] = out.get(k, 0) + int(v)
+        return out
+
+    @property
+    def rejected(self) -> pd.DataFrame:
+        """Rows rejected in lenient validation, with their partition; indexed by the frame's
+        index labels."""
+        parts = [s["rejected"] for s in self._summaries if s["rejected"] is not None]
+        if not parts:
+            return pd.DataFrame(
+                {
+                    "partition": np.empty(0, np.int64),
+                    "row": np.empty(0, np.int64),
+                    "source": [],
+                    "rejected_column": [],
+                    "reason": [],
+                }
+            )
+        return pd.concat(parts)
+
+    def partition_sizes(self) -> pd.DataFrame:
+        """Events, opportunities and in-memory bytes of each partition's log."""
+        return pd.DataFrame(
+            {
+                "events": [s["n_events"] for s in self._summaries],
+                "opportunities": [s["n_opportunities"] for s in self._summaries],
+                "memory_bytes": [s["memory_bytes"] for s in self._summaries],
+            },
+            index=pd.RangeIndex(self.npartitions, name="partition"),
+        )
+
+    def compute(self) -> _LocalEventLog:
+        """The whole log in this process (one EventLog from every partition's events)."""
+        frames = dask.compute(*[delayed(_log_frame)(p) for p in self.partitions])
+        whole = pd.concat(frames, ignore_index=True)
+        return _LocalEventLog.from_frame(self._funnel, whole)
+
+    def __repr__(self) -> str:
+        span = (
+            f", {self.first_time:%Y-%m-%d} .. {self.last_time:%Y-%m-%d}"
+            if self.last_time is not None
+            else ""
+        )
+        return (
+            f"dask EventLog({self.n_events:,} events, {self.n_opportunities:,} opportunities in "
+            f"{self.npartitions} partitions{span}, funnel {self._funnel.name!r}"
+            f"{', repartitioned by opportunity' if self.repartitioned else ''})"
+        )
+
+    def _repr_html_(self) -> str:
+        sizes = self.partition_sizes().describe().loc[["mean", "min", "max"]]
+        return (
+            f"<div><strong>dask EventLog</strong> — {self.n_events:,} events, "
+            f"{self.n_opportunities:,} opportunities in {self.npartitions} partitions"
+            f"{sizes.to_html(float_format=lambda x: f'{x:,.0f}')}</div>"
+        )
+
+
+def _log_frame(log: _LocalEventLog) -> pd.DataFrame:
+    return log.to_frame()
+
+
+# -- fit ------------------------------------------------------------------------------------------------
+def _fit_options(
+    log: EventLog, options: FitOptions | None, kwargs: dict[str, Any]
+) -> tuple[FitOptions, _core.FitOptions]:
+    opts = dataclasses.replace(options or FitOptions(), **kwargs)
+    core = opts.to_core()
+    if core.as_of is None:  # the last event of the whole log, as a local fit would take
+        last = [s["last_time"] for s in log._summaries if s["last_time"] is not None]
+        if not last:
+            raise _core.DataError("the log has no events: nothing to fit")
+        core.as_of = int(max(last))
+    return opts, core
+
+
+def _collect(log: _LocalEventLog, options: _core.FitOptions) -> _core.FitStatistics:
+    return _core.collect_statistics(log.core, options)
+
+
+def _merge_statistics(parts: list[_core.FitStatistics]) -> _core.FitStatistics:
+    return _core.merge_statistics(parts)
+
+
+def collect_statistics(
+    log: EventLog, options: FitOptions | None = None, *, split_every: int = 8, **kwargs: Any
+) -> _core.FitStatistics:
+    """The merged sufficient statistics of a fit (what :func:`fit` derives the model from).
+
+    Each partition collects its statistics on its worker; they travel pickled (the library's
+    binary archive) and merge in a tree reduction, `split_every` at a time.
+    """
+    _, core = _fit_options(log, options, kwargs)
+    dopts = delayed(core, pure=True)
+    parts = [delayed(_collect, pure=True)(p, dopts) for p in log._nonempty()]
+    result: _core.FitStatistics = _tree(parts, _merge_statistics, split_every).compute()
+    return result
+
+
+def fit(
+    log: EventLog, options: FitOptions | None = None, *, split_every: int = 8, **kwargs: Any
+) -> FunnelModel:
+    """Fit the funnel model of a Dask event log: equal (``==``) to :func:`smartfunnel.fit` of the
+    same events.
+
+    Parameters
+    ----------
+    log : smartfunnel.dask.EventLog
+    options : FitOptions, optional
+        Keyword arguments override them, as in :func:`smartfunnel.fit`. The default as_of is the
+        last event of the whole log.
+    split_every : int, default 8
+        Fan-in of the tree reduction of the partial statistics.
+    """
+    if not isinstance(log, EventLog):
+        raise TypeError(f"fit expects a smartfunnel.dask.EventLog, got {type(log).__name__}")
+    opts = dataclasses.replace(options or FitOptions(), **kwargs)
+    stats = collect_statistics(log, opts, split_every=split_every)
+    return FunnelModel(_core.FunnelModel.from_statistics(stats), opts)
+
+
+def scorecard(
+    log: EventLog, options: FitOptions | None = None, *, split_every: int = 8, **kwargs: Any
+) -> pd.DataFrame:
+    """The per-rep scorecard of :meth:`smartfunnel.Coaching.scorecard`, from a distributed fit
+    grouped by owner (the sums over opportunities are the merged statistics)."""
+    opts = dataclasses.replace(options or FitOptions(), **kwargs)
+    opts = dataclasses.replace(opts, groups=["owner"])
+    return _scorecard(fit(log, opts, split_every=split_every))
+
+
+# -- forecast --------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _PartitionForecast:
+    raw: dict[str, Any]
+    log: _LocalEventLog
+    cents: np.ndarray  # scenario totals in cents, realised wins included
+
+
+def _moments(amount: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """Mean and variance of sum amount_i Bernoulli(p_i), as the core's exact distribution reads
+    them (amounts <= 0 and probabilities <= 0 or NaN ignored, p clamped to 1)."""
+    q = np.clip(p, 0.0, 1.0)
+    use = (amount > 0) & (q > 0)
+    mean = float(np.sum(amount[use] * q[use]))
+    unc = use & (q < 1)
+    var = float(np.sum(amount[unc] ** 2 * q[unc] * (1 - q[unc])))
+    return mean, var
+
+
+def _forecast_partition(
+    model: _core.FunnelModel, log: _LocalEventLog, kw: dict[str, Any]
+) -> _PartitionForecast:
+    raw = _core.forecast(model, log.core, exact=False, include_arrivals=False, threads=1, **kw)
+    return _PartitionForecast(raw, log, np.asarray(raw["scenario_cents"], dtype=np.int64))
+
+
+def _value_at(
+    history: tuple[Any, Any, Any], opp: np.ndarray, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The value of a field history in force at t[i] for opportunity opp[i], and whether any is."""
+    offset, times, values = (np.asarray(x) for x in history)
+    out = np.zeros(len(opp), dtype=values.dtype if len(values) else np.float64)
+    found = np.zeros(len(opp), dtype=bool)
+    if len(offset) == 0 or len(times) == 0:
+        return out, found
+    for i, (o, when) in enumerate(zip(opp, t)):
+        lo, hi = int(offset[o]), int(offset[o + 1])
+        k = lo + int(np.searchsorted(times[lo:hi], when, side="right")) - 1
+        if k >= lo:
+            out[i], found[i] = values[k], True
+    return out, found
+
+
+def _created_in_lookback(
+    part: _PartitionForecast, as_of: int, lookback_days: float
+) -> pd.DataFrame:
+    """The deals created in (as_of - lookback, as_of] with what the arrivals model reads of them:
+    entry stage and time, creation time, amount at entry, owner at max(created, entry),
+    attributes."""
+    core = part.log.core
+    offsets = np.asarray(core.offsets, dtype=np.int64)
+    created = np.asarray(core.created, dtype=np.int64)
+    first = offsets[:-1]
+    start = as_of - int(lookback_days * 86400.0)
+    sel = np.flatnonzero((offsets[1:] > first) & (created > start) & (created <= as_of))
+    times = np.asarray(core.times, dtype=np.int64)
+    entry_time = times[first[sel]]
+    names = np.asarray(core.funnel.names, dtype=object)
+    out = pd.DataFrame(
+        {
+            "stage": names[np.asarray(core.stages, dtype=np.int64)[first[sel]]],
+            "time": entry_time,
+            "created": created[sel],
+        }
+    )
+    amount, found = _value_at(core.amount_history, sel, entry_time)
+    out["amount"] = np.where(found, amount, 0.0).astype(np.float64)
+    if core.has_owners:
+        owner, found = _value_at(core.owner_history, sel, np.maximum(created[sel], entry_time))
+        owners = np.asarray(core.owner_names, dtype=object)
+        named = owners[np.where(found, owner, 0)] if len(owners) else np.full(len(sel), None)
+        out["owner"] = np.where(found, named, np.full(len(sel), None, dtype=object))
+    for name, values, codes in core.attributes:
+        c = np.asarray(codes)[sel]
+        vals = np.asarray([*values, None], dtype=object)
+        out[name] = vals[np.where(c < 0, len(values), c)]
+    return out
+
+
+def _forecast_summary(
+    part: _PartitionForecast, as_of: int, lookback: float | None
+) -> dict[str, Any]:
+    raw = part.raw
+    amount = np.asarray(raw["amount"], dtype=np.float64)
+    p = np.asarray(raw["p_win_period"], dtype=np.float64)
+    mean, var = _moments(amount, p)
+    return {
+        "n_open": len(amount),
+        "mean": mean,
+        "variance": var,
+        "realised": float(raw["realised"]),
+        "created": None if lookback is None else _created_in_lookback(part, as_of, lookback),
+    }
+
+
+def _sum_cents(parts: list[np.ndarray]) -> np.ndarray:
+    return np.sum(np.stack(parts), axis=0) if len(parts) > 1 else parts[0]
+
+
+def _cents_of(part: _PartitionForecast) -> np.ndarray:
+    return part.cents
+
+
+def _partition_distributions(
+    part: _PartitionForecast, steps: dict[str, float], cells: int, sd: float
+) -> dict[str, dict[str, Any]]:
+    raw = part.raw
+    amount = np.ascontiguousarray(raw["amount"], dtype=np.float64)
+    p = np.ascontiguousarray(raw["p_win_period"], dtype=np.float64)
+    return {
+        name: _core.exact_distribution_with_step(
+            amount, p, step, float(raw["realised"]), cells=cells, sd=sd
+        )
+        for name, step in steps.items()
+    }
+
+
+def _convolve_all(parts: list[dict[str, dict[str, Any]]], cells: int, sd: float) -> dict[str, Any]:
+    out = parts[0]
+    for other in parts[1:]:
+        out = {k: _core.convolve(out[k], other[k], cells=cells, sd=sd) for k in out}
+    return out
+
+
+def _point_mass(mean: float) -> dict[str, Any]:
+    """A total without uncertainty, as the core's exact_distribution returns it."""
+    return {
+        "origin": mean,
+        "step": 1.0,
+        "mean": mean,
+        "variance": 0.0,
+        "truncated_mass": 0.0,
+        "w1_bound": 0.0,
+        "pmf": np.ones(1),
+    }
+
+
+def _arrivals(
+    model: FunnelModel,
+    funnel: _core.Funnel,
+    created: pd.DataFrame,
+    columns: _ColumnMap,
+    kw: dict[str, Any],
+    include: bool,
+) -> dict[str, Any] | None:
+    """The arrivals part, computed once on the client from the deals created in the lookback (a
+    log of their entry events only: the arrivals model reads nothing else of the log)."""
+    if not include or len(created) == 0:
+        return None
+    frame = created.assign(opportunity_id=np.arange(len(created), dtype=np.int64))
+    attrs = [c for c in created.columns if c not in ("stage", "time", "created", "amount", "owner")]
+    log = _LocalEventLog.from_frame(
+        funnel,
+        frame,
+        "opportunity_id",
+        "stage",
+        "time",
+        amount="amount",
+        owner="owner" if "owner" in created.columns else None,
+        created="created",
+        attributes=attrs,
+    )
+    raw: dict[str, Any] = _core.forecast(
+        model.core, log.core, exact=True, include_arrivals=True, threads=1, **kw
+    )
+    return raw
+
+
+def forecast(
+    model: FunnelModel,
+    log: EventLog,
+    start: Any,
+    end: Any,
+    as_of: Any = None,
+    method: str = "exact",
+    scenarios: int = 10_000,
+    seed: int = 0,
+    include_arrivals: bool = True,
+    *,
+    tz: str = "UTC",
+    stale_after_days: float | None = None,
+    use_groups: bool = True,
+    arrivals_by: str | None = None,
+    arrivals_lookback_days: float = 180.0,
+    lattice_cells: int = 1 << 12,
+    split_every: int = 8,
+) -> DaskForecast:
+    """Forecast the revenue won in ``[start, end]`` from a Dask event log: the same result as
+    :func:`smartfunnel.forecast` of the same events.
+
+    The parameters are those of :func:`smartfunnel.forecast` (parameter uncertainty and the
+    baseline probabilities are not offered on Dask yet). Three passes: each partition scores its
+    open deals and runs its Monte Carlo (kept on its worker); the client gathers the partitions'
+    means and variances (which fix the lattice of the whole) and the deals created in the
+    lookback (the arrivals, computed once); each partition then computes its exact distribution
+    on that lattice, and the distributions convolve, and the scenario totals add, in tree
+    reductions.
+
+    Monte Carlo totals are bit-identical to the local ones; the exact distribution is the local
+    one on the same lattice up to floating-point rounding (~1e-12 per lattice point).
+    """
+    if method not in ("exact", "monte_carlo"):
+        raise ValueError(f"method must be 'exact' or 'monte_carlo', got {method!r}")
+    if method == "monte_carlo" and scenarios <= 0:
+        raise ValueError("method='monte_carlo' needs scenarios > 0")
+    if not isinstance(log, EventLog):
+        raise TypeError(f"forecast expects a smartfunnel.dask.EventLog, got {type(log).__name__}")
+    if not log._funnel == model.funnel:
+        raise _core.InvalidOptionsError("the log's funnel is not the model's funnel")
+    t0, t1 = _day_bounds(start, end, tz)
+    when = int(model.core.as_of) if as_of is None else _convert.timestamp_seconds(as_of, "as_of")
+    kw: dict[str, Any] = dict(
+        start=t0,
+        end=t1,
+        as_of=when,
+        stale_after_days=stale_after_days,
+        use_groups=use_groups,
+        lattice_cells=lattice_cells,
+        scenarios=scenarios,
+        seed=seed,
+        arrivals_lookback_days=arrivals_lookback_days,
+        arrivals_by=arrivals_by or "",
+    )
+    sd = 8.0
+    dmodel = delayed(model.core, pure=True)
+    # Pass 1: per-partition scores and Monte Carlo, kept on the workers.
+    parts = list(
+        dask.persist(*[delayed(_forecast_partition)(dmodel, p, kw) for p in log._nonempty()])
+    )
+    lookback = arrivals_lookback_days if include_arrivals else None
+    summaries = dask.compute(*[delayed(_forecast_summary)(p, when, lookback) for p in parts])
+    created = (
+        pd.concat([s["created"] for s in summaries], ignore_index=True)
+        if include_arrivals and summaries
+        else pd.DataFrame()
+    )
+    arr = _arrivals(model, log._funnel, created, log._columns, kw, include_arrivals)
+    if include_arrivals and arr is None:  # the core's layout when nothing was created
+        arr = _core.forecast(
+            model.core, _empty_log(log._funnel).core, exact=True, include_arrivals=True, **kw
+        )
+    mean = sum(s["mean"] for s in summaries)
+    var_pipe = sum(s["variance"] for s in summaries)
+    realised = sum(s["realised"] for s in summaries)
+    a = arr["arrivals"] if arr is not None else None
+    arrivals_cp = (
+        (float(a["total_rate"]), np.asarray(a["total_amount"]), np.asarray(a["total_weight"]))
+        if a is not None and float(a["total_rate"]) > 0
+        else None
+    )
+    arrivals_mean = arrivals_var = 0.0
+    if arrivals_cp is not None:
+        rate, amt, wgt = arrivals_cp
+        arrivals_mean = rate * float(np.sum(wgt * amt))
+        arrivals_var = rate * float(np.sum(wgt * amt * amt))
+    with_arrivals = arrivals_cp is not None and arrivals_mean > 0
+    var_total = var_pipe + (arrivals_var if with_arrivals else 0.0)
+    # Pass 2: each partition's distribution on the lattice of the whole, convolved in a tree.
+    steps: dict[str, float] = {}
+    if var_pipe > 0:
+        steps["pipeline"] = 2.0 * sd * np.sqrt(var_pipe) / lattice_cells
+    if var_total > 0:
+        steps["total"] = 2.0 * sd * np.sqrt(var_total) / lattice_cells
+    dists: dict[str, Any] = {}
+    cents_tree = (
+        _tree([delayed(_cents_of)(p) for p in parts], _sum_cents, split_every)
+        if scenarios > 0 and parts
+        else None
+    )
+    if steps and parts:
+        per_part = [delayed(_partition_distributions)(p, steps, lattice_cells, sd) for p in parts]
+        conv = _tree(
+            per_part,
+            _ConvolveAll(lattice_cells, sd),
+            split_every,
+        )
+        dists, cents = dask.compute(conv, cents_tree)
+    else:
+        (cents,) = dask.compute(cents_tree)
+    exact_pipeline = dists.get("pipeline") or _point_mass(realised + mean)
+    if with_arrivals:
+        assert arrivals_cp is not None
+        rate, amt, wgt = arrivals_cp
+        arrivals_d = _core.exact_distribution_with_step(
+            np.empty(0),
+            np.empty(0),
+            steps["total"],
+            0.0,
+            cells=lattice_cells,
+            sd=sd,
+            poisson_rate=rate,
+            poisson_amount=list(amt),
+            poisson_weight=list(wgt),
+        )
+        exact = (
+            _core.convolve(dists["total"], arrivals_d, cells=lattice_cells, sd=sd)
+            if "total" in dists
+            else arrivals_d
+        )
+    else:
+        exact = dists.get("total") or _point_mass(realised + mean)
+    if not include_arrivals:
+        exact = exact_pipeline
+    scenario_cents = (
+        np.zeros(max(scenarios, 0), dtype=np.int64) if cents is None else np.asarray(cents)
+    )
+    if arr is not None and scenarios > 0:
+        scenario_cents = scenario_cents + np.asarray(arr["arrival_cents"], dtype=np.int64)
+    raw: dict[str, Any] = {
+        "as_of": when,
+        "exact": exact,
+        "exact_pipeline": exact_pipeline,
+        "exact_arrivals": arr["exact_arrivals"] if arr is not None else _point_mass(0.0),
+        "scenario_cents": scenario_cents,
+        "arrival_cents": (
+            np.asarray(arr["arrival_cents"]) if arr is not None else np.zeros(0, np.int64)
+        ),
+        "realised": realised,
+        "arrivals": arr["arrivals"] if arr is not None else {k: [] for k in _ARRIVAL_KEYS},
+    }
+    return DaskForecast(
+        raw,
+        model,
+        log,
+        method,
+        include_arrivals,
+        (t0, t1),
+        tz,
+        seed,
+        parts=parts,
+        n_open=[int(s["n_open"]) for s in summaries],
+    )
+
+
+_ARRIVAL_KEYS = ("group", "created", "rate_per_day", "expected_wins", "mean_amount", "expected")
+
+
+class _ConvolveAll:
+    """Tree node: convolve a list of per-partition distributions (picklable, with its settings)."""
+
+    __name__ = "convolve"
+
+    def __init__(self, cells: int, sd: float):
+        self.cells, self.sd = cells, sd
+
+    def __call__(self, parts: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+        return _convolve_all(parts, self.cells, self.sd)
+
+
+def _empty_log(funnel: _core.Funnel) -> _LocalEventLog:
+    return _LocalEventLog.from_frame(
+        funnel,
+        pd.DataFrame(
+            {
+                "opportunity_id": np.empty(0, np.int64),
+                "stage": pd.Series([], dtype=object),
+                "time": np.empty(0, np.int64),
+            }
+        ),
+    )
+
+
+def _deals_frame(
+    part: _PartitionForecast, model: FunnelModel, meta: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The open deals of a partition (in the layout of `meta` when given: an empty partition's
+    log knows neither the owners' column nor the ids' type)."""
+    f = Forecast(_with_empty_exact(part.raw), model, part.log, "exact", False, (0, 86400), "UTC")
+    deals = f.deals
+    if meta is None:
+        return deals
+    if len(deals) == 0:
+        return meta
+    return deals.reindex(columns=meta.columns).astype(meta.dtypes.to_dict())
+
+
+def _realised_frame(part: _PartitionForecast, model: FunnelModel) -> pd.DataFrame:
+    f = Forecast(_with_empty_exact(part.raw), model, part.log, "exact", False, (0, 86400), "UTC")
+    return f.realised_deals
+
+
+def _with_empty_exact(raw: dict[str, Any]) -> dict[str, Any]:
+    out = dict(raw)
+    for k in ("exact", "exact_pipeline", "exact_arrivals"):
+        out[k] = _point_mass(0.0)
+    return out
+
+
+class DaskForecast(Forecast):
+    """A :class:`~smartfunnel.Forecast` computed on Dask: the same distribution, quantiles,
+    probabilities and arrivals; the per-deal table is a Dask DataFrame (:attr:`deals`), built
+    from the partitions on demand."""
+
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        model: FunnelModel,
+        log: EventLog,
+        method: str,
+        include_arrivals: bool,
+        period: tuple[int, int],
+        tz: str,
+        seed: int,
+        *,
+        parts: list[Any],
+        n_open: list[int],
+    ):
+        super().__init__(raw, model, log, method, include_arrivals, period, tz, seed)  # type: ignore[arg-type]
+        self._parts = parts
+        self._n_open_parts = n_open
+
+    @property
+    def n_open_deals(self) -> int:
+        return sum(self._n_open_parts)
+
+    @property
+    def deals(self) -> dd.DataFrame:  # type: ignore[override]
+        """Open deals at as_of (the columns of :attr:`smartfunnel.Forecast.deals`), one partition
+        per partition of the log."""
+        dmodel = delayed(self._model, pure=True)
+        first = next((i for i, n in enumerate(self._n_open_parts) if n > 0), 0)
+        meta = delayed(_deals_frame)(self._parts[first], dmodel).compute().iloc[:0]
+        return dd.from_delayed(
+            [delayed(_deals_frame)(p, dmodel, meta) for p in self._parts], meta=meta
+        )
+
+    @property
+    def realised_deals(self) -> pd.DataFrame:
+        """Wins already booked between the period start and as_of (gathered: they are few)."""
+        dmodel = delayed(self._model, pure=True)
+        frames = dask.compute(*[delayed(_realised_frame)(p, dmodel) for p in self._parts])
+        return pd.concat(frames, ignore_index=True)
+
+    def by(self, column: str, qs: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
+        raise NotImplementedError(
+            "Forecast.by is not available on Dask yet: group the deals (a Dask DataFrame) instead"
+        )
+
+    def win_date_distribution(self, opportunity_id: Any) -> pd.Series:
+        raise NotImplementedError(
+            "win_date_distribution is not available on Dask yet: forecast the deal's partition "
+            "locally"
+        )

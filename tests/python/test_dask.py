@@ -1,0 +1,240 @@
+"""smartfunnel.dask on a real distributed.LocalCluster with worker processes: fits, forecasts (both
+methods) and scorecards equal the single-machine results on the same data, for several
+partitionings (skewed, with empty partitions, not by opportunity at all); bad data fails clearly."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import pathlib
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import smartfunnel as sf
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+import dask  # noqa: E402
+
+import smartfunnel.dask as sfd  # noqa: E402
+
+COLUMNS = dict(amount="amount", owner="owner", created="created")
+PERIOD = ("2025-07-01", "2025-09-30")
+TIMEOUT = 120  # seconds: a hang fails the test instead of the run
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    )
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def data():
+    s = sf.datasets.sample()
+    local = sf.EventLog.from_frame(s.funnel, s.events, **COLUMNS)
+    return s, local, sf.fit(local)
+
+
+def _run(fn, *args, **kwargs):
+    """Runs fn in a thread with a timeout, so a hung cluster fails the test."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args, **kwargs).result(timeout=TIMEOUT)
+
+
+def _pieces(events: pd.DataFrame, how: str) -> dd.DataFrame:
+    """The events as a Dask DataFrame partitioned in one of several ways."""
+    ids = events["opportunity_id"].to_numpy()
+    meta = events.iloc[:0]
+    if how == "one":
+        return dd.from_pandas(events, npartitions=1)
+    if how == "hash5":  # five partitions by opportunity, interleaved ids
+        parts = [events[ids % 5 == k] for k in range(5)]
+    elif how == "skewed":  # 90% of the opportunities in one partition, two empty partitions
+        order = np.unique(ids)
+        cut = order[int(0.9 * len(order))]
+        parts = [
+            events[ids < cut],
+            meta,
+            events[(ids >= cut) & (ids % 2 == 0)],
+            meta,
+            events[(ids >= cut) & (ids % 2 == 1)],
+        ]
+    elif how == "rows":  # consecutive rows of a frame in time order: opportunities split
+        by_time = events.sort_values("time", kind="stable")
+        return dd.from_pandas(by_time, npartitions=4, sort=False)
+    elif how == "indexed":  # indexed by opportunity with known divisions
+        return dd.from_pandas(events.set_index("opportunity_id"), npartitions=3, sort=True)
+    else:
+        raise ValueError(how)
+    return dd.from_delayed([dask.delayed(p) for p in parts], meta=meta, verify_meta=False)
+
+
+def _aligned(a, b) -> float:
+    """Max |pmf difference| of two lattice distributions on the same lattice (same step, origins
+    a whole number of steps apart)."""
+    assert a.step == pytest.approx(b.step, rel=1e-12)
+    shift = (a.origin - b.origin) / a.step
+    assert shift == pytest.approx(round(shift), abs=1e-6)
+    k = round(shift)
+    lo, hi = min(0, k), max(len(b.pmf), k + len(a.pmf))
+    pa = np.zeros(hi - lo)
+    pb = np.zeros(hi - lo)
+    pa[k - lo : k - lo + len(a.pmf)] = a.pmf
+    pb[-lo : -lo + len(b.pmf)] = b.pmf
+    return float(np.abs(pa - pb).max())
+
+
+def test_workers_import_this_smartfunnel(client):
+    here = pathlib.Path(sf.__file__).resolve()
+    where = client.run(lambda: __import__("smartfunnel").__file__)
+    assert len(where) == 2
+    assert {pathlib.Path(p).resolve() for p in where.values()} == {here}
+    pids = client.run(__import__("os").getpid)
+    assert len(set(pids.values())) == 2 and __import__("os").getpid() not in pids.values()
+
+
+@pytest.mark.parametrize("how", ["one", "hash5", "skewed", "rows", "indexed"])
+def test_fit_forecast_scorecard_equal_local(client, data, how):
+    s, local, model = data
+    frame = _pieces(s.events, how)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        log = _run(sfd.EventLog.from_frame, s.funnel, frame, **COLUMNS)
+    repartition = [w for w in caught if issubclass(w.category, sfd.PartitioningWarning)]
+    assert bool(repartition) == (how == "rows") == log.repartitioned
+    if how == "rows":
+        assert "repartitioning by 'opportunity_id'" in str(repartition[0].message)
+    assert (log.n_events, log.n_opportunities) == (len(s.events), s.events.opportunity_id.nunique())
+    assert log.last_time == s.events["time"].max()
+    if how == "skewed":
+        sizes = log.partition_sizes()["opportunities"].tolist()
+        assert sizes[1] == sizes[3] == 0 and sizes[0] == 0.9 * 2000
+
+    # Fit: the merged statistics give the model of the whole, equal to the local fit.
+    dmodel = _run(sfd.fit, log)
+    assert dmodel == model
+    assert dmodel.core.n_opportunities == 2000
+    pd.testing.assert_frame_equal(dmodel.stage_summary(), model.stage_summary())
+
+    # Monte Carlo: bit-identical scenario totals (realised and arrivals included).
+    dmc = _run(sfd.forecast, dmodel, log, *PERIOD, method="monte_carlo", scenarios=3000, seed=7)
+    lmc = sf.forecast(model, local, *PERIOD, method="monte_carlo", scenarios=3000, seed=7)
+    assert dmc.scenarios.dtype == np.int64
+    np.testing.assert_array_equal(dmc.scenarios, lmc.scenarios)
+    assert dmc.quantiles().equals(lmc.quantiles())
+    pd.testing.assert_frame_equal(dmc.arrivals, lmc.arrivals)
+
+    # Exact: the local distribution on the same lattice, to rounding.
+    dex = _run(sfd.forecast, dmodel, log, *PERIOD, scenarios=0)
+    lex = sf.forecast(model, local, *PERIOD, scenarios=0)
+    for a, b in [
+        (dex.exact, lex.exact),
+        (dex.exact_pipeline, lex.exact_pipeline),
+        (dex.exact_arrivals, lex.exact_arrivals),
+    ]:
+        assert _aligned(a, b) < 1e-12
+        assert a.mean == pytest.approx(b.mean, rel=1e-12)
+        assert a.variance == pytest.approx(b.variance, rel=1e-12)
+    for q in (0.05, 0.1, 0.5, 0.9, 0.95):
+        assert dex.quantile(q) == pytest.approx(lex.quantile(q), rel=1e-9)
+    # Its expectation is realised + sum(amount x p) over the open deals + the arrivals' mean,
+    # from the local deals table.
+    deals = lex.deals
+    pipeline = float((deals["amount"] * deals["p_win_period"].clip(0, 1)).sum())
+    assert dex.expected == pytest.approx(
+        lex.realised + pipeline + lex.arrivals["expected"].sum(), rel=1e-9
+    )
+    assert dex.n_open_deals == len(deals)
+    got = dex.deals.compute().sort_values("opportunity_id", ignore_index=True)
+    pd.testing.assert_frame_equal(got, deals.sort_values("opportunity_id", ignore_index=True))
+
+    # Scorecard: from the fit grouped by owner, equal to the local one.
+    pd.testing.assert_frame_equal(_run(sfd.scorecard, log), sf.coaching(model, local).scorecard())
+
+
+def test_grouped_and_decayed_fits_equal_local(client, data):
+    s, local, _ = data
+    log = _run(sfd.EventLog.from_frame, s.funnel, _pieces(s.events, "skewed"), **COLUMNS)
+    for options in (
+        sf.FitOptions(groups=["owner"], as_of="2025-03-31"),
+        sf.FitOptions(prior=0.0, tick="1h"),
+    ):
+        assert _run(sfd.fit, log, options, split_every=2) == sf.fit(local, options)
+
+
+def test_bad_row_names_partition_and_label(client, data):
+    s, _, _ = data
+    events = s.events.copy()
+    events.index = pd.Index([f"r{i}" for i in range(len(events))], name="row_id")
+    events["stage"] = events["stage"].astype(object)
+    ids = events["opportunity_id"].to_numpy()
+    bad = np.flatnonzero(ids % 3 == 2)[5]  # a row of partition 2
+    events.iloc[bad, events.columns.get_loc("stage")] = "Closed Maybe"
+    frame = dd.from_delayed(
+        [dask.delayed(events[ids % 3 == k]) for k in range(3)], meta=events.iloc[:0]
+    )
+    with pytest.raises(sf.UnknownStageError) as info:
+        _run(sfd.EventLog.from_frame, s.funnel, frame, **COLUMNS)
+    msg = str(info.value)
+    assert msg.startswith(f"partition 2, row 'r{bad}'"), msg
+    assert "Closed Maybe" in msg
+    assert info.value.partition == 2 and info.value.label == f"r{bad}"
+    # Lenient validation keeps every valid row and reports the bad one with its partition.
+    log = _run(sfd.EventLog.from_frame, s.funnel, frame, **COLUMNS, validation="lenient")
+    rejected = log.rejected
+    assert list(rejected.index) == [f"r{bad}"]
+    assert rejected["partition"].tolist() == [2]
+    assert log.n_events == len(events) - 1
+
+
+def test_errors(client, data):
+    s, _, model = data
+    empty = dd.from_pandas(s.events.iloc[:0], npartitions=1)
+    log = _run(sfd.EventLog.from_frame, s.funnel, empty, **COLUMNS)
+    with pytest.raises(sf.DataError, match="no events"):
+        sfd.fit(log)
+    with pytest.raises(TypeError, match="dask DataFrame"):
+        sfd.EventLog.from_frame(s.funnel, s.events)
+    # An empty log forecasts nothing, as locally.
+    fc = _run(sfd.forecast, model, log, *PERIOD, scenarios=100)
+    local = sf.forecast(model, sf.EventLog.from_frame(s.funnel, s.events.iloc[:0]), *PERIOD)
+    assert fc.expected == local.expected == 0.0
+    assert fc.n_open_deals == 0 and (fc.scenarios == 0).all() and len(fc.scenarios) == 100
+    good = _run(sfd.EventLog.from_frame, s.funnel, _pieces(s.events, "indexed"), **COLUMNS)
+    with pytest.raises(ValueError, match="split_every"):
+        sfd.fit(good, split_every=1)
+
+
+def test_fit_statistics_merge_pickle_and_save(data, tmp_path):
+    """The partial statistics that travel between workers: disjoint halves merge into the whole,
+    survive pickling and files, and refuse to merge across options."""
+    import pickle
+
+    s, local, model = data
+    ids = s.events["opportunity_id"].to_numpy()
+    core_opts = sf.FitOptions(as_of=local.last_time).to_core()
+    halves = [
+        sf._core.collect_statistics(
+            sf.EventLog.from_frame(s.funnel, s.events[ids % 2 == k], **COLUMNS).core, core_opts
+        )
+        for k in (0, 1)
+    ]
+    assert halves[0].n_opportunities == len(np.unique(ids[ids % 2 == 0]))
+    merged = halves[0].merge(halves[1])
+    assert merged.n_opportunities == 2000 and merged.n_stays == model.core.n_stays
+    assert merged == sf._core.merge_statistics(halves) == model.core.statistics
+    assert sf._core.FunnelModel.from_statistics(merged).statistics_equal(model.core)
+    assert pickle.loads(pickle.dumps(merged)) == merged
+    merged.save(tmp_path / "stats.sfa")
+    assert sf.load(tmp_path / "stats.sfa") == merged
+    other = sf._core.collect_statistics(local.core, sf.FitOptions(prior=0.5).to_core())
+    with pytest.raises(sf.IncompatibleMergeError):
+        merged.merge(other)
