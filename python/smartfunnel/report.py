@@ -30,7 +30,7 @@ from .model import FitOptions, FunnelModel, fit
 ProgressCallback = Callable[[float], bool]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Report:
     """A fitted funnel with its forecast and coaching views, ready to print or save as HTML.
 

@@ -456,3 +456,25 @@ def test_cli_draws_progress_on_a_terminal_stderr(tmp_path):
         os.close(slave)
     assert "smartfunnel report [" in err and "100%" in err
     assert "[" not in proc.stdout.splitlines()[0]  # the summary stays clean on stdout
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "salesforce-dev-org-sample",
+        "olist-marketing-funnel",
+        "sparklesquad-crm-dataset/sales-pipeline.csv",
+        "maven-crm-sales-opportunities",
+    ],
+)
+def test_cli_reports_every_public_dataset(shared_data, tmp_path, capsys, path):
+    out_path = tmp_path / "r.html"
+    assert main(["report", str(shared_data / path), "-o", str(out_path), "--target", "1e5"]) == 0
+    imp = sf.imports.read(shared_data / path)
+    dom = parse(out_path.read_text(encoding="utf-8"))
+    assert len(dom.tables["table-funnel"]) - 1 == len(imp.funnel.stages)
+    # Every issue the import found is in the report, counted by action.
+    counts = imp.quality["action"].value_counts()
+    for action in ("rejected", "changed", "added", "note"):
+        assert quality(dom)[f"import {action}"] == counts.get(action, 0), action
+    assert "P(revenue >= 100,000)" in capsys.readouterr().out
