@@ -4,7 +4,6 @@ was actually won, beside the baselines a CRM would use."""
 from __future__ import annotations
 
 import dataclasses
-import html
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _convert, _core
+from . import _convert, _core, _html
 from .event_log import EventLog
 from .forecasting import _day_bounds, _Distribution
 from .model import FitOptions, FunnelModel, fit
@@ -278,4 +277,5 @@ class Backtest:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        return f"<div><strong>Backtest</strong> {html.escape(repr(self).splitlines()[0])}{self.metrics.to_html()}</div>"
+        head = repr(self).splitlines()[0]
+        return _html.box("Backtest", head[len("Backtest") :].strip("()"), _html.frame(self.metrics))

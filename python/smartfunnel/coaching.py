@@ -8,14 +8,13 @@ raising a rep's conversion to the team's level adds the most expected revenue.
 from __future__ import annotations
 
 import dataclasses
-import html
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
-from . import _convert, _core
+from . import _convert, _core, _html
 from .event_log import EventLog
 from .model import FunnelModel, fit
 
@@ -155,6 +154,26 @@ class ActivityLog:
 
     def __repr__(self) -> str:
         return f"ActivityLog({len(self):,} activities, kinds {list(self._a.kind_names)[:8]})"
+
+    def _repr_html_(self) -> str:
+        kinds = np.asarray(self._a.kinds, dtype=np.int64)
+        names = list(self._a.kind_names)
+        counts = np.bincount(kinds, minlength=len(names)) if len(kinds) else np.zeros(len(names))
+        buyer = np.asarray(self._a.buyer).astype(bool)
+        per_kind = pd.DataFrame(
+            {
+                "activities": counts.astype(np.int64),
+                "buyer": np.bincount(kinds[buyer], minlength=len(names)).astype(np.int64)
+                if len(kinds)
+                else np.zeros(len(names), dtype=np.int64),
+            },
+            index=pd.Index(names, name="kind"),
+        )
+        return _html.box(
+            "ActivityLog",
+            f"{len(self):,} activities, {len(self._rejected):,} rejected rows",
+            _html.frame(per_kind),
+        )
 
 
 def coaching(
@@ -838,4 +857,10 @@ class Coaching:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        return f"<div><strong>Coaching</strong><pre>{html.escape(repr(self))}</pre></div>"
+        f = self.focus()
+        top = f[f["rank"] == 1]
+        return _html.box(
+            "Coaching",
+            f"as of {self.as_of:%Y-%m-%d}, {len(self.reps)} reps; each rep's top focus",
+            _html.frame(top, digits=2),
+        )

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from . import _convert, _core
+from . import _convert, _core, _html
 from .event_log import EventLog
 
 SAMPLE_STAGES = ["Prospecting", "Qualification", "Proposal", "Negotiation"]
@@ -46,6 +46,21 @@ class Simulation(NamedTuple):
     transition: np.ndarray
     sojourn_mean_days: np.ndarray
     as_of: pd.Timestamp
+
+    def __repr__(self) -> str:
+        return (
+            f"Simulation({len(self.events):,} events, {self.log.n_opportunities:,} opportunities, "
+            f"stages {list(self.funnel.stages)}, as of {self.as_of:%Y-%m-%d})"
+        )
+
+    def _repr_html_(self) -> str:
+        truth = pd.DataFrame({"true p_win": self.true_win_probability()})
+        return _html.box(
+            "Simulation",
+            f"{len(self.events):,} events, {self.log.n_opportunities:,} opportunities, "
+            f"as of {self.as_of:%Y-%m-%d}",
+            _html.frame(truth),
+        )
 
     def true_win_probability(self) -> pd.Series:
         """P(eventually won) from each open stage under the true transition matrix."""

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _convert, _core
+from . import _convert, _core, _html
 
 
 @dataclass(frozen=True)
@@ -417,10 +417,10 @@ class EventLog:
         )
 
     def _repr_html_(self) -> str:
-        q = self.quality
-        rows = "".join(f"<tr><th>{k}</th><td>{v:,}</td></tr>" for k, v in q.items())
-        return (
-            f"<div><strong>EventLog</strong> — {self.n_events:,} events, {self.n_opportunities:,} "
-            f"opportunities, funnel <code>{self.funnel.name}</code>"
-            f"<table>{rows}</table></div>"
+        span = f", {self.first_time:%Y-%m-%d} .. {self.last_time:%Y-%m-%d}" if self.n_events else ""
+        return _html.box(
+            "EventLog",
+            f"{self.n_events:,} events, {self.n_opportunities:,} opportunities{span}, "
+            f"funnel {self.funnel.name!r}",
+            _html.fields(self.quality.items()),
         )

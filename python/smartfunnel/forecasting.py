@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import _convert, _core
+from . import _convert, _core, _html
 from .event_log import EventLog
 from .model import FunnelModel
 
@@ -185,6 +184,28 @@ class _Distribution:
 
     def values(self) -> np.ndarray:
         return self.origin + self.step * np.arange(len(self.pmf))
+
+    def __repr__(self) -> str:
+        return (
+            f"distribution(mean {self.mean:,.0f}, sd {np.sqrt(self.variance):,.0f}, "
+            f"P10 {self.quantile(0.1):,.0f}, P50 {self.quantile(0.5):,.0f}, "
+            f"P90 {self.quantile(0.9):,.0f}; {len(self.pmf):,} lattice points of {self.step:,.2f})"
+        )
+
+    def _repr_html_(self) -> str:
+        return _html.box(
+            "distribution",
+            "",
+            _html.fields(
+                [
+                    ("mean", self.mean),
+                    ("sd", float(np.sqrt(self.variance))),
+                    *((f"P{round(q * 100)}", self.quantile(q)) for q in (0.1, 0.5, 0.9)),
+                    ("lattice step", self.step),
+                    ("truncated mass", self.truncated_mass),
+                ]
+            ),
+        )
 
     def quantile(self, q: float) -> float:
         total = self.cdf[-1]
@@ -469,4 +490,14 @@ class Forecast:
         )
 
     def _repr_html_(self) -> str:
-        return f"<div><strong>Forecast</strong> {html.escape(repr(self))}{self.to_frame().to_html()}</div>"
+        rows = [
+            ("period", f"{self.start:%Y-%m-%d} .. {self.end:%Y-%m-%d}"),
+            ("as of", f"{self.as_of:%Y-%m-%d}"),
+            ("method", self.method),
+            ("expected", f"{self.expected:,.0f}"),
+            *((f"P{round(k * 100)}", f"{self.quantile(k):,.0f}") for k in (0.1, 0.5, 0.9)),
+            ("realised", f"{self.realised:,.0f}"),
+            ("open deals", f"{len(self._raw['opportunity']):,}"),
+            ("arrivals included", self.include_arrivals),
+        ]
+        return _html.box("Forecast", "", _html.fields(rows))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import html
 import json
 import os
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from typing import Any, Union
 import numpy as np
 import pandas as pd
 
-from . import _convert, _core
+from . import _convert, _core, _html
 from .event_log import EventLog
 
 GroupKey = Union[None, str, Sequence[str]]
@@ -93,6 +92,13 @@ class FitOptions:
         o.fallback_concentration = float(self.fallback_concentration)
         o.validate()
         return o
+
+    def _repr_html_(self) -> str:
+        return _html.box(
+            "FitOptions",
+            "",
+            _html.fields((f.name, getattr(self, f.name)) for f in dataclasses.fields(self)),
+        )
 
     def save(self, path: str | os.PathLike[str], format: str = "binary") -> None:
         """Save the options to a file, atomically; :func:`smartfunnel.load` reads them back.
@@ -471,8 +477,10 @@ class FunnelModel:
         s = self.stage_summary()[
             ["n", "censored", "p_win", "p_win_low", "p_win_high", "days_to_win"]
         ]
-        return (
-            f"<div><strong>FunnelModel</strong> as of {html.escape(str(self.as_of.date()))}, "
-            f"{self._m.n_opportunities:,} opportunities"
-            f"{s.to_html(float_format=lambda x: f'{x:.3f}')}</div>"
+        g = f", {len(self._keys) - 1} groups" if len(self._keys) > 1 else ""
+        return _html.box(
+            "FunnelModel",
+            f"as of {self.as_of:%Y-%m-%d}, {self._m.n_opportunities:,} opportunities, "
+            f"{self._m.n_stays:,} stays{g}",
+            _html.frame(s),
         )
