@@ -64,6 +64,7 @@ napoleon_type_aliases = {
     "Series": "pandas.Series",
     **{name: f"smartfunnel.{name}" for name in _PUBLIC_CLASSES},
     "Progress": "smartfunnel.progress.Progress",
+    "FitStatistics": "smartfunnel._core.FitStatistics",
 }
 autodoc_type_aliases = {"GroupKey": "smartfunnel.GroupKey"}
 
@@ -73,6 +74,7 @@ nitpick_ignore_regex = [
     ("py:class", r"(DataFrame|Series|Timestamp|ndarray|Axes|PathLike)"),
     # The compiled handles behind the wrappers' ``core`` properties (not part of the Python API).
     ("py:class", r"smartfunnel\._core\.(EventLog|FitOptions|FunnelModel|ActivityLog)"),
+    ("py:class", r"smartfunnel\._core\.FitStatistics"),
     # A module's private helper class, named by a public method's return annotation.
     ("py:class", r"smartfunnel\.[a-z]\w*\._\w+"),
     # Plain-English types of numpy-style docstrings ("start : date-like", "groups : sequence").
