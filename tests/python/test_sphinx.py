@@ -163,6 +163,19 @@ def test_notebooks_are_rendered_without_being_executed(root, site):
     assert "sf.fit(" in html.unescape(re.sub(r"<[^>]+>", "", quick))
 
 
-def test_math_and_references_on_the_statistics_page(site):
+def test_every_method_cited_on_the_statistics_page_is_referenced(root, site):
+    source = (root / "docs" / "statistics.md").read_text()
+    body, _, references = source.partition("## References")
+    entries = [line for line in references.splitlines() if line.startswith("- ")]
+    listed = {(re.match(r"- (\w+)", e)[1], re.search(r"\((\d{4})\)", e)[1]) for e in entries}
+    # citations "(Author & Other, 1958; Author, 1965)": first author and year of each
+    cited = {
+        (re.match(r"\s*(\w+)", c)[1], re.search(r"(\d{4})$", c.strip())[1])
+        for group in re.findall(r"\(([^()]*?\b\d{4})\)", body)
+        for c in group.split(";")
+        if re.search(r"[A-Z]\w+.*\d{4}$", c.strip())
+    }
+    assert len(listed) >= 10
+    assert cited == listed, cited ^ listed
     text = page(site, "statistics.html")
-    assert "Kaplan" in text and "Aalen" in text
+    assert text.count('href="https://doi.org/') >= 6 and 'id="references"' in text
