@@ -64,7 +64,7 @@ napoleon_type_aliases = {
     "Series": "pandas.Series",
     **{name: f"smartfunnel.{name}" for name in _PUBLIC_CLASSES},
     "Progress": "smartfunnel.progress.Progress",
-    "FitStatistics": "smartfunnel._core.FitStatistics",
+    "FitStatistics": "smartfunnel.dask.FitStatistics",
 }
 autodoc_type_aliases = {"GroupKey": "smartfunnel.GroupKey"}
 
@@ -73,8 +73,10 @@ nitpick_ignore_regex = [
     ("py:class", r"(pandas|pd|numpy|np|matplotlib|collections\.abc|typing|os)\..*"),
     ("py:class", r"(DataFrame|Series|Timestamp|ndarray|Axes|PathLike)"),
     # The compiled handles behind the wrappers' ``core`` properties (not part of the Python API).
-    ("py:class", r"smartfunnel\._core\.(EventLog|FitOptions|FunnelModel|ActivityLog)"),
+    ("py:class", r"smartfunnel\._core\.(EventLog|FitOptions|FunnelModel|ActivityLog|Funnel)"),
     ("py:class", r"smartfunnel\._core\.FitStatistics"),
+    # Dask's own types in smartfunnel.dask's annotations.
+    ("py:class", r"(dask|dd|distributed)\..*|Delayed"),
     # A module's private helper class, named by a public method's return annotation.
     ("py:class", r"smartfunnel\.[a-z]\w*\._\w+"),
     # Plain-English types of numpy-style docstrings ("start : date-like", "groups : sequence").

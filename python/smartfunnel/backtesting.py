@@ -48,6 +48,53 @@ def _pinball(actual: float, quantiles: Mapping[float, float]) -> float:
     )
 
 
+def _date_rows(
+    stamp: pd.Timestamp,
+    model: FunnelModel,
+    ladder: Mapping[str, float] | None,
+    amount: np.ndarray,
+    stage: np.ndarray,
+    p_smartfunnel: np.ndarray,
+    smartfunnel: _Distribution,
+    outcome: np.ndarray,
+    realised: float,
+    actual: float,
+) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
+    """The table rows and deal rows of one replayed date, every method side by side."""
+    stages = list(model.funnel.stages)
+    win = model.win_probability().to_numpy()
+    methods: dict[str, tuple[np.ndarray, _Distribution]] = {
+        "smartfunnel": (p_smartfunnel, smartfunnel),
+    }
+    baselines = {"weighted_pipeline": win[stage], "closed_only": _closed_only_win(model)[stage]}
+    if ladder is not None:
+        baselines["static_ladder"] = np.array([ladder[s] for s in stages])[stage]
+    for name, p in baselines.items():
+        p = np.clip(np.nan_to_num(p), 0.0, 1.0)
+        methods[name] = (p, _Distribution(_core.exact_distribution(amount, p, realised)))
+    rows: list[dict[str, Any]] = []
+    deal_rows: list[pd.DataFrame] = []
+    for name, (p, dist) in methods.items():
+        qs = {q: dist.quantile(q) for q in QUANTILES}
+        rows.append(
+            {
+                "as_of": stamp,
+                "method": name,
+                "expected": dist.mean,
+                "P10": qs[0.1],
+                "P50": qs[0.5],
+                "P90": qs[0.9],
+                "actual": actual,
+                "error": dist.mean - actual,
+                "covered": qs[0.1] <= actual <= qs[0.9],
+                "pinball": _pinball(actual, qs),
+                "open_deals": len(amount),
+            }
+        )
+        deal_rows.append(pd.DataFrame({"as_of": stamp, "method": name, "p": p, "won": outcome}))
+    return rows, deal_rows
+
+
 def backtest(
     log: EventLog,
     as_of: Sequence[Any],
@@ -94,8 +141,6 @@ def backtest(
             raise ValueError(f"ladder has no probability for stage(s) {missing}")
 
     def one_date(when: Any) -> tuple[list[dict[str, Any]], list[pd.DataFrame]]:
-        rows: list[dict[str, Any]] = []
-        deal_rows: list[pd.DataFrame] = []
         t = _convert.timestamp_seconds(when, "as_of")
         stamp = _convert.to_timestamp(t)
         model = _fit_as_of(log, fit_options, stamp)
@@ -128,39 +173,19 @@ def backtest(
         actual = float(actual_raw["realised"])
         won_ids = set(np.asarray(actual_raw["realised_opportunity"]).tolist())
         opp = np.asarray(raw["opportunity"], dtype=np.int64)
-        amount = np.asarray(raw["amount"])
-        stage = np.asarray(raw["stage"], dtype=np.int64)
         outcome = np.array([o in won_ids for o in opp.tolist()], dtype=float)
-        realised = float(raw["realised"])
-        win = model.win_probability().to_numpy()
-        methods: dict[str, tuple[np.ndarray, _Distribution]] = {
-            "smartfunnel": (np.asarray(raw["p_win_period"]), _Distribution(raw["exact"])),
-        }
-        baselines = {"weighted_pipeline": win[stage], "closed_only": _closed_only_win(model)[stage]}
-        if ladder is not None:
-            baselines["static_ladder"] = np.array([ladder[s] for s in stages])[stage]
-        for name, p in baselines.items():
-            p = np.clip(np.nan_to_num(p), 0.0, 1.0)
-            methods[name] = (p, _Distribution(_core.exact_distribution(amount, p, realised)))
-        for name, (p, dist) in methods.items():
-            qs = {q: dist.quantile(q) for q in QUANTILES}
-            rows.append(
-                {
-                    "as_of": stamp,
-                    "method": name,
-                    "expected": dist.mean,
-                    "P10": qs[0.1],
-                    "P50": qs[0.5],
-                    "P90": qs[0.9],
-                    "actual": actual,
-                    "error": dist.mean - actual,
-                    "covered": qs[0.1] <= actual <= qs[0.9],
-                    "pinball": _pinball(actual, qs),
-                    "open_deals": len(opp),
-                }
-            )
-            deal_rows.append(pd.DataFrame({"as_of": stamp, "method": name, "p": p, "won": outcome}))
-        return rows, deal_rows
+        return _date_rows(
+            stamp,
+            model,
+            ladder,
+            np.asarray(raw["amount"]),
+            np.asarray(raw["stage"], dtype=np.int64),
+            np.asarray(raw["p_win_period"]),
+            _Distribution(raw["exact"]),
+            outcome,
+            float(raw["realised"]),
+            actual,
+        )
 
     dates = list(as_of)
     results: list[tuple[list[dict[str, Any]], list[pd.DataFrame]] | None] = [None] * len(dates)

@@ -25,13 +25,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from . import _convert, _core
+from .backtesting import Backtest
 from .coaching import _scorecard
 from .event_log import EventLog as _LocalEventLog
 from .event_log import _ColumnMap
@@ -50,10 +51,12 @@ except ImportError as exc:  # pragma: no cover - only without dask installed
 FitStatistics = _core.FitStatistics
 
 __all__ = [
+    "DaskEventLog",
     "DaskForecast",
     "EventLog",
     "FitStatistics",
     "PartitioningWarning",
+    "backtest",
     "collect_statistics",
     "fit",
     "forecast",
@@ -159,7 +162,7 @@ def _log_summary(log: _LocalEventLog) -> dict[str, Any]:
     }
 
 
-class EventLog:
+class DaskEventLog:
     """An event log held by Dask: one smartfunnel :class:`~smartfunnel.EventLog` per partition,
     every opportunity's events in one partition.
 
@@ -200,7 +203,7 @@ class EventLog:
         *,
         partitioned: bool | None = None,
         persist: bool = True,
-    ) -> EventLog:
+    ) -> DaskEventLog:
         """Build the partition logs of a Dask DataFrame of events (one row per stage event).
 
         Parameters
@@ -208,8 +211,7 @@ class EventLog:
         funnel : Funnel
         frame : dask.dataframe.DataFrame
             The columns of :meth:`smartfunnel.EventLog.from_frame`.
-        opportunity, stage, time, amount, owner, close_date, created, attributes, validation,
-        after_terminal
+        opportunity, stage, time, amount, owner, close_date, created, attributes, validation, after_terminal
             As in :meth:`smartfunnel.EventLog.from_frame`.
         partitioned : bool, optional
             Whether every opportunity's events are in one partition. ``None`` (default): known
@@ -218,8 +220,8 @@ class EventLog:
             id, with a :class:`PartitioningWarning` saying so. ``True`` skips the check (you vouch
             for it: an opportunity split between partitions would count as two); ``False``
             shuffles without checking.
-        persist : bool, default True
-            Keep the partition logs in the workers' memory.
+        persist : bool
+            Keep the partition logs in the workers' memory (default).
 
         Raises
         ------
@@ -377,13 +379,17 @@ class EventLog:
         )
 
 
+EventLog = DaskEventLog
+"""``smartfunnel.dask.EventLog``: the name mirrors :class:`smartfunnel.EventLog`."""
+
+
 def _log_frame(log: _LocalEventLog) -> pd.DataFrame:
     return log.to_frame()
 
 
 # -- fit ------------------------------------------------------------------------------------------------
 def _fit_options(
-    log: EventLog, options: FitOptions | None, kwargs: dict[str, Any]
+    log: DaskEventLog, options: FitOptions | None, kwargs: dict[str, Any]
 ) -> tuple[FitOptions, _core.FitOptions]:
     opts = dataclasses.replace(options or FitOptions(), **kwargs)
     core = opts.to_core()
@@ -404,7 +410,7 @@ def _merge_statistics(parts: list[_core.FitStatistics]) -> _core.FitStatistics:
 
 
 def collect_statistics(
-    log: EventLog, options: FitOptions | None = None, *, split_every: int = 8, **kwargs: Any
+    log: DaskEventLog, options: FitOptions | None = None, *, split_every: int = 8, **kwargs: Any
 ) -> _core.FitStatistics:
     """The merged sufficient statistics of a fit (what :func:`fit` derives the model from).
 
@@ -419,29 +425,32 @@ def collect_statistics(
 
 
 def fit(
-    log: EventLog, options: FitOptions | None = None, *, split_every: int = 8, **kwargs: Any
+    log: DaskEventLog, options: FitOptions | None = None, *, split_every: int = 8, **kwargs: Any
 ) -> FunnelModel:
     """Fit the funnel model of a Dask event log: equal (``==``) to :func:`smartfunnel.fit` of the
     same events.
 
     Parameters
     ----------
-    log : smartfunnel.dask.EventLog
+    log : DaskEventLog
     options : FitOptions, optional
         Keyword arguments override them, as in :func:`smartfunnel.fit`. The default as_of is the
         last event of the whole log.
     split_every : int, default 8
         Fan-in of the tree reduction of the partial statistics.
     """
-    if not isinstance(log, EventLog):
+    if not isinstance(log, DaskEventLog):
         raise TypeError(f"fit expects a smartfunnel.dask.EventLog, got {type(log).__name__}")
     opts = dataclasses.replace(options or FitOptions(), **kwargs)
     stats = collect_statistics(log, opts, split_every=split_every)
     return FunnelModel(_core.FunnelModel.from_statistics(stats), opts)
 
 
+_fit_dask = fit
+
+
 def scorecard(
-    log: EventLog, options: FitOptions | None = None, *, split_every: int = 8, **kwargs: Any
+    log: DaskEventLog, options: FitOptions | None = None, *, split_every: int = 8, **kwargs: Any
 ) -> pd.DataFrame:
     """The per-rep scorecard of :meth:`smartfunnel.Coaching.scorecard`, from a distributed fit
     grouped by owner (the sums over opportunities are the merged statistics)."""
@@ -479,17 +488,19 @@ def _forecast_partition(
 def _value_at(
     history: tuple[Any, Any, Any], opp: np.ndarray, t: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The value of a field history in force at t[i] for opportunity opp[i], and whether any is."""
+    """The value of a field history in force at t[i] for opportunity opp[i] (the last change at
+    or before t[i]), and whether there is one."""
     offset, times, values = (np.asarray(x) for x in history)
-    out = np.zeros(len(opp), dtype=values.dtype if len(values) else np.float64)
-    found = np.zeros(len(opp), dtype=bool)
     if len(offset) == 0 or len(times) == 0:
-        return out, found
-    for i, (o, when) in enumerate(zip(opp, t)):
-        lo, hi = int(offset[o]), int(offset[o + 1])
-        k = lo + int(np.searchsorted(times[lo:hi], when, side="right")) - 1
-        if k >= lo:
-            out[i], found[i] = values[k], True
+        return np.zeros(len(opp)), np.zeros(len(opp), dtype=bool)
+    lo = offset[opp].astype(np.int64)
+    counts = offset[opp + 1].astype(np.int64) - lo
+    group = np.repeat(np.arange(len(opp)), counts)
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    seen = times[np.repeat(lo, counts) + within] <= np.repeat(t, counts)
+    n_seen = np.bincount(group, weights=seen, minlength=len(opp)).astype(np.int64)
+    found = n_seen > 0
+    out = values[np.where(found, lo + n_seen - 1, 0)] if len(values) else np.zeros(len(opp))
     return out, found
 
 
@@ -497,8 +508,7 @@ def _created_in_lookback(
     part: _PartitionForecast, as_of: int, lookback_days: float
 ) -> pd.DataFrame:
     """The deals created in (as_of - lookback, as_of] with what the arrivals model reads of them:
-    entry stage and time, creation time, amount at entry, owner at max(created, entry),
-    attributes."""
+    entry stage, creation time, amount at entry, owner at max(created, entry), attributes."""
     core = part.log.core
     offsets = np.asarray(core.offsets, dtype=np.int64)
     created = np.asarray(core.created, dtype=np.int64)
@@ -511,7 +521,6 @@ def _created_in_lookback(
     out = pd.DataFrame(
         {
             "stage": names[np.asarray(core.stages, dtype=np.int64)[first[sel]]],
-            "time": entry_time,
             "created": created[sel],
         }
     )
@@ -599,7 +608,12 @@ def _arrivals(
     log of their entry events only: the arrivals model reads nothing else of the log)."""
     if not include or len(created) == 0:
         return None
-    frame = created.assign(opportunity_id=np.arange(len(created), dtype=np.int64))
+    # One event per deal, just after as_of: the deals stay out of the pipeline (which the
+    # partitions forecast), while the arrivals read their creation time, entry stage, and the
+    # amount and owner in force from that event on, as in the whole log.
+    frame = created.assign(
+        opportunity_id=np.arange(len(created), dtype=np.int64), time=int(kw["as_of"]) + 1
+    )
     attrs = [c for c in created.columns if c not in ("stage", "time", "created", "amount", "owner")]
     log = _LocalEventLog.from_frame(
         funnel,
@@ -620,7 +634,7 @@ def _arrivals(
 
 def forecast(
     model: FunnelModel,
-    log: EventLog,
+    log: DaskEventLog,
     start: Any,
     end: Any,
     as_of: Any = None,
@@ -655,7 +669,7 @@ def forecast(
         raise ValueError(f"method must be 'exact' or 'monte_carlo', got {method!r}")
     if method == "monte_carlo" and scenarios <= 0:
         raise ValueError("method='monte_carlo' needs scenarios > 0")
-    if not isinstance(log, EventLog):
+    if not isinstance(log, DaskEventLog):
         raise TypeError(f"forecast expects a smartfunnel.dask.EventLog, got {type(log).__name__}")
     if not log._funnel == model.funnel:
         raise _core.InvalidOptionsError("the log's funnel is not the model's funnel")
@@ -847,7 +861,7 @@ class DaskForecast(Forecast):
         self,
         raw: dict[str, Any],
         model: FunnelModel,
-        log: EventLog,
+        log: DaskEventLog,
         method: str,
         include_arrivals: bool,
         period: tuple[int, int],
@@ -878,7 +892,8 @@ class DaskForecast(Forecast):
 
     @property
     def realised_deals(self) -> pd.DataFrame:
-        """Wins already booked between the period start and as_of (gathered: they are few)."""
+        """The wins already booked between the period start and as_of, gathered to the client
+        (they are few)."""
         dmodel = delayed(self._model, pure=True)
         frames = dask.compute(*[delayed(_realised_frame)(p, dmodel) for p in self._parts])
         return pd.concat(frames, ignore_index=True)
@@ -893,3 +908,112 @@ class DaskForecast(Forecast):
             "win_date_distribution is not available on Dask yet: forecast the deal's partition "
             "locally"
         )
+
+
+# -- backtest ------------------------------------------------------------------------------------------
+def _backtest_partition(
+    part: _PartitionForecast, model: _core.FunnelModel, t0: int, t1: int, t: int
+) -> dict[str, Any]:
+    """One partition's open deals at t with their outcome in [t0, t1), and its realised and
+    actual wins."""
+    raw = part.raw
+    actual = _core.forecast(
+        model,
+        part.log.core,
+        t0,
+        t1,
+        as_of=max(t, t1 - 1),
+        exact=False,
+        scenarios=0,
+        include_arrivals=False,
+    )
+    opp = np.asarray(raw["opportunity"], dtype=np.int64)
+    won = np.isin(opp, np.asarray(actual["realised_opportunity"], dtype=np.int64))
+    return {
+        "amount": np.asarray(raw["amount"]),
+        "stage": np.asarray(raw["stage"], dtype=np.int64),
+        "p": np.asarray(raw["p_win_period"]),
+        "won": won.astype(float),
+        "realised": float(raw["realised"]),
+        "actual": float(actual["realised"]),
+    }
+
+
+def backtest(
+    log: DaskEventLog,
+    as_of: Sequence[Any],
+    horizon_days: int = 90,
+    ladder: Mapping[str, float] | None = None,
+    fit: FitOptions | None = None,
+    *,
+    include_arrivals: bool = True,
+    tz: str = "UTC",
+    stale_after_days: float | None = None,
+    calibration_bins: int = 10,
+    split_every: int = 8,
+) -> Backtest:
+    """:func:`smartfunnel.backtest` on Dask: each date's model is a distributed fit as of that
+    date (its statistics merged in a tree) and its forecast a distributed forecast; the open deals'
+    amounts, probabilities and outcomes then come to the client, where the baselines' exact
+    distributions and the scores are computed as locally. The same table and deal rows as the
+    local backtest (parameter uncertainty is not offered on Dask yet)."""
+    from .backtesting import _date_rows
+
+    fit_options = fit or FitOptions()
+    stages = list(log.funnel.stages)
+    if ladder is not None:
+        missing = [s for s in stages if s not in ladder]
+        if missing:
+            raise ValueError(f"ladder has no probability for stage(s) {missing}")
+    rows: list[dict[str, Any]] = []
+    deal_rows: list[pd.DataFrame] = []
+    for when in as_of:
+        t = _convert.timestamp_seconds(when, "as_of")
+        stamp = _convert.to_timestamp(t)
+        model = _fit_dask(
+            log, dataclasses.replace(fit_options, as_of=stamp), split_every=split_every
+        )
+        start_day = stamp.tz_convert(tz).normalize()
+        end_day = start_day + pd.Timedelta(days=horizon_days - 1)
+        t0, t1 = _day_bounds(start_day, end_day, tz)
+        fc = forecast(
+            model,
+            log,
+            start_day,
+            end_day,
+            as_of=stamp,
+            scenarios=0,
+            include_arrivals=include_arrivals,
+            tz=tz,
+            stale_after_days=stale_after_days,
+            split_every=split_every,
+        )
+        dmodel = delayed(model.core, pure=True)
+        parts = dask.compute(
+            *[delayed(_backtest_partition)(p, dmodel, t0, t1, t) for p in fc._parts]
+        )
+
+        def cat(key: str, dtype: Any, parts: Sequence[dict[str, Any]] = parts) -> np.ndarray:
+            return np.concatenate([p[key] for p in parts]) if parts else np.empty(0, dtype)
+
+        r, d = _date_rows(
+            stamp,
+            model,
+            ladder,
+            cat("amount", np.float64),
+            cat("stage", np.int64),
+            cat("p", np.float64),
+            fc.exact,
+            cat("won", np.float64),
+            float(sum(p["realised"] for p in parts)),
+            float(sum(p["actual"] for p in parts)),
+        )
+        rows += r
+        deal_rows += d
+    table = pd.DataFrame(rows)
+    deals = (
+        pd.concat(deal_rows, ignore_index=True)
+        if deal_rows
+        else pd.DataFrame(columns=["as_of", "method", "p", "won"])
+    )
+    return Backtest(table, deals, calibration_bins, horizon_days)

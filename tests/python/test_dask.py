@@ -168,6 +168,14 @@ def test_grouped_and_decayed_fits_equal_local(client, data):
         sf.FitOptions(prior=0.0, tick="1h"),
     ):
         assert _run(sfd.fit, log, options, split_every=2) == sf.fit(local, options)
+    # With a half-life the weights are sums of floating-point decay factors, added in another
+    # order: equal to rounding, not bit for bit (the counts stay exact).
+    options = sf.FitOptions(half_life="90D", groups=["owner"])
+    dmodel, lmodel = _run(sfd.fit, log, options), sf.fit(local, options)
+    for group in [None, *lmodel.groups[1:]]:
+        got, want = dmodel.stage_summary(group), lmodel.stage_summary(group)
+        pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, atol=1e-12)
+        assert (got["n"] == want["n"]).all()
 
 
 def test_bad_row_names_partition_and_label(client, data):
@@ -238,3 +246,29 @@ def test_fit_statistics_merge_pickle_and_save(data, tmp_path):
     other = sf._core.collect_statistics(local.core, sf.FitOptions(prior=0.5).to_core())
     with pytest.raises(sf.IncompatibleMergeError):
         merged.merge(other)
+
+
+def test_backtest_equal_local(client, data):
+    """Per-date distributed fits and forecasts give the local backtest's table and deal rows."""
+    s, local, _ = data
+    log = _run(sfd.EventLog.from_frame, s.funnel, _pieces(s.events, "skewed"), **COLUMNS)
+    dates = ["2024-10-01", "2025-01-15"]
+    ladder = {"Prospecting": 0.1, "Qualification": 0.2, "Proposal": 0.4, "Negotiation": 0.6}
+    got = _run(sfd.backtest, log, dates, horizon_days=60, ladder=ladder)
+    want = sf.backtest(local, dates, horizon_days=60, ladder=ladder)
+    assert len(got.table) == len(want.table) == 2 * 4
+    pd.testing.assert_frame_equal(got.table, want.table, check_exact=False, rtol=1e-9)
+    # The deal rows hold the same deals (in partition order rather than the log's).
+    key = ["as_of", "method", "p", "won"]
+    pd.testing.assert_frame_equal(
+        got.deals.sort_values(key, ignore_index=True),
+        want.deals.sort_values(key, ignore_index=True),
+    )
+    pd.testing.assert_frame_equal(got.metrics, want.metrics, check_exact=False, rtol=1e-9)
+    # The actuals are sums of the wins booked in each period, from the events.
+    ev = s.events
+    first = want.table.iloc[0]
+    won = ev[ev["stage"] == "Won"]
+    start = pd.Timestamp(dates[0], tz="UTC")
+    inside = won[(won["time"] >= start) & (won["time"] < start + pd.Timedelta(days=60))]
+    assert first["actual"] == pytest.approx(inside["amount"].sum(), rel=1e-9)

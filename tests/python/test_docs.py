@@ -19,6 +19,7 @@ DOC_FILES = [
     "docs/guide/coaching.md",
     "docs/guide/persistence.md",
     "docs/guide/reliability.md",
+    "docs/guide/dask.md",
     "docs/guide/imports.md",
     "docs/guide/report.md",
     "docs/api/python.md",
