@@ -79,13 +79,11 @@ def _tree(parts: Sequence[Any], combine: Callable[[list[Any]], Any], split_every
     level = list(parts)
     if not level:
         raise ValueError("nothing to reduce (no partitions)")
-    depth = 0
     while len(level) > 1:
-        depth += 1
+        # pure: each node's key is a hash of the function and of its inputs' keys, so reductions
+        # of different inputs never share a key
         level = [
-            delayed(combine, pure=True, name=f"smartfunnel-{combine.__name__}-{depth}-{i}")(
-                level[i : i + split_every]
-            )
+            delayed(combine, pure=True)(level[i : i + split_every])
             for i in range(0, len(level), split_every)
         ]
     return level[0]
@@ -803,8 +801,6 @@ _ARRIVAL_KEYS = ("group", "created", "rate_per_day", "expected_wins", "mean_amou
 
 class _ConvolveAll:
     """Tree node: convolve a list of per-partition distributions (picklable, with its settings)."""
-
-    __name__ = "convolve"
 
     def __init__(self, cells: int, sd: float):
         self.cells, self.sd = cells, sd

@@ -272,3 +272,32 @@ def test_backtest_equal_local(client, data):
     start = pd.Timestamp(dates[0], tz="UTC")
     inside = won[(won["time"] >= start) & (won["time"] < start + pd.Timedelta(days=60))]
     assert first["actual"] == pytest.approx(inside["amount"].sum(), rel=1e-9)
+
+
+def test_partitioned_argument(client, data):
+    """partitioned=True trusts the caller (no check, no shuffle); False shuffles without checking."""
+    s, _, model = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sfd.PartitioningWarning)
+        trusted = _run(
+            sfd.EventLog.from_frame,
+            s.funnel,
+            _pieces(s.events, "hash5"),
+            **COLUMNS,
+            partitioned=True,
+        )
+        shuffled = _run(
+            sfd.EventLog.from_frame,
+            s.funnel,
+            _pieces(s.events, "rows"),
+            **COLUMNS,
+            partitioned=False,
+        )
+    assert not trusted.repartitioned and shuffled.repartitioned
+    assert _run(sfd.fit, trusted) == _run(sfd.fit, shuffled) == model
+    # Trusting a frame that is not partitioned by opportunity splits opportunities: the counts
+    # show it (this is what the default check prevents).
+    split = _run(
+        sfd.EventLog.from_frame, s.funnel, _pieces(s.events, "rows"), **COLUMNS, partitioned=True
+    )
+    assert split.n_opportunities > model.core.n_opportunities
