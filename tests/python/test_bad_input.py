@@ -90,7 +90,9 @@ CASES: list[tuple[str, Callable[[], pd.DataFrame], dict, Any, str, Any]] = [
     ("non_utf8_stage_name", lambda: rows((1, "A", "2024-01-01"), (1, b"A\xff", "2024-01-02")), {},
      sf.UnknownStageError, "stage", 1),
     ("non_utf8_surrogates_in_ids",
-     lambda: rows(("plain", "A", "2024-01-01"), ("deal-\udcff", "B", "2024-01-02")), {},
+     # object dtype: pandas' pyarrow-backed strings cannot even hold surrogates
+     lambda: pd.DataFrame([("plain", "A", "2024-01-01"), ("deal-\udcff", "B", "2024-01-02")],
+                          columns=COLUMNS, dtype=object), {},
      sf.DataError, "opportunity_id", 1),
     ("non_utf8_bytes_ids_are_kept_as_their_text",
      lambda: rows((b"deal-\xc3\x28", "A", "2024-01-01"), (b"\xff", "B", "2024-01-02")), {},
