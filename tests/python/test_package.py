@@ -67,6 +67,20 @@ def test_pip_install_into_fresh_venv(root, tmp_path):
         env=env,
     )
     assert out.stdout.strip() == sf.__version__
+    # The README's main job, and a report on a real export, from the fresh install's own command.
+    command = env_dir / "bin" / "smartfunnel"
+    runs = [["--sample", "-o", "sample.html"]]
+    maven = root.parent / "shared" / "data" / "maven-crm-sales-opportunities"
+    if maven.is_dir():  # the public datasets live beside the project (test_imports covers them)
+        runs.append([str(maven), "-o", "maven.html"])
+    for args in runs:
+        run = subprocess.run(
+            [str(command), "report", *args], capture_output=True, text=True, cwd=tmp_path, env=env
+        )
+        assert run.returncode == 0, run.stderr
+        assert "Forecast of revenue won" in run.stdout
+        html = (tmp_path / args[-1]).read_text()
+        assert html.startswith("<!DOCTYPE html>") and "<svg" in html
 
 
 def test_stubs_cover_every_public_name_of_core():
