@@ -638,8 +638,76 @@ def _snapshot_quality(
     return issues.frame()
 
 
+def _name_key(name: Any) -> str:
+    """Product names compared without spaces or case ("GTXPro" is "GTX Pro")."""
+    return re.sub(r"\s+", "", str(name)).lower()
+
+
+def _fill_list_prices(
+    frame: pd.DataFrame,
+    products: pd.DataFrame | str | os.PathLike[str] | None,
+    *,
+    id_col: str,
+    stage_col: str,
+    product_col: str,
+    amount_col: str,
+    terminal: set[str],
+    table: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Open deals without an amount take their product's list price, each one reported.
+
+    Closed deals are left alone (a won deal's value is a fact the export should have); a product
+    the price list does not name keeps the deal's amount missing, reported by the snapshot import.
+    """
+    issues = _Issues()
+    if products is None:
+        return frame, issues.frame()
+    prices = _frame(products, "products")
+    name = _pick([str(c) for c in prices.columns], ("product",))
+    price = _pick([str(c) for c in prices.columns], ("sales_price", "list_price", "price"))
+    if name is None or price is None:
+        raise _convert.data_error(
+            f"the price list needs product and sales_price columns "
+            f"(columns: {list(map(str, prices.columns))})"
+        )
+    values = pd.to_numeric(prices[price], errors="coerce")
+    lookup = {_name_key(n): float(v) for n, v in zip(prices[name], values) if pd.notna(v)}
+    amounts = pd.to_numeric(frame[amount_col], errors="coerce")
+    open_ = ~frame[stage_col].astype(str).isin(terminal).to_numpy()
+    listed = frame[product_col].map(lambda n: lookup.get(_name_key(n), np.nan))
+    fill = open_ & amounts.isna().to_numpy() & listed.notna().to_numpy()
+    if not fill.any():
+        return frame, issues.frame()
+    frame = frame.copy()
+    frame[amount_col] = amounts.where(~fill, listed)
+    for r in np.flatnonzero(fill):
+        issues.add(
+            table,
+            int(r),
+            frame[id_col].iloc[r],
+            amount_col,
+            None,
+            "changed",
+            f"open deal without an amount: the list price of {frame[product_col].iloc[r]} "
+            f"({listed.iloc[r]:,.2f}, from the price list) is its amount",
+        )
+    return frame, issues.frame()
+
+
+def _with_prices(priced: pd.DataFrame, quality: pd.DataFrame) -> pd.DataFrame:
+    """The snapshot's issues and the priced rows, but for rows the snapshot rejected anyway."""
+    rejected = set(quality.loc[quality["action"] == "rejected", "row"])
+    issues = _Issues()
+    issues.extend(priced[~priced["row"].isin(rejected)])
+    issues.extend(quality)
+    return issues.frame()
+
+
 def from_maven(
-    pipeline: pd.DataFrame | str | os.PathLike[str], funnel: _core.Funnel | None = None
+    pipeline: pd.DataFrame | str | os.PathLike[str],
+    funnel: _core.Funnel | None = None,
+    *,
+    products: pd.DataFrame | str | os.PathLike[str] | None = None,
 ) -> Imported:
     """The Maven Analytics "CRM Sales Opportunities" snapshot (``sales_pipeline.csv``).
 
@@ -649,10 +717,26 @@ def from_maven(
     closed on its close_date; Prospecting rows have no date at all and are reported (rejected);
     a missing close_value (open deals) counts as 0 and is reported. Owner: sales_agent;
     attributes: product, account. ``as_of`` is the last date in the file.
+
+    With ``products`` (the dataset's ``products.csv``: product, sales_price), an open deal without
+    a close_value takes its product's list price as its amount (names compared without spaces or
+    case, so ``GTXPro`` is ``GTX Pro``), each such row reported as changed: the forecast then
+    values the open pipeline at list prices instead of 0. :func:`read` passes the file when it is
+    in the folder.
     """
     frame = _frame(pipeline, "pipeline")
     funnel = funnel or _core.Funnel(
         ["Prospecting", "Engaging"], won="Won", lost="Lost", name="maven"
+    )
+    frame, priced = _fill_list_prices(
+        frame,
+        products,
+        id_col="opportunity_id",
+        stage_col="deal_stage",
+        product_col="product",
+        amount_col="close_value",
+        terminal={*funnel.won, *funnel.lost},
+        table="sales_pipeline",
     )
     log, report = from_snapshot(
         funnel,
@@ -665,8 +749,11 @@ def from_maven(
         owner="sales_agent",
         attributes=["product", "account"],
     )
-    quality = _snapshot_quality(
-        frame, report, "opportunity_id", "sales_pipeline", "close_value", "close_date"
+    quality = _with_prices(
+        priced,
+        _snapshot_quality(
+            frame, report, "opportunity_id", "sales_pipeline", "close_value", "close_date"
+        ),
     )
     end = pd.concat(
         [pd.to_datetime(frame[c], utc=True, errors="coerce") for c in ("engage_date", "close_date")]
@@ -680,7 +767,10 @@ def from_maven(
 
 
 def from_sparklesquad(
-    pipeline: pd.DataFrame | str | os.PathLike[str], funnel: _core.Funnel | None = None
+    pipeline: pd.DataFrame | str | os.PathLike[str],
+    funnel: _core.Funnel | None = None,
+    *,
+    products: pd.DataFrame | str | os.PathLike[str] | None = None,
 ) -> Imported:
     """The data.world sparklesquad "crm-dataset" snapshot (``sales-pipeline.csv``).
 
@@ -690,9 +780,22 @@ def from_sparklesquad(
     closed deal closed on its Close_Date; open deals are censored at the data's end (the last
     date in the file, ``as_of``). A missing Close_Value (open deals, and a few Won rows) counts
     as 0 and is reported. Owner: Sales_Agent; attributes: Product, Account.
+
+    ``products`` (the dataset's ``products.csv``: Product, Sales_Price) values open deals without
+    a Close_Value at their product's list price, as in :func:`from_maven`.
     """
     frame = _frame(pipeline, "pipeline")
     funnel = funnel or _core.Funnel(["In_Progress"], won="Won", lost="Lost", name="sparklesquad")
+    frame, priced = _fill_list_prices(
+        frame,
+        products,
+        id_col="Opportunity_ID",
+        stage_col="Deal_Stage",
+        product_col="Product",
+        amount_col="Close_Value",
+        terminal={*funnel.won, *funnel.lost},
+        table="sales-pipeline",
+    )
     log, report = from_snapshot(
         funnel,
         frame,
@@ -704,8 +807,11 @@ def from_sparklesquad(
         owner="Sales_Agent",
         attributes=["Product", "Account"],
     )
-    quality = _snapshot_quality(
-        frame, report, "Opportunity_ID", "sales-pipeline", "Close_Value", "Close_Date"
+    quality = _with_prices(
+        priced,
+        _snapshot_quality(
+            frame, report, "Opportunity_ID", "sales-pipeline", "Close_Value", "Close_Date"
+        ),
     )
     end = pd.concat(
         [pd.to_datetime(frame[c], utc=True, errors="coerce") for c in ("Created_On", "Close_Date")]
@@ -1900,6 +2006,8 @@ def _classify(columns: Sequence[str]) -> str | None:
         return "maven"
     if {"Opportunity_ID", "Deal_Stage", "Created_On", "Close_Date"} <= cols:
         return "sparklesquad"
+    if {"product", "sales_price"} <= {c.lower() for c in cols}:
+        return "products"
     opp, time = _pick(columns, _OPP_ALIASES), _pick(columns, _TIME_ALIASES)
     if opp and time and _pick(columns, _STAGE_ALIASES):
         return "long"
@@ -1994,6 +2102,8 @@ def read(
             unused.append(f)
             continue
         kinds.setdefault(kind, []).append(f)
+    if "products" in kinds and not kinds.keys() & {"maven", "sparklesquad"}:
+        unused += kinds.pop("products")  # a price list only values snapshot deals
     imp = _read_kinds(kinds, funnel)
     issues = _Issues()
     issues.extend(imp.quality)
@@ -2065,7 +2175,8 @@ def _read_kinds(kinds: dict[str, list[Path]], funnel: _core.Funnel | None) -> Im
     main = [
         k
         for k in kinds
-        if k not in _PAIRS or k in ("salesforce_history", "hubspot_deals", "olist_leads")
+        if k != "products"
+        and (k not in _PAIRS or k in ("salesforce_history", "hubspot_deals", "olist_leads"))
     ]
     if len(main) != 1:
         found = {k: [str(p) for p in v] for k, v in kinds.items()}
@@ -2102,12 +2213,10 @@ def _read_kinds(kinds: dict[str, list[Path]], funnel: _core.Funnel | None) -> Im
             created=_pick(cols, ("created",)),
             table=path.name,
         )
-    elif kind == "maven":
-        path = _one(kinds, "maven")
-        imp = from_maven(path, funnel)
-    elif kind == "sparklesquad":
-        path = _one(kinds, "sparklesquad")
-        imp = from_sparklesquad(path, funnel)
+    elif kind in ("maven", "sparklesquad"):
+        path = _one(kinds, kind)
+        prices = _one(kinds, "products") if "products" in kinds else None
+        imp = (from_maven if kind == "maven" else from_sparklesquad)(path, funnel, products=prices)
     else:  # pragma: no cover - every kind is handled above or below
         raise _convert.data_error(f"unsupported format {kind}")
     if activities_file is not None:

@@ -271,11 +271,33 @@ def test_read_recognises_maven(shared_data, maven):
     assert imp.as_of == pd.Timestamp(frame["close_date"].max(), tz="UTC")
     # The directory's lookup tables are listed as unused, not silently ignored.
     notes = imp.quality[imp.quality["action"] == "note"]
-    assert set(notes["table"]) == {"accounts.csv", "products.csv", "sales_teams.csv"}
+    assert set(notes["table"]) == {"accounts.csv", "sales_teams.csv"}
     rejected = imp.quality[imp.quality["action"] == "rejected"]
     assert set(rejected["id"]) == set(
         frame.loc[frame["deal_stage"] == "Prospecting", "opportunity_id"]
     )
+
+
+def test_maven_open_deals_are_valued_at_list_price(shared_data):
+    folder = shared_data / "maven-crm-sales-opportunities"
+    frame = pd.read_csv(folder / "sales_pipeline.csv")
+    prices = pd.read_csv(folder / "products.csv")
+    # Independently: the export spells one product "GTXPro" where the price list has "GTX Pro".
+    prices["key"] = prices["product"].str.replace(" ", "").str.lower()
+    engaging = frame[frame["deal_stage"] == "Engaging"].assign(
+        key=lambda f: f["product"].str.replace(" ", "").str.lower()
+    )
+    expected = engaging.merge(prices, on="key", how="left").set_index("opportunity_id")
+    assert expected["sales_price"].notna().all() and engaging["close_value"].isna().all()
+    imp = sf.imports.read([folder])
+    changed = imp.quality[imp.quality["action"] == "changed"]
+    assert set(changed["id"]) == set(expected.index)
+    assert changed["reason"].str.contains("list price").all()
+    # The forecast values each open deal at its list price, instead of 0.
+    fc = sf.forecast(sf.fit(imp.log, as_of=imp.as_of), imp.log, "2018-01-01", "2018-12-31")
+    deals = fc.deals.set_index("opportunity_id")["amount"]
+    assert len(deals) == len(expected)
+    assert np.allclose(deals.loc[expected.index].to_numpy(), expected["sales_price"].to_numpy())
 
 
 def test_sparklesquad_snapshot_counts_and_win_rates_match_pandas(shared_data):
