@@ -289,6 +289,12 @@ class Backtest:
         out["high"] = edges[out["bin"] + 1]
         return out[["method", "low", "high", "predicted", "observed", "deals"]]
 
+    def plot_backtest(self, method: str = "smartfunnel", ax: Any = None) -> Any:
+        """Plot the replayed periods (see :func:`smartfunnel.plotting.plot_backtest`)."""
+        from .plotting import plot_backtest
+
+        return plot_backtest(self, method, ax)
+
     def __repr__(self) -> str:
         m = self.metrics
         lines = [

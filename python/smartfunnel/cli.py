@@ -81,6 +81,7 @@ def _report(args: argparse.Namespace) -> int:
                 title=title,
                 scenarios=args.scenarios,
                 seed=args.seed,
+                backtest_periods=args.backtest,
                 progress=bar.section(0.2, 0.9),
             )
             if args.output:
@@ -142,6 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Monte Carlo scenarios beside the exact forecast (default 0: exact only)",
     )
     rep.add_argument("--seed", type=int, default=0, help="Monte Carlo seed")
+    rep.add_argument(
+        "--backtest",
+        type=int,
+        default=0,
+        metavar="N",
+        help="replay the forecast over the N past periods of the same length and compare with "
+        "what was won (default 0: none)",
+    )
     rep.add_argument(
         "--progress",
         choices=["auto", "always", "never"],

@@ -9,6 +9,7 @@ import numpy as np
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
+    from .backtesting import Backtest
     from .coaching import Coaching
     from .forecasting import Forecast
     from .model import FunnelModel
@@ -67,19 +68,24 @@ def plot_forecast(forecast: Forecast, target: float | None = None, ax: Any = Non
     values = d.values()
     cdf = d.cdf / d.cdf[-1]
     ax.plot(values, 1.0 - cdf + d.pmf / d.cdf[-1], color="#4C72B0", label="P(revenue >= x)")
-    for q in (0.1, 0.5, 0.9):
+    # P10 to the left of its line, P90 to the right, P50 above both: readable when they are close
+    for q, ha, y in ((0.1, "right", 1.01), (0.5, "center", 1.08), (0.9, "left", 1.01)):
         ax.axvline(forecast.quantile(q), color="grey", linestyle="--", linewidth=1)
-        ax.text(
-            forecast.quantile(q), 1.01, f"P{round(q * 100)}", ha="center", va="bottom", fontsize=8
-        )
+        ax.text(forecast.quantile(q), y, f"P{round(q * 100)}", ha=ha, va="bottom", fontsize=8)
     if target is not None:
         ax.axvline(
             target,
             color="#C44E52",
             label=f"target: P = {forecast.probability_at_least(target):.0%}",
         )
+    # The lattice spans +-8 sd: show where the probability is (and the target).
+    lo, hi = forecast.quantile(0.0005), forecast.quantile(0.9995)
+    if target is not None:
+        lo, hi = min(lo, target), max(hi, target)
+    pad = 0.05 * (hi - lo) if hi > lo else max(1.0, 0.05 * abs(hi))
+    ax.set_xlim(lo - pad, hi + pad)
     ax.set_xlabel("revenue won in the period")
-    ax.set_ylim(0, 1.08)
+    ax.set_ylim(0, 1.18)
     ax.set_title(f"Forecast {forecast.start:%Y-%m-%d} .. {forecast.end:%Y-%m-%d}")
     ax.legend(loc="lower left")
     return ax
@@ -100,4 +106,45 @@ def plot_scorecard(coaching: Coaching, ax: Any = None) -> Axes:
         ax.text(j, i, f"{v:.0%}{flag}", ha="center", va="center", fontsize=8)
     ax.figure.colorbar(image, ax=ax, label="advance rate - team")
     ax.set_title("Advance rate by rep and stage (* below the team's, interval excluded)")
+    return ax
+
+
+def plot_backtest(backtest: Backtest, method: str = "smartfunnel", ax: Any = None) -> Axes:
+    """Each replayed period: the method's P10-P90 band and P50 against what was actually won, and
+    the other methods' expected revenue."""
+    ax = _axes(ax)
+    t = backtest.table
+    if method not in set(t["method"]):
+        raise ValueError(f"method {method!r} is not in the backtest ({sorted(set(t['method']))})")
+    own = t[t["method"] == method].sort_values("as_of")
+    x = np.arange(len(own))
+    ax.vlines(
+        x,
+        own["P10"],
+        own["P90"],
+        color="#4C72B0",
+        linewidth=6,
+        alpha=0.45,
+        label=f"{method} P10-P90",
+    )
+    ax.plot(x, own["P50"], "_", color="#4C72B0", markersize=16, label=f"{method} P50")
+    markers = iter("sD^v")
+    for other, g in t[t["method"] != method].groupby("method", sort=False):
+        g = g.set_index("as_of").loc[own["as_of"]]
+        ax.plot(
+            x,
+            g["expected"],
+            linestyle="none",
+            marker=next(markers, "."),
+            markersize=4,
+            color="grey",
+            alpha=0.8,
+            label=f"{other} expected",
+        )
+    ax.plot(x, own["actual"], "o", color="#C44E52", label="actually won")
+    ax.set_xticks(x, [f"{d:%Y-%m-%d}" for d in own["as_of"]], rotation=30, ha="right")
+    ax.set_xlabel(f"forecast made on (next {backtest.horizon_days} days)")
+    ax.set_ylabel("revenue won")
+    ax.set_title("Backtest: forecasts replayed against what was won")
+    ax.legend(fontsize=8)
     return ax

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from .backtesting import Backtest, backtest
 from .coaching import ActivityLog, Coaching, coaching
 from .event_log import EventLog
 from .forecasting import Forecast, forecast
@@ -57,6 +58,7 @@ class Report:
     assumptions: pd.DataFrame
     generated: pd.Timestamp
     stalled_quantile: float = 0.9
+    backtest: Backtest | None = None
 
     # -- text ---------------------------------------------------------------------------------
     def to_text(self, max_rows: int = 10) -> str:
@@ -106,6 +108,19 @@ class Report:
         if self.target is not None:
             lines.append(f"  P(revenue >= {self.target:,.0f}) = {ft['p_target']:.1%}")
         lines.append("")
+        if self.backtest is not None:
+            bm = self.backtest.metrics
+            n = int(bm["periods"].iloc[0])
+            lines.append(
+                f"Backtest over {n} past periods of {self.backtest.horizon_days} days "
+                "(mean absolute error, P10-P90 coverage):"
+            )
+            for method, row in bm.iterrows():
+                lines.append(
+                    f"  {method}: MAE {row['mae']:,.0f}, bias {row['bias']:+,.0f}, covered "
+                    f"{row['coverage_p10_p90']:.0%}"
+                )
+            lines.append("")
         if self.coaching is None:
             lines += ["Coaching: the log has no owners (reps), so no scorecard or focus.", ""]
         else:
@@ -174,6 +189,7 @@ def build_report(
     scenarios: int = 0,
     seed: int = 0,
     stalled_quantile: float = 0.9,
+    backtest_periods: int = 0,
     progress: Any = None,
 ) -> Report:
     """Fit, forecast and coach from `log`, and gather the tables of a report.
@@ -201,6 +217,11 @@ def build_report(
         Monte Carlo scenarios drawn beside the exact distribution (0: exact only).
     stalled_quantile : float
         A deal is stalled when longer in its stage than this quantile of the stage's time in stage.
+    backtest_periods : int
+        Replay the forecast over this many past periods of the same length, ending at the
+        analysis date (each fitted only on what was known then; see :func:`smartfunnel.backtest`),
+        and compare with what was won. Periods starting before one period of history are left
+        out (listed in the assumptions). 0: no backtest.
     progress : smartfunnel.progress.Progress or callable, optional
         A progress bar (its parts follow the steps) or a callable taking the fraction done.
 
@@ -209,10 +230,11 @@ def build_report(
     Report
     """
     part = _parts(progress)
+    share = 0.45 if backtest_periods > 0 else 0.95  # of the bar before the backtest, if any
     opts = options or FitOptions()
     if as_of is not None:
         opts = dataclasses.replace(opts, as_of=as_of)
-    part(0.0, 0.15, "fitting")(0.0)
+    part(0.0, 0.15 * share, "fitting")(0.0)
     model = fit(log, opts)
     if period is not None:
         start, end = pd.Timestamp(period[0]), pd.Timestamp(period[1])
@@ -226,9 +248,9 @@ def build_report(
         end=end,
         scenarios=scenarios,
         seed=seed,
-        progress=part(0.15, 0.75, "forecast"),
+        progress=part(0.15 * share, 0.75 * share, "forecast"),
     )
-    part(0.75, 0.95, "coaching")(0.0)
+    part(0.75 * share, share, "coaching")(0.0)
     coach = coaching(model, log, activities) if log.core.has_owners else None
     funnel_table, outcomes = _funnel_table(model, log)
     forecast_table = fc.to_frame()
@@ -252,10 +274,44 @@ def build_report(
         )
     else:
         scorecard = rep_summary = focus = stalled = pd.DataFrame()
-    part(0.95, 1.0, "tables")(0.0)
+    bt, skipped = None, 0
+    if backtest_periods > 0:
+        horizon = int((fc.end - fc.start) / pd.Timedelta(days=1)) + 1
+        day = model.as_of.tz_convert("UTC").normalize()
+        dates = [day - pd.Timedelta(days=horizon * k) for k in range(backtest_periods, 0, -1)]
+        earliest = log.first_time + pd.Timedelta(days=horizon)
+        kept = [d for d in dates if d >= earliest]
+        skipped = len(dates) - len(kept)
+        if kept:
+            bt = backtest(
+                log,
+                kept,
+                horizon_days=horizon,
+                fit=dataclasses.replace(opts, as_of=None),
+                include_arrivals=fc.include_arrivals,
+                progress=part(share, 0.99, "backtest"),
+            )
+    part(0.99, 1.0, "tables")(0.0)
     issues = issues if issues is not None else pd.DataFrame({"reason": []})
     quality = _quality_table(log, activities, issues, model)
     assumptions = _assumptions(model, fc, target, scenarios, seed, stalled_quantile, activities)
+    if backtest_periods > 0:
+        note = (
+            f"{len(bt.table['as_of'].unique()) if bt is not None else 0} past periods of "
+            f"{(fc.end - fc.start).days + 1} days replayed, each fitted only on what was known "
+            "then"
+        )
+        if skipped:
+            note += f"; {skipped} earlier periods left out (less than one period of history)"
+        assumptions = pd.concat(
+            [
+                assumptions,
+                pd.DataFrame(
+                    {"setting": ["backtest"], "value": [str(backtest_periods)], "note": [note]}
+                ),
+            ],
+            ignore_index=True,
+        )
     part(1.0, 1.0)(1.0)
     return Report(
         title=title,
@@ -276,6 +332,7 @@ def build_report(
         assumptions=assumptions,
         generated=pd.Timestamp(datetime.datetime.now(datetime.timezone.utc)),
         stalled_quantile=stalled_quantile,
+        backtest=bt,
     )
 
 
@@ -722,6 +779,50 @@ def render_html(report: Report, full_document: bool = True) -> str:
         ]
     body += _table(ft, "table-forecast", cols, "Revenue won in the period (exact distribution).")
     parts.append(_section("forecast", "Forecast", body))
+
+    # Backtest
+    if r.backtest is not None:
+        bt = r.backtest
+        body = _figure(
+            lambda ax: bt.plot_backtest(ax=ax),
+            "chart-backtest",
+            "Forecasts replayed at past dates, each fitted only on what was known then, against "
+            "what was actually won.",
+            (7.5, 3.4),
+        )
+        body += _table(
+            bt.metrics.reset_index(),
+            "table-backtest-metrics",
+            [
+                ("method", "method", "text"),
+                ("periods", "periods", "int"),
+                ("mean abs. error", "mae", "money"),
+                ("bias", "bias", "money"),
+                ("P10-P90 coverage", "coverage_p10_p90", "pct"),
+                ("pinball loss", "pinball", "money"),
+                ("Brier (deals)", "brier", "ratio"),
+            ],
+            "Accuracy by method: smartfunnel's time-bounded forecast against the weighted "
+            "pipeline and the closed-only conversion rates. Coverage near 80% is calibrated.",
+        )
+        own = bt.table[bt.table["method"] == "smartfunnel"].copy()
+        own["as_of"] = own["as_of"].dt.strftime("%Y-%m-%d")
+        body += _table(
+            own,
+            "table-backtest",
+            [
+                ("forecast made on", "as_of", "text"),
+                ("P10", "P10", "money"),
+                ("P50", "P50", "money"),
+                ("P90", "P90", "money"),
+                ("actually won", "actual", "money"),
+                ("error", "error", "money"),
+                ("in P10-P90", "covered", "text"),
+                ("open deals", "open_deals", "int"),
+            ],
+            "smartfunnel's forecast at each past date.",
+        )
+        parts.append(_section("backtest", "Forecast accuracy (backtest)", body))
 
     # Coaching
     if r.coaching is not None:

@@ -44,3 +44,30 @@ def test_plot_forecast_and_scorecard(sample, tmp_path):
     ax = coach.plot_scorecard()
     assert len(ax.images) == 1 and ax.images[0].get_array().shape == (5, 4)
     plt.close("all")
+
+
+def test_plot_forecast_shows_where_the_probability_is(sample):
+    sim, model = sample
+    fc = sf.forecast(model, sim.log, start="2025-04-01", end="2025-06-30", scenarios=0)
+    lo, hi = fc.exact.values()[[0, -1]]
+    ax = fc.plot_forecast()
+    left, right = ax.get_xlim()
+    # The lattice spans +-8 sd; the view is the central 99.9% with a margin, inside the lattice.
+    assert lo < left < fc.quantile(0.0005) and fc.quantile(0.9995) < right < hi
+    plt.close("all")
+
+
+def test_plot_backtest(sample):
+    sim, _ = sample
+    dates = ["2024-10-01", "2024-12-30"]
+    bt = sf.backtest(sim.log, dates, horizon_days=90)
+    ax = bt.plot_backtest()
+    own = bt.table[bt.table["method"] == "smartfunnel"]
+    band = ax.collections[0].get_segments()
+    assert [(s[0][1], s[1][1]) for s in band] == list(zip(own["P10"], own["P90"]))
+    actual = next(line for line in ax.get_lines() if line.get_label() == "actually won")
+    assert list(actual.get_ydata()) == own["actual"].tolist()
+    assert [t.get_text() for t in ax.get_xticklabels()] == dates
+    with pytest.raises(ValueError, match="static_ladder"):
+        bt.plot_backtest(method="static_ladder")
+    plt.close("all")

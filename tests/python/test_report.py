@@ -302,6 +302,38 @@ def test_cli_period_target_and_html(tmp_path, capsys, sample):
     assert column(dom, "table-forecast", "P90") == [fc.quantile(0.9)]
 
 
+def test_backtest_replays_past_periods_against_what_was_won(tmp_path, capsys, sample):
+    out_path = tmp_path / "report.html"
+    argv = ["report", "--sample", "--as-of", AS_OF, "--period", *PERIOD, "--backtest", "3"]
+    assert main([*argv, "-o", str(out_path)]) == 0
+    out = capsys.readouterr().out
+    # The period is 91 days (April 1 .. June 30); the replayed forecasts were made 91, 182 and 273
+    # days before 2025-03-31 (worked out on a calendar), each for the 91 days that followed.
+    assert "Backtest over 3 past periods of 91 days" in out
+    dates = ["2024-07-01", "2024-09-30", "2024-12-30"]
+    dom = parse(out_path.read_text(encoding="utf-8"))
+    for name in ("chart-backtest", "table-backtest", "table-backtest-metrics"):
+        assert name in dom.ids
+    _head, *rows = dom.tables["table-backtest"]
+    assert [r[0]["_text"] for r in rows] == dates
+    # What was actually won in each window, by pandas from the simulated events.
+    ev = sample.events
+    when = pd.to_datetime(ev["time"], utc=True)
+    won = []
+    for d in dates:
+        start = pd.Timestamp(d, tz="UTC")
+        window = (ev["stage"] == "Won") & (when >= start) & (when < start + pd.Timedelta(days=91))
+        won.append(ev.loc[window, "amount"].sum())
+    assert column(dom, "table-backtest", "actual") == pytest.approx(won)
+    # The forecasts are those of a backtest run directly, fitted only on what was known then.
+    bt = sf.backtest(sample.log, dates, horizon_days=91)
+    own = bt.table[bt.table["method"] == "smartfunnel"]
+    assert column(dom, "table-backtest", "P50") == own["P50"].tolist()
+    assert column(dom, "table-backtest-metrics", "coverage_p10_p90") == pytest.approx(
+        bt.metrics["coverage_p10_p90"].tolist()
+    )
+
+
 def test_cli_on_a_long_csv(tmp_path, capsys):
     rows = [
         ("o1", "A", "2024-01-01"),

@@ -35,11 +35,13 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium on PATH (Debian's chromium; .ci/setup installs it)"
 )
 
-SECTIONS = ["summary", "funnel", "forecast", "scorecards", "coaching", "stalled", "quality",
-            "assumptions"]  # fmt: skip
-CHARTS = ["chart-funnel", "chart-time-in-stage", "chart-forecast", "chart-scorecard"]
-TABLES = ["table-funnel", "table-forecast", "table-rep-summary", "table-scorecard", "table-focus",
-          "table-stalled", "table-quality", "table-assumptions"]  # fmt: skip
+SECTIONS = ["summary", "funnel", "forecast", "backtest", "scorecards", "coaching", "stalled",
+            "quality", "assumptions"]  # fmt: skip
+CHARTS = ["chart-funnel", "chart-time-in-stage", "chart-forecast", "chart-backtest",
+          "chart-scorecard"]  # fmt: skip
+TABLES = ["table-funnel", "table-forecast", "table-backtest-metrics", "table-backtest",
+          "table-rep-summary", "table-scorecard", "table-focus", "table-stalled", "table-quality",
+          "table-assumptions"]  # fmt: skip
 
 
 class Chromium:
@@ -240,7 +242,11 @@ def report_page(browser, tmp_path_factory):
     path = tmp_path_factory.mktemp("report") / "report.html"
     sample = sf.datasets.sample()
     report = sf.build_report(
-        sample.log, as_of="2025-03-31", period=("2025-04-01", "2025-06-30"), target=1e6
+        sample.log,
+        as_of="2025-03-31",
+        period=("2025-04-01", "2025-06-30"),
+        target=1e6,
+        backtest_periods=2,
     )
     report.save(path)
     return report, browser.open(path.as_uri())
