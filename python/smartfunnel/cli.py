@@ -24,8 +24,9 @@ def _read(args: argparse.Namespace, bar: Progress) -> imports.Imported:
         funnel = Funnel(args.stages.split(","), won=args.won.split(","), lost=args.lost.split(","))
     named = {k: getattr(args, k) for k in ("opportunity", "stage", "time", "amount", "owner")}
     if not any(named.values()):
-        bar.update(0.0, "reading")
-        return imports.read(args.input, funnel=funnel, as_of=args.as_of)
+        return imports.read(
+            args.input, funnel=funnel, as_of=args.as_of, progress=bar.part(0.0, 0.2, "reading")
+        )
     frames = []
     for i, path in enumerate(args.input):
         bar.update(0.2 * i / len(args.input), f"reading {pathlib.Path(path).name}")

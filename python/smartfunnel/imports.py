@@ -19,11 +19,12 @@ and every row that cannot be placed is reported, never silently dropped:
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import html
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,12 +285,28 @@ class Imported:
 # -- shared helpers ------------------------------------------------------------------------------
 
 
+# Set by read(progress=...): told of each CSV file before and after it is parsed.
+_reading: contextvars.ContextVar[Callable[[Path, bool], None] | None] = contextvars.ContextVar(
+    "smartfunnel_imports_reading", default=None
+)
+
+
+def _read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
+    hook = _reading.get()
+    if hook is not None:
+        hook(Path(path), False)
+    frame = pd.read_csv(path, low_memory=False)
+    if hook is not None:
+        hook(Path(path), True)
+    return frame
+
+
 def _frame(data: pd.DataFrame | str | os.PathLike[str], what: str) -> pd.DataFrame:
     """A DataFrame as given, or read from a CSV path (all columns kept as read)."""
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, (str, os.PathLike)):
-        return pd.read_csv(data, low_memory=False)
+        return _read_csv(data)
     raise TypeError(f"{what} must be a DataFrame or a CSV path, got {type(data).__name__}")
 
 
@@ -2053,6 +2070,7 @@ def read(
     *,
     funnel: _core.Funnel | None = None,
     as_of: Any = None,
+    progress: Callable[[float], bool | None] | None = None,
 ) -> Imported:
     """Read CRM export files, recognising their format from their columns.
 
@@ -2076,6 +2094,9 @@ def read(
     as_of : time-like, optional
         The analysis date. Default: the data's end where the export tells it. Events after it
         are kept (a fit as of that date does not see them) and counted in a note.
+    progress : callable, optional
+        Called with the fraction done (by bytes of the files parsed so far; building the log is
+        the last 10%); returning False cancels (raises CancelledError).
 
     Returns
     -------
@@ -2104,7 +2125,29 @@ def read(
         kinds.setdefault(kind, []).append(f)
     if "products" in kinds and not kinds.keys() & {"maven", "sparklesquad"}:
         unused += kinds.pop("products")  # a price list only values snapshot deals
-    imp = _read_kinds(kinds, funnel)
+    if progress is None:
+        imp = _read_kinds(kinds, funnel)
+    else:
+        used = [f for fs in kinds.values() for f in fs]
+        total = float(sum(f.stat().st_size for f in used)) or 1.0
+        parsed: set[Path] = set()
+
+        def tell(fraction: float) -> None:
+            if progress(fraction) is False:
+                raise _core.CancelledError("import cancelled")
+
+        def hook(path: Path, done: bool) -> None:
+            if done:
+                parsed.add(path)
+            tell(0.9 * sum(f.stat().st_size for f in parsed) / total)
+
+        token = _reading.set(hook)
+        try:
+            tell(0.0)
+            imp = _read_kinds(kinds, funnel)
+        finally:
+            _reading.reset(token)
+        tell(1.0)
     issues = _Issues()
     issues.extend(imp.quality)
     for f in unused:
@@ -2197,7 +2240,7 @@ def _read_kinds(kinds: dict[str, list[Path]], funnel: _core.Funnel | None) -> Im
         imp = from_olist(_one(kinds, "olist_leads"), _one(kinds, "olist_deals"))
     elif kind == "long":
         path = _one(kinds, "long")
-        frame = pd.read_csv(path, low_memory=False)
+        frame = _read_csv(path)
         cols = [str(c) for c in frame.columns]
         opp, stage, time = (_pick(cols, a) for a in (_OPP_ALIASES, _STAGE_ALIASES, _TIME_ALIASES))
         assert opp and stage and time
@@ -2220,7 +2263,7 @@ def _read_kinds(kinds: dict[str, list[Path]], funnel: _core.Funnel | None) -> Im
     else:  # pragma: no cover - every kind is handled above or below
         raise _convert.data_error(f"unsupported format {kind}")
     if activities_file is not None:
-        frame = pd.read_csv(activities_file, low_memory=False)
+        frame = _read_csv(activities_file)
         cols = [str(c) for c in frame.columns]
         opp, time, kind_col = (_pick(cols, a) for a in (_OPP_ALIASES, _TIME_ALIASES, _KIND_ALIASES))
         assert opp and time and kind_col

@@ -733,3 +733,30 @@ def test_olist_funnel_rejects_the_deal_won_before_first_contact(shared_data):
     assert imp.as_of == pd.Timestamp(deals["won_date"].max(), tz="UTC")
     overall = model.stage_summary().loc["MQL"]
     assert overall["n"] == len(leads) and overall["censored"] == len(leads) - len(ok)
+
+
+def test_read_reports_progress_by_bytes_parsed_and_can_be_cancelled(tmp_path):
+    history = pd.DataFrame(
+        {
+            "opportunity_id": [1, 1, 2, 2],
+            "stage": ["A", "B", "A", "Won"],
+            "time": ["2024-01-01", "2024-01-05", "2024-01-02", "2024-01-09"],
+        }
+    )
+    acts = pd.DataFrame(
+        {"opportunity_id": [1, 2, 2], "time": ["2024-01-03"] * 3, "kind": ["call", "call", "demo"]}
+    )
+    history.to_csv(tmp_path / "history.csv", index=False)
+    acts.to_csv(tmp_path / "activities.csv", index=False)
+    sizes = {p.name: p.stat().st_size for p in tmp_path.iterdir()}
+    seen: list[float] = []
+    imp = sf.imports.read([tmp_path], progress=lambda f: seen.append(f) is None)
+    assert imp.log.n_events == 4 and imp.activities is not None
+    # Starts at 0, ends at 1; the history file is parsed first, then the activities: 90% of the
+    # bar goes by bytes, the last 10% is building the log.
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+    first = 0.9 * sizes["history.csv"] / sum(sizes.values())
+    assert any(f == pytest.approx(first) for f in seen), (seen, first)
+    assert 0.9 in [pytest.approx(f) for f in seen]
+    with pytest.raises(sf.CancelledError):
+        sf.imports.read([tmp_path], progress=lambda f: f < 0.5)
