@@ -8,7 +8,7 @@ raising a rep's conversion to the team's level adds the most expected revenue.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -200,19 +200,156 @@ def coaching(
     return Coaching(model, log, activities, lookback_days, arrivals_lookback_days)
 
 
-def _advance_rate(advanced: np.ndarray, resolved: np.ndarray, days: np.ndarray) -> float:
-    """P(advance) among stays, censoring-aware: Aalen-Johansen incidence of advancing over the
-    resolved mass (open stays are censored at their current duration; exits before censorings at
-    tied durations)."""
-    if len(days) == 0 or not resolved.any():
+_CELL_KEYS = ["stage", "kind", "owner", "exposed", "days"]
+_CELL_COUNTS = ["n", "resolved", "advanced"]
+
+
+def _sum_cells(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Action-effectiveness cells of disjoint sets of stays, added up (keys sorted)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(
+            {
+                **{k: pd.Series([], dtype=object) for k in ("stage", "kind", "owner")},
+                "exposed": pd.Series([], dtype=bool),
+                "days": pd.Series([], dtype=np.float64),
+                **{k: pd.Series([], dtype=np.int64) for k in _CELL_COUNTS},
+            }
+        )
+    return (
+        pd.concat(parts, ignore_index=True)
+        .groupby(_CELL_KEYS, sort=True, observed=True)[_CELL_COUNTS]
+        .sum()
+        .reset_index()
+    )
+
+
+def _advance_rate(
+    days: np.ndarray, n: np.ndarray, resolved: np.ndarray, advanced: np.ndarray
+) -> float:
+    """P(advance) among stays, censoring-aware, from counts of stays by duration (n stays of
+    `days` days, `resolved` of them resolved, `advanced` of those advancing): Aalen-Johansen
+    incidence of advancing over the resolved mass (open stays censored at their current duration;
+    exits before censorings at tied durations)."""
+    if n.sum() == 0 or resolved.sum() == 0:
         return float("nan")
+    ud, inverse = np.unique(days, return_inverse=True)
+    n_u = np.bincount(inverse, n, len(ud))
+    r_u = np.bincount(inverse, resolved, len(ud))
+    a_u = np.bincount(inverse, advanced, len(ud))
+    at_risk = np.cumsum(n_u[::-1])[::-1]
     surv, inc = 1.0, 0.0
-    for u in np.unique(days[resolved]):
-        at_risk = np.count_nonzero(days >= u)
-        here = (days == u) & resolved
-        inc += surv * np.count_nonzero(here & advanced) / at_risk
-        surv *= 1.0 - np.count_nonzero(here) / at_risk
+    for j in np.flatnonzero(r_u > 0):
+        inc += surv * a_u[j] / at_risk[j]
+        surv *= 1.0 - r_u[j] / at_risk[j]
     return inc / (1.0 - surv) if surv < 1.0 else float("nan")
+
+
+def _rate(cells: pd.DataFrame) -> float:
+    return _advance_rate(
+        cells["days"].to_numpy(),
+        cells["n"].to_numpy(dtype=np.float64),
+        cells["resolved"].to_numpy(dtype=np.float64),
+        cells["advanced"].to_numpy(dtype=np.float64),
+    )
+
+
+def _risk_ratio(stage: str, kind: str, landmark: float, cells: pd.DataFrame) -> dict[str, Any]:
+    """Rates with and without the action, and the Mantel-Haenszel risk ratio stratified by owner,
+    from the cells of one (stage, kind)."""
+    x = cells["exposed"].to_numpy(dtype=bool)
+    n = cells["n"].to_numpy()
+    n1, n0 = int(n[x].sum()), int(n[~x].sum())
+    rate_with = _rate(cells[x])
+    rate_without = _rate(cells[~x])
+    owners = cells["owner"].to_numpy()
+    num = den = var_num = 0.0
+    for owner in np.unique(owners):
+        m = owners == owner
+        b1, b0 = float(n[x & m].sum()), float(n[~x & m].sum())
+        total = b1 + b0
+        if b1 == 0 or b0 == 0:
+            continue
+        # Effective numbers advancing: stays at risk times the censoring-aware rate.
+        a = b1 * _rate(cells[x & m])
+        c = b0 * _rate(cells[~x & m])
+        if not (np.isfinite(a) and np.isfinite(c)):
+            continue
+        num += a * b0 / total
+        den += c * b1 / total
+        var_num += (b1 * b0 * (a + c) - a * c * total) / total**2
+    lift = low = high = p_value = np.nan
+    if num > 0 and den > 0:
+        lift = num / den
+        se = np.sqrt(max(var_num, 0.0) / (num * den))
+        low, high = (
+            float(np.exp(np.log(lift) - 1.96 * se)),
+            float(np.exp(np.log(lift) + 1.96 * se)),
+        )
+        z = abs(np.log(lift)) / se if se > 0 else np.inf
+        from math import erfc, sqrt
+
+        p_value = float(erfc(z / sqrt(2.0)))
+    return {
+        "stage": stage,
+        "kind": kind,
+        "landmark_days": landmark,
+        "rate_with": rate_with,
+        "rate_without": rate_without,
+        "lift": lift,
+        "low": low,
+        "high": high,
+        "p_value": p_value,
+        "n": n1 + n0,
+        "n_with": n1,
+        "n_without": n0,
+    }
+
+
+def _landmarks(
+    model: FunnelModel, landmark_days: Mapping[str, float] | float | None
+) -> dict[str, float]:
+    """The landmark of each stage, in days (default: the stage's median time in stage)."""
+    out = {}
+    for stage in model.funnel.stages:
+        if isinstance(landmark_days, Mapping):
+            out[stage] = float(landmark_days[stage])
+        elif landmark_days is not None:
+            out[stage] = float(landmark_days)
+        else:
+            out[stage] = float(np.asarray(model.time_in_stage().loc[stage, "median_days"]).item())
+    return out
+
+
+def _effectiveness(
+    cells: pd.DataFrame, stages: Sequence[str], kinds: Sequence[str], landmarks: Mapping[str, float]
+) -> pd.DataFrame:
+    """Action effectiveness from its cells: a row per stage with stays at risk and kind, in
+    stage then `kinds` order, with Benjamini-Hochberg q-values over all rows."""
+    rows = []
+    by_stage = {k: g for k, g in cells.groupby("stage", sort=False)}
+    for stage in stages:
+        if stage not in by_stage:
+            continue
+        by_kind = {k: g for k, g in by_stage[stage].groupby("kind", sort=False)}
+        for kind in kinds:
+            if kind in by_kind:
+                rows.append(_risk_ratio(stage, kind, landmarks[stage], by_kind[kind]))
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    p = out["p_value"].to_numpy()
+    ok = np.isfinite(p)
+    q = np.full(len(p), np.nan)
+    if ok.any():
+        order = np.argsort(p[ok])
+        ranked = p[ok][order] * ok.sum() / (np.arange(ok.sum()) + 1)
+        adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+        qv = np.empty(ok.sum())
+        qv[order] = np.minimum(adjusted, 1.0)
+        q[ok] = qv
+    out["q_value"] = q
+    return out.set_index(["stage", "kind"])
 
 
 def _coverage(weighted: float, target: Mapping[str, float] | None, rep: str | None) -> float:
@@ -679,31 +816,45 @@ class Coaching:
         (Greenland-Robins variance), its p-value, Benjamini-Hochberg q-values over all cells, and
         the stays behind each figure.
         """
+        landmarks = _landmarks(self.model, landmark_days)
+        return _effectiveness(
+            self._action_cells(landmarks),
+            list(self._log.funnel.stages),
+            list(self._activities().kind_names),
+            landmarks,
+        )
+
+    def _activities(self) -> _core.ActivityLog:
         if self._acts is None:
             raise ValueError(
                 "action_effectiveness needs activities: coaching(model, log, activities)"
             )
+        return self._acts.core
+
+    def _action_cells(
+        self, landmarks: Mapping[str, float], kinds: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """The sufficient statistics of action effectiveness: the stays at risk at each stage's
+        landmark, counted by (stage, kind, owner, exposed, days) with how many were resolved and
+        how many advanced, for every kind of `kinds` (default: the activity log's). Counts over
+        disjoint sets of opportunities add up."""
+        acts = self._activities()
         stays = self._stays()
-        acts = self._acts.core
         a_off = np.asarray(acts.offsets)
         a_t = np.asarray(acts.times)
-        a_k = np.asarray(acts.kinds)
-        kinds = list(acts.kind_names)
-        stages = list(self._log.funnel.stages)
-        rows = []
-        for si, stage in enumerate(stages):
-            if isinstance(landmark_days, Mapping):
-                landmark = float(landmark_days[stage])
-            elif landmark_days is not None:
-                landmark = float(landmark_days)
-            else:
-                landmark = float(
-                    np.asarray(self.model.time_in_stage().loc[stage, "median_days"]).item()
-                )
+        own = list(acts.kind_names)
+        kinds = own if kinds is None else list(kinds)
+        # This log's kind codes -> positions in `kinds`.
+        a_k = np.asarray([kinds.index(k) for k in own], dtype=np.int64)[
+            np.asarray(acts.kinds, dtype=np.int64)
+        ]
+        parts = []
+        for si, stage in enumerate(self._log.funnel.stages):
+            landmark = landmarks[stage]
             if not np.isfinite(landmark):
                 continue
             # At risk at the landmark: still in the stage L days after entering it, resolved or not
-            # (open stays are censored at as_of, in the Aalen-Johansen estimates below).
+            # (open stays are censored at as_of, in the Aalen-Johansen estimates).
             st = stays[(stays["stage"] == si) & (stays["days"] >= landmark)]
             if st.empty:
                 continue
@@ -715,28 +866,23 @@ class Coaching:
                 ks = a_k[a_off[o] : a_off[o + 1]]
                 sel = (ts >= entry) & (ts < entry + landmark * 86400)
                 exposure[r, np.unique(ks[sel])] = True
-            y = st["advanced"].to_numpy(dtype=bool)
             resolved = st["destination"].to_numpy() >= 0
-            days = st["days"].to_numpy()
-            owners = st["owner"].to_numpy()
             for ki, kind in enumerate(kinds):
-                x = exposure[:, ki]
-                rows.append(self._risk_ratio(stage, kind, landmark, x, y, resolved, days, owners))
-        out = pd.DataFrame(rows)
-        if out.empty:
-            return out
-        p = out["p_value"].to_numpy()
-        ok = np.isfinite(p)
-        q = np.full(len(p), np.nan)
-        if ok.any():
-            order = np.argsort(p[ok])
-            ranked = p[ok][order] * ok.sum() / (np.arange(ok.sum()) + 1)
-            adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
-            qv = np.empty(ok.sum())
-            qv[order] = np.minimum(adjusted, 1.0)
-            q[ok] = qv
-        out["q_value"] = q
-        return out.set_index(["stage", "kind"])
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "stage": stage,
+                            "kind": kind,
+                            "owner": st["owner"].to_numpy(),
+                            "exposed": exposure[:, ki],
+                            "days": st["days"].to_numpy(),
+                            "n": 1,
+                            "resolved": resolved.astype(np.int64),
+                            "advanced": st["advanced"].to_numpy(dtype=bool).astype(np.int64),
+                        }
+                    )
+                )
+        return _sum_cells(parts)
 
     def action_sequences(self, stage: str, top: int = 10) -> pd.DataFrame:
         """The most common sequences of action kinds during stays in `stage`, for deals that
@@ -791,62 +937,6 @@ class Coaching:
             .head(top)
             .reset_index(drop=True)
         )
-
-    @staticmethod
-    def _risk_ratio(
-        stage: str,
-        kind: str,
-        landmark: float,
-        x: np.ndarray,
-        y: np.ndarray,
-        resolved: np.ndarray,
-        days: np.ndarray,
-        owners: np.ndarray,
-    ) -> dict[str, Any]:
-        n1, n0 = int(x.sum()), int((~x).sum())
-        rate_with = _advance_rate(y[x], resolved[x], days[x])
-        rate_without = _advance_rate(y[~x], resolved[~x], days[~x])
-        num = den = var_num = 0.0
-        for owner in np.unique(owners):
-            m = owners == owner
-            b1, b0 = float((x & m).sum()), float((~x & m).sum())
-            n = b1 + b0
-            if b1 == 0 or b0 == 0:
-                continue
-            # Effective numbers advancing: stays at risk times the censoring-aware rate.
-            a = b1 * _advance_rate(y[x & m], resolved[x & m], days[x & m])
-            c = b0 * _advance_rate(y[~x & m], resolved[~x & m], days[~x & m])
-            if not (np.isfinite(a) and np.isfinite(c)):
-                continue
-            num += a * b0 / n
-            den += c * b1 / n
-            var_num += (b1 * b0 * (a + c) - a * c * n) / n**2
-        lift = low = high = p_value = np.nan
-        if num > 0 and den > 0:
-            lift = num / den
-            se = np.sqrt(max(var_num, 0.0) / (num * den))
-            low, high = (
-                float(np.exp(np.log(lift) - 1.96 * se)),
-                float(np.exp(np.log(lift) + 1.96 * se)),
-            )
-            z = abs(np.log(lift)) / se if se > 0 else np.inf
-            from math import erfc, sqrt
-
-            p_value = float(erfc(z / sqrt(2.0)))
-        return {
-            "stage": stage,
-            "kind": kind,
-            "landmark_days": landmark,
-            "rate_with": rate_with,
-            "rate_without": rate_without,
-            "lift": lift,
-            "low": low,
-            "high": high,
-            "p_value": p_value,
-            "n": n1 + n0,
-            "n_with": n1,
-            "n_without": n0,
-        }
 
     def __repr__(self) -> str:
         f = self.focus()

@@ -33,7 +33,7 @@ import pandas as pd
 
 from . import _convert, _core
 from .backtesting import Backtest
-from .coaching import _scorecard
+from .coaching import ActivityLog, Coaching, _effectiveness, _landmarks, _scorecard, _sum_cells
 from .event_log import EventLog as _LocalEventLog
 from .event_log import _ColumnMap
 from .forecasting import Forecast, _day_bounds
@@ -56,6 +56,7 @@ __all__ = [
     "EventLog",
     "FitStatistics",
     "PartitioningWarning",
+    "action_effectiveness",
     "backtest",
     "collect_statistics",
     "fit",
@@ -1013,3 +1014,156 @@ def backtest(
         else pd.DataFrame(columns=["as_of", "method", "p", "won"])
     )
     return Backtest(table, deals, calibration_bins, horizon_days)
+
+
+# -- action effectiveness ------------------------------------------------------------------------------
+def _ids_frame(log: _LocalEventLog, index: int, opportunity: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {opportunity: log.opportunity_ids(), "_sf_partition": np.full(log.n_opportunities, index)}
+    )
+
+
+def _with_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(_sf_label=np.asarray(frame.index, dtype=object))
+
+
+def _build_activities(
+    log: _LocalEventLog, frame: pd.DataFrame, index: int, kwargs: dict[str, Any]
+) -> ActivityLog:
+    """The ActivityLog of one partition; a bad row raises naming the partition and the row's
+    label in the activities frame."""
+    labels = frame["_sf_label"].to_numpy()
+    local = frame.drop(columns=["_sf_label"]).reset_index(drop=True)
+    try:
+        acts = ActivityLog.from_frame(log, local, **kwargs)
+    except _core.DataError as err:
+        row = getattr(err, "row", None)
+        where = "activities"
+        if row is not None and 0 <= row < len(labels):
+            where += f", row {labels[row]!r}"
+        else:
+            where += f" of partition {index}"
+        new = type(err)(f"{where}: {_ROW_PREFIX.sub('', str(err))}")
+        new.row, new.column = row, getattr(err, "column", None)
+        new.partition = index  # type: ignore[attr-defined]
+        raise new from None
+    if len(acts.rejected):
+        rejected = acts.rejected.copy()
+        rejected.index = pd.Index(labels[rejected["row"].to_numpy()], name="label")
+        rejected.insert(0, "partition", index)
+        acts._rejected = rejected
+    return acts
+
+
+def _kinds_of(
+    log: _LocalEventLog, frame: pd.DataFrame, index: int, kwargs: dict[str, Any]
+) -> tuple[list[str], pd.DataFrame | None]:
+    acts = _build_activities(log, frame, index, kwargs)
+    return list(acts.core.kind_names), acts.rejected if len(acts.rejected) else None
+
+
+def _action_cells(
+    log: _LocalEventLog,
+    frame: pd.DataFrame,
+    index: int,
+    kwargs: dict[str, Any],
+    model: FunnelModel,
+    landmarks: dict[str, float],
+    kinds: list[str],
+) -> pd.DataFrame:
+    acts = _build_activities(log, frame, index, kwargs)
+    coach = Coaching(model, log, acts, 28.0, 180.0)
+    return coach._action_cells(landmarks, kinds)
+
+
+def _sum_cell_parts(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    return _sum_cells(parts)
+
+
+def action_effectiveness(
+    log: DaskEventLog,
+    activities: dd.DataFrame,
+    opportunity: str = "opportunity_id",
+    time: str = "time",
+    kind: str = "kind",
+    owner: str | None = None,
+    buyer: str | None = None,
+    validation: str = "strict",
+    *,
+    model: FunnelModel | None = None,
+    landmark_days: Mapping[str, float] | float | None = None,
+    split_every: int = 8,
+) -> pd.DataFrame:
+    """:meth:`smartfunnel.Coaching.action_effectiveness` on Dask: the same rows (kinds in sorted
+    order) as ``sf.coaching(model, log, activities).action_effectiveness(landmark_days)``.
+
+    The activities (a Dask DataFrame with the columns of :meth:`smartfunnel.ActivityLog.from_frame`)
+    are moved to the partitions of their opportunities (a join with the log's ids and a shuffle),
+    each partition counts its stays at risk at every stage's landmark by owner, kind, exposure and
+    duration, and the counts add up in a tree; the client computes the rates, risk ratios and
+    q-values from the sums, exactly as locally.
+
+    Parameters
+    ----------
+    log : DaskEventLog
+    activities : dask.dataframe.DataFrame
+    opportunity, time, kind, owner, buyer, validation
+        As in :meth:`smartfunnel.ActivityLog.from_frame`. With ``validation="lenient"`` the rows
+        left out are in ``result.attrs["rejected"]``, with their partition and index label.
+    model : FunnelModel, optional
+        As for :func:`smartfunnel.coaching`: refitted grouped by owner (on Dask) when it is not;
+        default: a fit of the log grouped by owner.
+    landmark_days : float or mapping, optional
+        Default: each stage's median time in stage.
+    """
+    if model is None:
+        model = fit(log, FitOptions(groups=["owner"]), split_every=split_every)
+    else:
+        groups = model.options.groups
+        if ([groups] if isinstance(groups, str) else list(groups)) != ["owner"]:
+            opts = dataclasses.replace(model.options, groups=["owner"], as_of=model.as_of)
+            model = fit(log, opts, split_every=split_every)
+    parts = log._nonempty()
+    if not parts:
+        raise _core.DataError("the log has no events: no stays to count")
+    landmarks = _landmarks(model, landmark_days)
+    # Each activity to the partition of its opportunity (unknown ones go to partition 0, where
+    # the activity log reports them as it would locally).
+    meta = delayed(_ids_frame)(parts[0], 0, opportunity).compute().iloc[:0]
+    mapping = dd.from_delayed(
+        [delayed(_ids_frame)(p, i, opportunity) for i, p in enumerate(parts)], meta=meta
+    )
+    if opportunity not in activities.columns:
+        raise _core.DataError(
+            f"activities: column {opportunity!r} is not in the frame "
+            f"(columns: {list(map(str, activities.columns))})"
+        )
+    acts = activities.map_partitions(_with_labels).merge(mapping, on=opportunity, how="left")
+    acts["_sf_partition"] = acts["_sf_partition"].fillna(0).astype("int64")
+    n = len(parts)
+    acts = acts.set_index("_sf_partition", divisions=[*range(n), n])
+    kwargs = dict(
+        opportunity=opportunity,
+        time=time,
+        kind=kind,
+        owner=owner,
+        buyer=buyer,
+        validation=validation,
+    )
+    # The co-partitioned activity frames are kept on the workers; each pass builds the partition's
+    # ActivityLog next to its event log (the compiled activity log does not travel).
+    frames = list(dask.persist(*acts.to_delayed()))
+    found = dask.compute(
+        *[delayed(_kinds_of)(p, a, i, kwargs) for i, (p, a) in enumerate(zip(parts, frames))]
+    )
+    kinds = sorted({k for names, _ in found for k in names})
+    dmodel = delayed(model, pure=True)
+    cells = [
+        delayed(_action_cells)(p, a, i, kwargs, dmodel, landmarks, kinds)
+        for i, (p, a) in enumerate(zip(parts, frames))
+    ]
+    total = _tree(cells, _sum_cell_parts, split_every).compute()
+    out = _effectiveness(total, list(log.funnel.stages), kinds, landmarks)
+    rejected = [r for _, r in found if r is not None]
+    out.attrs["rejected"] = pd.concat(rejected) if rejected else pd.DataFrame()
+    return out

@@ -307,11 +307,20 @@ def test_advance_rate_is_censoring_aware():
     # Stays at risk at the landmark: 12 days -> advanced, 15 -> lost, 20 still open, 25 -> advanced.
     # Aalen-Johansen: at 12, 1/4 advances (S 3/4); at 15 one of 3 is lost (S 1/2); the open stay
     # leaves the risk set at 20; at 25 the last one advances: 1/4 + 1/2 = 3/4 (closed-only: 2/3).
-    advanced = np.array([True, False, False, True])
-    resolved = np.array([True, True, False, True])
+    # The rate reads counts of stays by duration (n stays, resolved, advanced), so counts from
+    # disjoint sets of stays add up.
+    advanced = np.array([1.0, 0.0, 0.0, 1.0])
+    resolved = np.array([1.0, 1.0, 0.0, 1.0])
     days = np.array([12.0, 15.0, 20.0, 25.0])
-    assert _advance_rate(advanced, resolved, days) == pytest.approx(0.75)
-    assert np.isnan(_advance_rate(advanced[:0], resolved[:0], days[:0]))
+    n = np.ones(4)
+    assert _advance_rate(days, n, resolved, advanced) == pytest.approx(0.75)
+    assert np.isnan(_advance_rate(days[:0], n[:0], resolved[:0], advanced[:0]))
+    # The same stays twice, as two cells of counts 2 or as eight rows: the same rate.
+    assert _advance_rate(days, 2 * n, 2 * resolved, 2 * advanced) == pytest.approx(0.75)
+    twice = np.r_[days, days]
+    assert _advance_rate(
+        twice, np.ones(8), np.r_[resolved, resolved], np.r_[advanced, advanced]
+    ) == (_advance_rate(days, 2 * n, 2 * resolved, 2 * advanced))
 
 
 def test_momentum_against_won_deals_at_the_same_stage_and_age():

@@ -45,8 +45,11 @@ def data():
 
 def _run(fn, *args, **kwargs):
     """Runs fn in a thread with a timeout, so a hung cluster fails the test."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    try:
         return pool.submit(fn, *args, **kwargs).result(timeout=TIMEOUT)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a hung call must not hang the test
 
 
 def _pieces(events: pd.DataFrame, how: str) -> dd.DataFrame:
@@ -301,3 +304,69 @@ def test_partitioned_argument(client, data):
         sfd.EventLog.from_frame, s.funnel, _pieces(s.events, "rows"), **COLUMNS, partitioned=True
     )
     assert split.n_opportunities > model.core.n_opportunities
+
+
+def _planted_actions(n: int = 1500, seed: int = 5) -> tuple[sf.Funnel, pd.DataFrame, pd.DataFrame]:
+    """Stage A then B or Lost; a demo in the first 10 days raises the chance to advance, the
+    strong rep emails more; a rare kind ("workshop") on a handful of deals only."""
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+    events, acts = [], []
+    for i in range(n):
+        strong = i % 2 == 0
+        start = t0 + pd.Timedelta(days=rng.uniform(0, 300))
+        demo = rng.random() < (0.3 if strong else 0.6)
+        advance = rng.random() < min(1.0, (0.5 if strong else 0.25) * (1.6 if demo else 1.0))
+        days = 10 + rng.exponential(10)
+        owner = "strong" if strong else "weak"
+        events.append((i, "A", start, owner))
+        if i % 7:  # some deals still open
+            events.append((i, "B" if advance else "Lost", start + pd.Timedelta(days=days), owner))
+        for k, p in (
+            ("demo", 1.0 if demo else 0.0),
+            ("email", 0.8 if strong else 0.2),
+            ("call", 1),
+        ):
+            if rng.random() < p:
+                acts.append((i, start + pd.Timedelta(days=rng.uniform(0, 9.9)), k))
+        if i in (3, 4, 5):
+            acts.append((i, start + pd.Timedelta(days=1), "workshop"))
+    ev = pd.DataFrame(events, columns=["opportunity_id", "stage", "time", "owner"])
+    ac = pd.DataFrame(acts, columns=["opportunity_id", "time", "kind"])
+    ac.index = pd.Index([f"a{i}" for i in range(len(ac))])
+    return sf.Funnel(["A", "B"], won="Won", lost="Lost"), ev, ac
+
+
+def test_action_effectiveness_equal_local(client):
+    funnel, ev, ac = _planted_actions()
+    local_log = sf.EventLog.from_frame(funnel, ev, owner="owner")
+    local_acts = sf.ActivityLog.from_frame(local_log, ac)
+    coach = sf.coaching(sf.fit(local_log), local_log, local_acts)
+    ids = ev["opportunity_id"].to_numpy()
+    # Skewed event partitions (one with most deals, one empty); activities in random order.
+    parts = [ev[ids % 10 < 8], ev.iloc[:0], ev[ids % 10 == 8], ev[ids % 10 == 9]]
+    frame = dd.from_delayed([dask.delayed(p) for p in parts], meta=ev.iloc[:0])
+    log = _run(sfd.EventLog.from_frame, funnel, frame, owner="owner")
+    acts = dd.from_pandas(ac.sample(frac=1.0, random_state=1), npartitions=3)
+    for landmark in (None, 10.0):
+        want = coach.action_effectiveness(landmark_days=landmark).sort_index()
+        got = _run(sfd.action_effectiveness, log, acts, landmark_days=landmark).sort_index()
+        pd.testing.assert_frame_equal(got, want)
+    assert ("A", "workshop") in want.index and want.loc[("A", "workshop"), "n_with"] <= 3
+    # An activity of an opportunity that is not in the log: an error naming its row label.
+    bad = pd.concat(
+        [
+            ac,
+            pd.DataFrame(
+                {"opportunity_id": [99999], "time": [ac["time"].iloc[0]], "kind": ["call"]},
+                index=["stray"],
+            ),
+        ]
+    )
+    with pytest.raises(sf.DataError, match="row 'stray'"):
+        _run(sfd.action_effectiveness, log, dd.from_pandas(bad, npartitions=2))
+    lenient = _run(
+        sfd.action_effectiveness, log, dd.from_pandas(bad, npartitions=2), validation="lenient"
+    )
+    assert list(lenient.attrs["rejected"].index) == ["stray"]
+    pd.testing.assert_frame_equal(lenient.sort_index(), coach.action_effectiveness().sort_index())
