@@ -1266,7 +1266,7 @@ def from_salesforce(
                     "CloseDate",
                     o.get("CloseDate"),
                     "changed",
-                    f"{why}: closed at the history row that closed it ({e['time']:%Y-%m-%d %hist:%M})",
+                    f"{why}: closed at the history row that closed it ({e['time']:%Y-%m-%d %H:%M})",
                 )
                 continue
             events.loc[events.index[int(i)], "time"] = max(cd, low) if pd.notna(low) else cd
@@ -1287,7 +1287,7 @@ def from_salesforce(
             hist["CreatedDate"].iloc[int(er["_row"])],
             "changed",
             f"history row precedes the opportunity's CreatedDate "
-            f"({opp.loc[er['opportunity_id'], '_CreatedDate']:%Y-%m-%d %hist:%M}): "
+            f"({opp.loc[er['opportunity_id'], '_CreatedDate']:%Y-%m-%d %H:%M}): "
             "the row is kept and creation taken as the first history row",
         )
     created = created.where(created.notna() & (created <= first), first)

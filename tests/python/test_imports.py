@@ -479,8 +479,11 @@ def test_salesforce_hand_worked_export():
     assert unknown["row"] == 8 and "not in the Opportunity export" in unknown["reason"]
     early = one("OpportunityHistory", "006D", "CreatedDate")
     assert early["row"] == 5 and early["action"] == "changed"
+    assert "(2024-01-04 00:00)" in early["reason"]  # 006D's CreatedDate, with its time
     close = one("Opportunity", "006D", "CloseDate")
     assert close["action"] == "changed" and "2023-12-31" in close["reason"]
+    # ... closed at the history row of 2024-01-20 00:00 (hours and minutes, as written)
+    assert close["reason"].endswith("closed at the history row that closed it (2024-01-20 00:00)")
     assert one("Opportunity", "006B", "StageName")["action"] == "added"
     assert one("Opportunity", "006C", "StageName")["action"] == "added"
     assert one("OpportunityHistory", None, "StageName")["value"] == "Negotiation"  # the note
