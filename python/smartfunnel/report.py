@@ -410,6 +410,26 @@ def _funnel_table(model: FunnelModel, log: EventLog) -> tuple[pd.DataFrame, pd.S
     return table, outcomes
 
 
+def _issues_by_kind(issues: pd.DataFrame) -> pd.DataFrame:
+    """Import issues counted by action, table and column (whichever the frame has), in order of
+    first appearance, each with the first row's reason and how many distinct reasons it covers.
+    Reasons quote each row's values (dates, amounts), so counting by reason alone gives one row
+    per issue."""
+    frame = issues.copy()
+    for c in ("action", "table", "column"):
+        frame[c] = (
+            frame[c].astype(object).where(frame[c].notna(), "").astype(str) if c in frame else ""
+        )
+    frame["reason"] = frame["reason"].astype(str)
+    out = (
+        frame.groupby(["action", "table", "column"], sort=False, dropna=False)
+        .agg(count=("reason", "size"), reason=("reason", "first"), reasons=("reason", "nunique"))
+        .reset_index()
+    )
+    out["where"] = [".".join(p for p in (t, c) if p) for t, c in zip(out["table"], out["column"])]
+    return out[["action", "where", "count", "reason", "reasons"]]
+
+
 def _quality_table(
     log: EventLog, activities: ActivityLog | None, issues: pd.DataFrame, model: FunnelModel
 ) -> pd.DataFrame:
@@ -929,15 +949,18 @@ def render_html(report: Report, full_document: bool = True) -> str:
     )
     lists = []
     if len(r.issues):
-        by_reason = (
-            r.issues["reason"].astype(str).value_counts().rename_axis("reason").reset_index()
-        )
         lists.append(
             _table(
-                by_reason,
+                _issues_by_kind(r.issues),
                 "table-issues-by-reason",
-                [("reason", "reason", "text"), ("rows", "count", "int")],
-                "Import issues by reason.",
+                [
+                    ("action", "action", "text"),
+                    ("where", "where", "text"),
+                    ("rows", "count", "int"),
+                    ("reason (first row's)", "reason", "text"),
+                ],
+                "Import issues by kind: action, table and column, with the first row's reason "
+                "(reasons name each row's own values; every row is in the list below).",
             )
         )
         lists.append(_details("table-issues", "every import issue", r.issues))

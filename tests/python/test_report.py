@@ -510,3 +510,28 @@ def test_cli_reports_every_public_dataset(shared_data, tmp_path, capsys, path):
     for action in ("rejected", "changed", "added", "note"):
         assert quality(dom)[f"import {action}"] == counts.get(action, 0), action
     assert "P(revenue >= 100,000)" in capsys.readouterr().out
+
+
+def test_import_issues_are_grouped_by_kind_not_by_their_row_specific_reason(shared_data, tmp_path):
+    # The dev-org sample: every closed opportunity's CloseDate precedes its history (demo data),
+    # each reported with its own dates, and 3 files no format reads (Account, Campaign, Lead).
+    folder = shared_data / "salesforce-dev-org-sample"
+    opps = pd.read_csv(folder / "Opportunity.csv")
+    n_closed = int((opps["IsClosed"] == 1).sum())
+    assert n_closed == 18
+    out_path = tmp_path / "r.html"
+    assert main(["report", str(folder), "-o", str(out_path)]) == 0
+    head, *rows = parse(out_path.read_text(encoding="utf-8")).tables["table-issues-by-reason"]
+    names = [h.get("data-column") for h in head]
+    got = {
+        (r[names.index("action")]["_text"], r[names.index("where")]["_text"]): (
+            float(r[names.index("count")]["data-value"]),
+            r[names.index("reason")]["_text"],
+        )
+        for r in rows
+    }
+    unused = {("note", f"{name}.csv") for name in ("Account", "Campaign", "Lead")}
+    assert set(got) == {("changed", "Opportunity.CloseDate"), *unused}
+    count, reason = got[("changed", "Opportunity.CloseDate")]
+    assert count == n_closed and reason.startswith("CloseDate ")
+    assert all(got[k][0] == 1 for k in unused)
