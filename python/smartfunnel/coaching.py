@@ -358,6 +358,27 @@ def _coverage(weighted: float, target: Mapping[str, float] | None, rep: str | No
     return weighted / remaining if remaining else float("nan")
 
 
+def _entry_stage(model: FunnelModel) -> str:
+    """The first open stage the team's stays are seen in: where deals enter the funnel.
+
+    An export may define stages no deal is ever seen in (Maven's Prospecting, whose rows carry no
+    date): P(win) from such a stage is the prior's guess (50% with prior 1) times the rest of the
+    funnel, not a win rate. Falls back to the first stage when no stay is seen at all.
+
+    Parameters
+    ----------
+    model : FunnelModel
+
+    Returns
+    -------
+    str
+        The stage's name.
+    """
+    n = model.stage_summary()["n"]
+    seen = [s for s in model.funnel.stages if int(np.asarray(n.loc[s]).item()) > 0]
+    return seen[0] if seen else model.funnel.stages[0]
+
+
 def _win_probability(p: np.ndarray) -> np.ndarray:
     n = p.shape[0]
     return np.asarray(np.linalg.solve(np.eye(n) - p[:, :n], p[:, n]))
@@ -475,13 +496,15 @@ class Coaching:
         return plot_scorecard(self, ax)
 
     def summary(self, target: Mapping[str, float] | None = None) -> pd.DataFrame:
-        """Per rep and the team: win rate (P(win) from the first stage), expected days to win,
+        """Per rep and the team: win rate (P(win) from the first stage deals are seen in: a stage
+        no deal is seen in, such as Maven's undated Prospecting, is skipped, since P(win) from it
+        is the prior's guess), expected days to win,
         average won amount, open deals, their weighted pipeline (amount x P(win) given stage and
         age), activities per open deal per week over the last `lookback_days`, and pipeline
         coverage (weighted pipeline / remaining target) when `target` maps reps to their
         remaining targets."""
         rows = []
-        first = self.model.funnel.stages[0]
+        first = _entry_stage(self.model)
         for rep in [*self.reps, None]:
             group = None if rep is None else (rep,)
             ss = self.model.stage_summary(group)
@@ -613,7 +636,9 @@ class Coaching:
         Flags (each reason says which threshold, learned from what):
 
         - ``stalled``: longer in its stage than the stage's `stalled_quantile` time in stage
-          (Kaplan-Meier, the team's, over all stays of the stage);
+          (Kaplan-Meier, the team's, over all stays of the stage); where that quantile lies
+          beyond the data (too many stays never ended), longer than every stay that left the
+          stage;
         - ``no_activity`` / ``no_buyer_action``: no activity (any / by the buyer) in that many days
           (needs activities);
         - ``close_pushed``: its expected close date moved later at least `pushes` times;
@@ -632,6 +657,14 @@ class Coaching:
         }
         tick_days = self.model.core.options.tick_seconds / 86400.0
         n_stays = self.model.stage_summary()["n"]
+        # Where the quantile lies beyond the data (the Kaplan-Meier curve stays above
+        # 1 - stalled_quantile: many stays never ended), a deal in the stage longer than every
+        # stay that left it is past the quantile too, whatever the quantile is.
+        longest: dict[int, float] = {}
+        if not all(np.isfinite(v) for v in threshold_days.values()):
+            stays = self._stays()
+            ended = stays[stays["destination"] >= 0]
+            longest = {int(k): float(v) for k, v in ended.groupby("stage")["days"].max().items()}
         core = self._log.core
         ev_off = np.asarray(core.offsets)
         ev_t = np.asarray(core.times)
@@ -668,6 +701,14 @@ class Coaching:
                 reasons.append(
                     f"{age_days:.0f} days in {stage}, beyond its p{stalled_quantile * 100:.0f} of "
                     f"{limit:.0f} days (Kaplan-Meier over {int(n_stays[stage])} stays)"
+                )
+            elif not np.isfinite(limit) and age_days > longest.get(stage_code, np.inf):
+                flags["stalled"] = True
+                reasons.append(
+                    f"{age_days:.0f} days in {stage}, longer than every stay that left it (the "
+                    f"longest took {longest[stage_code]:.0f} days; its "
+                    f"p{stalled_quantile * 100:.0f} lies beyond the data: Kaplan-Meier over "
+                    f"{int(n_stays[stage])} stays)"
                 )
             if len(c_off):
                 times = c_t[c_off[o] : c_off[o + 1]]

@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import _core
 from .backtesting import Backtest, backtest
-from .coaching import ActivityLog, Coaching, coaching
+from .coaching import ActivityLog, Coaching, _entry_stage, coaching
 from .event_log import EventLog
 from .forecasting import Forecast, forecast
 from .model import FitOptions, FunnelModel, fit
@@ -511,7 +511,8 @@ def _assumptions(
         (
             "stalled",
             f"beyond the p{stalled_quantile * 100:.0f} time in stage",
-            "Kaplan-Meier over the team's stays of the stage",
+            "Kaplan-Meier over the team's stays of the stage; where it lies beyond the data, "
+            "longer than every stay that left the stage",
         ),
         (
             "activities",
@@ -702,6 +703,7 @@ def render_html(report: Report, full_document: bool = True) -> str:
     log = r.log
     span = f"{log.first_time:%Y-%m-%d} .. {log.last_time:%Y-%m-%d}" if log.n_events else "no events"
     o = r.outcomes
+    entry = _entry_stage(m)  # not a stage no deal is seen in (its P(win) is the prior's)
     parts.append(
         f'<header id="summary" data-section="summary"><h1>{html.escape(r.title)}</h1>'
         f'<p class="sf-sub">smartfunnel {html.escape(_core.__version__)} · as of '
@@ -714,9 +716,9 @@ def render_html(report: Report, full_document: bool = True) -> str:
                 ("lost", "lost", f"{o['lost']:,}", o["lost"]),
                 (
                     "win_rate",
-                    f"P(win) from {m.funnel.stages[0]}",
-                    _pct(float(r.funnel["p_win"].iloc[0])),
-                    float(r.funnel["p_win"].iloc[0]),
+                    f"P(win) from {entry}",
+                    _pct(float(r.funnel.loc[entry, "p_win"])),
+                    float(r.funnel.loc[entry, "p_win"]),
                 ),
                 (
                     "forecast_p50",
@@ -916,7 +918,8 @@ def render_html(report: Report, full_document: bool = True) -> str:
         st = r.stalled
         body = (
             f'<p class="sf-note">{len(st):,} open deals longer in their stage than the '
-            f"p{r.stalled_quantile * 100:.0f} of its time in stage, largest first.</p>"
+            f"p{r.stalled_quantile * 100:.0f} of its time in stage (or, where that lies beyond "
+            "the data, than every stay that left the stage), largest first.</p>"
         )
         body += _table(
             st,

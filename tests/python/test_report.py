@@ -369,6 +369,30 @@ def test_cli_reads_the_maven_export(shared_data, tmp_path, capsys):
     # One focus row per sales agent with a closed or open deal; the forecast is as of the data end.
     assert len(dom.tables["table-focus"]) - 1 == frame["sales_agent"].nunique()
     assert "as of 2017-12-31" in text
+    # The win rate is P(win) from Engaging, where deals are seen entering, not from the undated
+    # Prospecting (0 deals: its P(win) would be the prior's 50% times Engaging's, about 32%). By
+    # pandas, the closed deals' win share is 63.2%; the censoring-aware rate is close to it.
+    closed_win = counts["Won"] / (counts["Won"] + counts["Lost"])
+    kpi = re.search(r'data-kpi="win_rate" data-value="([^"]+)"><b>[^<]*</b><span>([^<]*)<', text)
+    assert kpi is not None and kpi.group(2) == "P(win) from Engaging"
+    assert float(kpi.group(1)) == pytest.approx(closed_win, abs=0.01)
+    head, *rows = dom.tables["table-rep-summary"]
+    win_rate = [h.get("data-column") for h in head].index("win_rate")
+    team = next(r for r in rows if r[0]["_text"] == "team")
+    assert float(team[win_rate]["data-value"]) == pytest.approx(closed_win, abs=0.01)
+    assert all(abs(float(r[win_rate]["data-value"]) - closed_win) < 0.05 for r in rows)
+    # Stalled: every closed deal left Engaging within the longest closed stay (138 days), yet
+    # most open deals have been there longer; the Kaplan-Meier p90 lies beyond the data, so a
+    # deal is stalled when it is older than every stay that left the stage.
+    engaged = pd.to_datetime(frame["engage_date"])
+    ended = frame["deal_stage"].isin(["Won", "Lost"])
+    longest = (pd.to_datetime(frame["close_date"]) - engaged)[ended].dt.days.max()
+    age = (pd.Timestamp("2017-12-31") - engaged).dt.days
+    stalled = frame.loc[(frame["deal_stage"] == "Engaging") & (age > longest), "opportunity_id"]
+    assert len(stalled) > 1000
+    rows = dom.tables["table-stalled"][1:]
+    assert sorted(r[0]["_text"] for r in rows) == sorted(stalled)
+    assert f"Stalled deals: {len(stalled):,}" in out
 
 
 def test_cli_long_csv_with_activities(tmp_path, capsys):
