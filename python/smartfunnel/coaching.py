@@ -664,7 +664,8 @@ class Coaching:
         if not all(np.isfinite(v) for v in threshold_days.values()):
             stays = self._stays()
             ended = stays[stays["destination"] >= 0]
-            longest = {int(k): float(v) for k, v in ended.groupby("stage")["days"].max().items()}
+            by_stage = ended.groupby("stage")["days"].max()
+            longest = dict(zip(by_stage.index.astype(int).tolist(), by_stage.tolist()))
         core = self._log.core
         ev_off = np.asarray(core.offsets)
         ev_t = np.asarray(core.times)

@@ -717,8 +717,8 @@ def render_html(report: Report, full_document: bool = True) -> str:
                 (
                     "win_rate",
                     f"P(win) from {entry}",
-                    _pct(float(r.funnel.loc[entry, "p_win"])),
-                    float(r.funnel.loc[entry, "p_win"]),
+                    _pct(float(r.funnel["p_win"].to_dict()[entry])),
+                    float(r.funnel["p_win"].to_dict()[entry]),
                 ),
                 (
                     "forecast_p50",
