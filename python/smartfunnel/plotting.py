@@ -101,6 +101,11 @@ def plot_scorecard(coaching: Coaching, ax: Any = None) -> Axes:
     image = ax.imshow(diff.to_numpy(), cmap="RdBu", vmin=-0.3, vmax=0.3, aspect="auto")
     ax.set_xticks(np.arange(diff.shape[1]), list(diff.columns))
     ax.set_yticks(np.arange(diff.shape[0]), list(diff.index))
+    # Long stage names (Salesforce's "Id. Decision Makers", "Proposal/Price Quote") overlap when
+    # set side by side: turn them upright once the names would not fit under their columns.
+    width_chars = ax.figure.get_figwidth() * ax.get_position().width * 72 / 6.5
+    if sum(len(str(c)) + 2 for c in diff.columns) > width_chars:
+        ax.tick_params(axis="x", labelrotation=90)
     for (i, j), v in np.ndenumerate(table.to_numpy()):
         flag = "*" if sc["below_team"].unstack("stage")[list(diff.columns)].to_numpy()[i, j] else ""
         ax.text(j, i, f"{v:.0%}{flag}", ha="center", va="center", fontsize=8)

@@ -71,3 +71,29 @@ def test_plot_backtest(sample):
     with pytest.raises(ValueError, match="static_ladder"):
         bt.plot_backtest(method="static_ladder")
     plt.close("all")
+
+
+def test_scorecard_stage_names_do_not_overlap():
+    # Salesforce's standard picklist: long names, one rep; as the report draws it (7.5 x 3 in).
+    stages = ["Prospecting", "Qualification", "Needs Analysis", "Value Proposition",
+              "Id. Decision Makers", "Perception Analysis", "Proposal/Price Quote",
+              "Negotiation/Review"]  # fmt: skip
+    funnel = sf.Funnel(stages, won="Closed Won", lost="Closed Lost")
+    rows = []
+    for i in range(40):
+        t = np.datetime64("2024-01-01") + np.timedelta64(i, "D")
+        for k, s in enumerate(stages[: 1 + i % len(stages)]):
+            rows.append((f"o{i}", s, t + np.timedelta64(3 * k, "D"), "U1" if i % 2 else "U2"))
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["opportunity_id", "stage", "time", "owner"])
+    log = sf.EventLog.from_frame(funnel, frame, owner="owner")
+    coach = sf.coaching(sf.fit(log, as_of="2024-04-01", groups=["owner"]), log)
+    fig = plt.figure(figsize=(7.5, 3.0), layout="constrained")
+    ax = coach.plot_scorecard(ax=fig.add_subplot())
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.get_xticklabels()]
+    assert [t.get_text() for t in ax.get_xticklabels()] == stages
+    for a, b in zip(boxes, boxes[1:]):
+        assert not a.overlaps(b), (a, b)
+    plt.close("all")
