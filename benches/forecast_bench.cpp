@@ -1,9 +1,11 @@
 // Google Benchmark: Monte Carlo and exact revenue distributions of 100k deals.
 //   build/release/benches/smartfunnel_benches --benchmark_filter='monte_carlo|exact'
+#include <smartfunnel/detail/monte_carlo.hpp>
 #include <smartfunnel/forecast.hpp>
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -49,6 +51,24 @@ void BM_monte_carlo(benchmark::State& state) {
   state.counters["deal_scenarios"] = static_cast<double>(d.p.size() * scenarios);
 }
 BENCHMARK(BM_monte_carlo)->Args({10'000, 1})->Args({10'000, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One kernel on one thread (0 portable C++, 1 SSE2, 2 AVX2, 3 AVX-512F); skipped where the CPU lacks it.
+void BM_monte_carlo_kernel(benchmark::State& state) {
+  const auto& d = make(100'000);
+  const auto isa = static_cast<smartfunnel::detail::mc_isa>(state.range(0));
+  if (!smartfunnel::detail::mc_isa_available(isa)) {
+    state.SkipWithError("instruction set not available on this CPU");
+    return;
+  }
+  std::vector<std::int64_t> totals(10'000);
+  for (auto _ : state) {
+    std::fill(totals.begin(), totals.end(), 0);
+    smartfunnel::detail::monte_carlo_cents_with(isa, d.cents, d.p, d.key, 1, totals);
+    benchmark::DoNotOptimize(totals.data());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * d.p.size() * totals.size()));
+}
+BENCHMARK(BM_monte_carlo_kernel)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
 
 void BM_exact_distribution(benchmark::State& state) {
   const auto& d = make(100'000);
