@@ -81,6 +81,7 @@ void register_forecast(py::module_& m) {
           py::gil_scoped_release release;
           r = forecast(*model, *log, o);
         }
+        const std::size_t n_deals = r.deals.opportunity.size();
         std::vector<std::int64_t> opp(r.deals.opportunity.begin(), r.deals.opportunity.end());
         std::vector<std::int32_t> stage(r.deals.stage.begin(), r.deals.stage.end());
         std::vector<std::int64_t> group(r.deals.group.begin(), r.deals.group.end());
@@ -94,6 +95,7 @@ void register_forecast(py::module_& m) {
         out["group"] = to_array(std::move(group));
         out["p_win_period"] = to_array(std::move(r.deals.p_win_period));
         out["p_win_ever"] = to_array(std::move(r.deals.p_win_ever));
+        out["p_win_period_draws"] = owned2d(std::move(r.deals.p_win_period_draws), n_deals, parameter_draws);
         out["realised_opportunity"] = to_array(std::move(realised_opp));
         out["realised_amount"] = to_array(std::move(r.realised_amount));
         out["realised_time"] = to_array(std::move(r.realised_time));
@@ -113,6 +115,15 @@ void register_forecast(py::module_& m) {
         arr["total_rate"] = r.arrivals.total.rate;
         arr["total_amount"] = to_array(std::move(r.arrivals.total.amount));
         arr["total_weight"] = to_array(std::move(r.arrivals.total.weight));
+        py::list total_draws;
+        for (auto& cp : r.arrivals.total_draws) {
+          py::dict d;
+          d["rate"] = cp.rate;
+          d["amount"] = to_array(std::move(cp.amount));
+          d["weight"] = to_array(std::move(cp.weight));
+          total_draws.append(d);
+        }
+        arr["total_draws"] = total_draws;
         out["arrivals"] = arr;
         return out;
       },
@@ -192,6 +203,45 @@ void register_forecast(py::module_& m) {
       },
       py::arg("cents"), py::arg("p"), py::arg("keys"), py::arg("scenarios"), py::arg("seed") = 0,
       py::arg("threads") = 1, "Monte Carlo totals in cents per scenario, keyed by (seed, scenario, key).");
+
+  m.def(
+      "monte_carlo_cents_draws",
+      [](carray<std::int64_t> cents, const py::array_t<double, py::array::c_style | py::array::forcecast>& p,
+         carray<std::uint64_t> keys, std::size_t scenarios, std::uint64_t seed, std::size_t threads) {
+        auto c = span_of(cents);
+        auto k = span_of(keys);
+        if (p.ndim() != 2 || static_cast<std::size_t>(p.shape(0)) != c.size())
+          throw std::invalid_argument("p must be a 2-d array of shape (deals, draws) with one row per deal");
+        const auto draws = static_cast<std::size_t>(p.shape(1));
+        if (draws == 0) throw std::invalid_argument("p must have at least one draw (column)");
+        const std::span<const double> q(p.data(), c.size() * draws);
+        std::vector<std::int64_t> out;
+        {
+          py::gil_scoped_release release;
+          out = monte_carlo_cents_draws(c, q, draws, k, scenarios, seed, threads);
+        }
+        return owned(std::move(out));
+      },
+      py::arg("cents"), py::arg("p"), py::arg("keys"), py::arg("scenarios"), py::arg("seed") = 0,
+      py::arg("threads") = 1,
+      "Monte Carlo totals in cents with per-draw probabilities p[deal, draw]: scenario s uses draw "
+      "s % draws, with the streams of monte_carlo_cents.");
+
+  m.def(
+      "mixture",
+      [](const py::list& parts, std::size_t cells, double sd) {
+        std::vector<revenue_distribution> ds;
+        for (const auto& part : parts) ds.push_back(distribution_of(part.cast<py::dict>()));
+        if (ds.empty()) throw std::invalid_argument("mixture: no distributions");
+        revenue_distribution d;
+        {
+          py::gil_scoped_release release;
+          d = mixture(ds, cells, sd);
+        }
+        return distribution_dict(std::move(d));
+      },
+      py::arg("parts"), py::arg("cells") = 1 << 12, py::arg("sd") = 8.0,
+      "The equal-weight mixture of distributions (as the forecast with parameter draws mixes them).");
 
   m.def(
       "opportunity_key", [](const std::string& id) { return opportunity_key(id); }, py::arg("id"),

@@ -340,7 +340,10 @@ revenue_distribution mixture(const std::vector<revenue_distribution>& parts, std
   }
   out.variance = std::max(0.0, m2 - out.mean * out.mean);
   out.step = out.variance > 0.0 ? 2.0 * sd * std::sqrt(out.variance) / static_cast<double>(cells) : 1.0;
-  out.origin = lo;
+  // Anchored at the mean, so that where the parts' trimmed tails end does not move the points.
+  out.origin = out.mean + std::floor((lo - out.mean) / out.step) * out.step;
+  if (out.origin > lo) out.origin -= out.step; // rounding: never above the lowest point
+  lo = out.origin;
   out.pmf.assign(static_cast<std::size_t>(std::ceil((hi - lo) / out.step)) + 2, 0.0);
   // Each part's points split between their two nearest points of the common lattice (means kept).
   for (const auto& d : parts)
@@ -774,6 +777,8 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       arrival_totals.push_back(std::move(total));
       report(0.6 + 0.1 * static_cast<double>(d + 1) / static_cast<double>(draws));
     }
+    out.deals.p_win_period_draws = p_draws;
+    out.arrivals.total_draws = arrival_totals;
   }
 
   if (options.exact) {

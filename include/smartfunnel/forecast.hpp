@@ -128,6 +128,9 @@ struct compound_poisson {
 
 /// The equal-weight mixture of distributions, on a lattice of `cells` cells over mean +- sd
 /// standard deviations (each part's points split between the two nearest points, means kept).
+/// The lattice points are the mixture's mean plus whole steps, from the first step at or below the
+/// lowest point of the parts: parts that differ only by negligible cells trimmed from their tails
+/// give the same points (the mixture of parts computed in pieces, as on Dask, matches).
 [[nodiscard]] revenue_distribution mixture(const std::vector<revenue_distribution>& parts,
                                            std::size_t cells = 1 << 12, double sd = 8.0);
 
@@ -143,6 +146,9 @@ struct deal_forecasts {
   std::vector<std::size_t> group;   ///< index of the model group that scored the deal
   std::vector<double> p_win_period; ///< P(won inside [start, end))
   std::vector<double> p_win_ever;   ///< P(eventually won); never below p_win_period
+  /// With parameter_draws > 0: P(won inside [start, end)) under each posterior draw, deal-major
+  /// (deal i, draw d at i * parameter_draws + d); empty without draws.
+  std::vector<double> p_win_period_draws;
 };
 
 /// Wins from deals not created yet, per arrivals group ("" when one rate).
@@ -154,6 +160,9 @@ struct arrivals_forecast {
   std::vector<double> mean_amount;   ///< mean amount of the deals created in the lookback
   std::vector<double> expected;      ///< expected revenue (expected_wins * mean_amount)
   compound_poisson total;            ///< all groups together
+  /// With parameter_draws > 0: all groups together under each posterior draw (the creation rates
+  /// and the processes of that draw); empty without draws.
+  std::vector<compound_poisson> total_draws;
 };
 
 struct forecast_result {

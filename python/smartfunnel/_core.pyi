@@ -60,7 +60,9 @@ __all__: list[str] = [
     "loads",
     "merge",
     "merge_statistics",
+    "mixture",
     "monte_carlo_cents",
+    "monte_carlo_cents_draws",
     "opportunity_key",
     "simulate",
 ]
@@ -93,6 +95,7 @@ class Funnel:
     ) -> None: ...
     def __repr__(self) -> str: ...
     def __setstate__(self, arg0: bytes) -> None: ...
+    def _repr_html_(self) -> str: ...
     def code_of(self, name: str) -> int:
         """
         The dense code of a stage or terminal name.
@@ -606,6 +609,15 @@ def merge_statistics(parts: collections.abc.Sequence[FitStatistics]) -> FitStati
     Merges the statistics of disjoint sets of opportunities, in order.
     """
 
+def mixture(
+    parts: list,
+    cells: typing.SupportsInt | typing.SupportsIndex = 4096,
+    sd: typing.SupportsFloat | typing.SupportsIndex = 8.0,
+) -> dict:
+    """
+    The equal-weight mixture of distributions (as the forecast with parameter draws mixes them).
+    """
+
 def monte_carlo_cents(
     cents: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
     p: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
@@ -616,6 +628,18 @@ def monte_carlo_cents(
 ) -> numpy.typing.NDArray[numpy.int64]:
     """
     Monte Carlo totals in cents per scenario, keyed by (seed, scenario, key).
+    """
+
+def monte_carlo_cents_draws(
+    cents: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    p: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    keys: typing.Annotated[numpy.typing.ArrayLike, numpy.uint64],
+    scenarios: typing.SupportsInt | typing.SupportsIndex,
+    seed: typing.SupportsInt | typing.SupportsIndex = 0,
+    threads: typing.SupportsInt | typing.SupportsIndex = 1,
+) -> numpy.typing.NDArray[numpy.int64]:
+    """
+    Monte Carlo totals in cents with per-draw probabilities p[deal, draw]: scenario s uses draw s % draws, with the streams of monte_carlo_cents.
     """
 
 def opportunity_key(id: str) -> int:

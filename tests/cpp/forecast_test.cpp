@@ -229,3 +229,179 @@ TEST(forecast, arrivals_monte_carlo_independent_of_row_order) {
   EXPECT_EQ(fa.arrival_cents, fb.arrival_cents);
   EXPECT_EQ(fa.scenario_cents, fb.scenario_cents);
 }
+
+TEST(exact_distribution, mixture_points_do_not_depend_on_trimmed_tails) {
+  // The same two parts, once with an explicit empty cell below the first one (as a part computed
+  // in pieces keeps a negligible tail cell another computation trims): the mixture's points are
+  // its mean plus whole steps, so both mixtures have the same points and the same masses.
+  sf::revenue_distribution a;
+  a.origin = 1000.0;
+  a.step = 10.0;
+  a.pmf = {0.25, 0.5, 0.25};
+  a.mean = 1010.0;
+  a.variance = 50.0;
+  sf::revenue_distribution b = a;
+  b.origin = 1040.0;
+  b.mean = 1050.0;
+  sf::revenue_distribution a_wide = a;
+  a_wide.origin = 990.0;
+  a_wide.pmf = {0.0, 0.25, 0.5, 0.25};
+  const auto m = sf::mixture({a, b}, 64), w = sf::mixture({a_wide, b}, 64);
+  EXPECT_NEAR(m.mean, 1030.0, 1e-9);
+  EXPECT_NEAR(m.variance, 50.0 + 400.0, 1e-9); // within + between (20^2)
+  const double k = (m.origin - m.mean) / m.step;
+  EXPECT_NEAR(k, std::round(k), 1e-9); // a point at the mean
+  EXPECT_LE(m.origin, 1000.0);
+  EXPECT_GT(m.origin, 1000.0 - m.step);
+  const double shift = (m.origin - w.origin) / m.step;
+  ASSERT_NEAR(shift, std::round(shift), 1e-9);
+  const auto s = static_cast<std::int64_t>(std::round(shift));
+  ASSERT_GE(s, 0);
+  for (std::size_t i = 0; i < w.pmf.size(); ++i) {
+    const auto j = static_cast<std::int64_t>(i) - s;
+    const double other =
+        j >= 0 && j < static_cast<std::int64_t>(m.pmf.size()) ? m.pmf[static_cast<std::size_t>(j)] : 0.0;
+    EXPECT_NEAR(w.pmf[i], other, 1e-12) << i;
+  }
+  EXPECT_NEAR(std::accumulate(m.pmf.begin(), m.pmf.end(), 0.0), 1.0, 1e-12);
+  // The lattice keeps the mean.
+  double mean = 0.0;
+  for (std::size_t i = 0; i < m.pmf.size(); ++i)
+    mean += (m.origin + static_cast<double>(i) * m.step) * m.pmf[i];
+  EXPECT_NEAR(mean, 1030.0, 1e-9);
+}
+
+namespace {
+// The rows of the opportunities that `keep` selects.
+sf::simulated_events subset(const sf::simulated_events& ev, bool (*keep)(std::int64_t)) {
+  sf::simulated_events out;
+  out.stage_names = ev.stage_names;
+  out.owner_names = ev.owner_names;
+  for (std::size_t r = 0; r < ev.opportunity.size(); ++r) {
+    if (!keep(ev.opportunity[r])) continue;
+    out.opportunity.push_back(ev.opportunity[r]);
+    out.stage.push_back(ev.stage[r]);
+    out.time.push_back(ev.time[r]);
+    out.amount.push_back(ev.amount[r]);
+    out.owner.push_back(ev.owner[r]);
+    out.close_date.push_back(ev.close_date[r]);
+    out.created.push_back(ev.created[r]);
+  }
+  return out;
+}
+} // namespace
+
+TEST(forecast, parameter_draws_add_up_over_partitions) {
+  // What a distributed forecast with parameter uncertainty relies on: the posterior draws are
+  // keyed by (seed, draw, group, stage), so each deal has the same per-draw probabilities in any
+  // part of the log; per draw, the parts' distributions on the draw's lattice of the whole (from
+  // the summed variances) convolve, with the draw's arrivals, into the whole's draw, and the
+  // mixture of those is the whole's exact distribution; the Monte Carlo adds up by scenario.
+  const sf::funnel f({"Qualify", "Propose"}, {"Won"}, {"Lost"});
+  sf::simulation_spec spec;
+  spec.transition = {0, .6, 0, .4, 0, 0, .5, .5};
+  spec.sojourn_mean_days = {1, 30, 1, 20, 1, 1, 40, 30};
+  spec.n_opportunities = 600;
+  spec.seed = 21;
+  const auto ev = sf::simulate(f, spec);
+  const auto whole_log = sf::event_log::from_columns(f, ev.columns());
+  const auto even = subset(ev, [](std::int64_t o) { return o % 2 == 0; });
+  const auto odd = subset(ev, [](std::int64_t o) { return o % 2 != 0; });
+  const std::vector<sf::event_log> halves{sf::event_log::from_columns(f, even.columns()),
+                                          sf::event_log::from_columns(f, odd.columns())};
+  sf::fit_options o;
+  o.groups = {"owner"};
+  const auto model = sf::fit(whole_log, o);
+  const std::size_t draws = 7, cells = 1024, scenarios = 500;
+  const double sd = 8.0;
+  sf::forecast_options fo;
+  fo.start = spec.as_of - 10 * 86'400;
+  fo.end = spec.as_of + 60 * 86'400;
+  fo.parameter_draws = draws;
+  fo.lattice_cells = cells;
+  fo.scenarios = scenarios;
+  fo.seed = 9;
+  const auto whole = sf::forecast(model, whole_log, fo);
+  const std::size_t n = whole.deals.opportunity.size();
+  ASSERT_GT(n, 50u);
+  ASSERT_EQ(whole.deals.p_win_period_draws.size(), n * draws);
+  ASSERT_EQ(whole.arrivals.total_draws.size(), draws);
+  ASSERT_GT(whole.arrivals.total.rate, 0.0);
+  // The draws differ from one another and from the point estimates.
+  EXPECT_NE(whole.deals.p_win_period_draws[0], whole.deals.p_win_period_draws[1]);
+  EXPECT_NE(whole.arrivals.total_draws[0].rate, whole.arrivals.total_draws[1].rate);
+  // Without draws, nothing per draw.
+  auto no_draws = fo;
+  no_draws.parameter_draws = 0;
+  no_draws.scenarios = 0;
+  const auto point = sf::forecast(model, whole_log, no_draws);
+  EXPECT_TRUE(point.deals.p_win_period_draws.empty() && point.arrivals.total_draws.empty());
+
+  // Each half: the same per-draw probabilities for its deals, by opportunity id.
+  auto pipe = fo;
+  pipe.include_arrivals = false;
+  pipe.exact = false;
+  std::vector<sf::forecast_result> parts;
+  std::vector<std::int64_t> cents_sum(scenarios, 0);
+  for (const auto& log : halves) {
+    parts.push_back(sf::forecast(model, log, pipe));
+    const auto& r = parts.back();
+    for (std::size_t i = 0; i < r.deals.opportunity.size(); ++i) {
+      const auto id = log.int_ids()[r.deals.opportunity[i]];
+      const auto at = std::find_if(whole.deals.opportunity.begin(), whole.deals.opportunity.end(),
+                                   [&](std::size_t w) { return whole_log.int_ids()[w] == id; });
+      ASSERT_NE(at, whole.deals.opportunity.end());
+      const auto w = static_cast<std::size_t>(at - whole.deals.opportunity.begin());
+      for (std::size_t d = 0; d < draws; ++d)
+        ASSERT_EQ(r.deals.p_win_period_draws[i * draws + d], whole.deals.p_win_period_draws[w * draws + d]);
+    }
+    for (std::size_t s = 0; s < scenarios; ++s) cents_sum[s] += r.scenario_cents[s];
+  }
+  for (std::size_t s = 0; s < scenarios; ++s) cents_sum[s] += whole.arrival_cents[s];
+  EXPECT_EQ(cents_sum, whole.scenario_cents);
+
+  // Per draw: the halves on the whole's lattice, convolved with the arrivals, then mixed.
+  std::vector<sf::revenue_distribution> per_draw;
+  for (std::size_t d = 0; d < draws; ++d) {
+    std::vector<std::vector<double>> p(parts.size());
+    double var = 0.0;
+    for (std::size_t k = 0; k < parts.size(); ++k) {
+      const auto& r = parts[k];
+      for (std::size_t i = 0; i < r.deals.amount.size(); ++i) {
+        const double q = std::clamp(r.deals.p_win_period_draws[i * draws + d], 0.0, 1.0),
+                     a = r.deals.amount[i];
+        p[k].push_back(q);
+        if (a > 0.0 && q > 0.0 && q < 1.0) var += a * a * q * (1.0 - q);
+      }
+    }
+    const auto& cp = whole.arrivals.total_draws[d];
+    ASSERT_GT(cp.mean(), 0.0);
+    var += cp.variance();
+    const double step = 2.0 * sd * std::sqrt(var) / static_cast<double>(cells);
+    auto total = sf::exact_distribution_with_step({}, {}, step, 0.0, cells, sd, &cp);
+    for (std::size_t k = 0; k < parts.size(); ++k)
+      total = sf::convolve(
+          total,
+          sf::exact_distribution_with_step(parts[k].deals.amount, p[k], step, parts[k].realised, cells, sd),
+          cells, sd);
+    per_draw.push_back(std::move(total));
+  }
+  const auto mixed = sf::mixture(per_draw, cells, sd);
+  const auto& want = whole.exact;
+  EXPECT_NEAR(mixed.mean, want.mean, 1e-12 * want.mean);
+  EXPECT_NEAR(mixed.variance, want.variance, 1e-9 * want.variance);
+  const double shift = (mixed.origin - want.origin) / want.step;
+  ASSERT_NEAR(shift, std::round(shift), 1e-6);
+  const auto s = static_cast<std::int64_t>(std::round(shift));
+  double worst = 0.0;
+  for (std::size_t i = 0; i < want.pmf.size(); ++i) {
+    const auto j = static_cast<std::int64_t>(i) - s;
+    const double other = j >= 0 && j < static_cast<std::int64_t>(mixed.pmf.size())
+                             ? mixed.pmf[static_cast<std::size_t>(j)]
+                             : 0.0;
+    worst = std::max(worst, std::abs(want.pmf[i] - other));
+  }
+  EXPECT_LT(worst, 1e-12);
+  // The mixture is wider than the point forecast: parameter uncertainty adds variance.
+  EXPECT_GT(want.variance, point.exact.variance);
+}
