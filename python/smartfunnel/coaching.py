@@ -19,6 +19,29 @@ from .event_log import EventLog
 from .model import FunnelModel, fit
 
 
+def _rebuild_activity_log(
+    log: EventLog, columns: dict[str, Any], rejected: pd.DataFrame
+) -> ActivityLog:
+    """The activity log pickled by :meth:`ActivityLog.__reduce__`."""
+    dense = columns["dense"]
+    if log.core.string_ids:  # codes into the log's own ids
+        opp, names = dense, [str(x) for x in log.opportunity_ids()]
+    else:
+        opp, names = np.asarray(log.opportunity_ids(), dtype=np.int64)[dense], None
+    core = _core.ActivityLog.from_columns(
+        log.core,
+        opp,
+        names,
+        columns["time"],
+        columns["kind"],
+        columns["kind_names"],
+        owner=columns["owner"],
+        owner_names=columns["owner_names"],
+        buyer=columns["buyer"],
+    )
+    return ActivityLog(core, log, rejected)
+
+
 class ActivityLog:
     """The actions taken on a log's opportunities (calls, emails, meetings, demos, ...).
 
@@ -122,6 +145,25 @@ class ActivityLog:
     @property
     def core(self) -> _core.ActivityLog:
         return self._a
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickles as its event log and its columns (the compiled log is rebuilt from them on
+        load, identical: the rows are already in its order), so an activity log travels to worker
+        processes like the event log."""
+        a = self._a
+        offsets = np.asarray(a.offsets, dtype=np.int64)
+        counts = offsets[1:] - offsets[:-1]
+        dense = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        columns = {
+            "dense": dense,
+            "time": np.asarray(a.times, dtype=np.int64).copy(),
+            "kind": np.asarray(a.kinds, dtype=np.int32).copy(),
+            "kind_names": list(a.kind_names),
+            "owner": np.asarray(a.owners, dtype=np.int32).copy(),
+            "owner_names": list(a.owner_names),
+            "buyer": np.asarray(a.buyer, dtype=np.uint8).copy(),
+        }
+        return (_rebuild_activity_log, (self._log, columns, self._rejected))
 
     @property
     def rejected(self) -> pd.DataFrame:

@@ -49,6 +49,56 @@ def test_activities_are_attributed_to_the_stage_at_that_moment(small):
     assert list(out["buyer"]) == [False, False, True, False, True]
 
 
+@pytest.mark.parametrize("string_ids", [True, False])
+def test_activity_log_pickles(string_ids):
+    """An activity log travels (to Dask workers, to files) pickled: the copy has the same rows,
+    stages, owners and buyer flags, the same rejected rows, and gives the same coaching."""
+    import pickle
+
+    ids = ["x", "y", "z"] if string_ids else [7, 3, 11]
+    events = pd.DataFrame(
+        {
+            "opportunity_id": [ids[0], ids[0], ids[0], ids[1], ids[2], ids[2]],
+            "stage": ["A", "B", "Won", "A", "A", "Lost"],
+            "time": [d(0), d(5), d(9), d(2), d(1), d(4)],
+            "owner": ["ann", "ann", "ann", "bob", "bob", "bob"],
+        }
+    )
+    log = sf.EventLog.from_frame(F, events, owner="owner")
+    acts = pd.DataFrame(
+        {
+            "opportunity_id": [ids[1], ids[0], ids[0], ids[2], ids[0], ids[1]],
+            "time": [d(3), d(6), d(1), d(2), d(-1), d(3)],
+            "kind": ["call", "demo", "email", "call", "email", "demo"],
+            "who": ["bob", "ann", None, "bob", "ann", "bob"],
+            "buyer": [True, False, False, True, False, False],
+        }
+    )
+    if string_ids:  # one unknown opportunity, rejected in lenient mode
+        acts.loc[len(acts)] = ["nope", d(2), "call", "ann", False]
+    a = sf.ActivityLog.from_frame(log, acts, owner="who", buyer="buyer", validation="lenient")
+    b = pickle.loads(pickle.dumps(a))
+    assert type(b) is sf.ActivityLog and len(b) == len(acts) - string_ids == 6
+    pd.testing.assert_frame_equal(b.to_frame(), a.to_frame())
+    for name in ("offsets", "times", "kinds", "owners", "buyer", "stages"):
+        np.testing.assert_array_equal(getattr(b.core, name), getattr(a.core, name))
+    assert b.core.kind_names == a.core.kind_names and b.core.owner_names == a.core.owner_names
+    pd.testing.assert_frame_equal(b.rejected, a.rejected)
+    assert len(b.rejected) == string_ids
+    # The rows as written: opportunity ids[0] has email (day -1, before its first stage), email
+    # (day 1, A) and demo (day 6, B).
+    first = b.to_frame()[lambda f: f["opportunity_id"] == ids[0]]
+    assert list(first["kind"]) == ["email", "email", "demo"]
+    assert list(first["stage"]) == ["(before first stage)", "A", "B"]
+    assert first["owner"].isna().tolist() == [False, True, False]
+    assert list(first["owner"].dropna()) == ["ann", "ann"]
+    model = sf.fit(log, groups=["owner"])
+    pd.testing.assert_frame_equal(
+        sf.coaching(model, log, b).action_sequences("A"),
+        sf.coaching(model, log, a).action_sequences("A"),
+    )
+
+
 def test_unknown_opportunities_are_reported_not_dropped(small):
     acts = pd.DataFrame(
         {"opportunity_id": ["x", "zz"], "time": [d(1), d(2)], "kind": ["call", "call"]}
