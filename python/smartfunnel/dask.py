@@ -9,20 +9,25 @@ built from per-partition pieces that combine exactly:
   weights) in a tree reduction into a :class:`~smartfunnel.FunnelModel` equal (``==``) to
   :func:`smartfunnel.fit` of the same data;
 * a forecast adds the partitions' Monte Carlo totals scenario by scenario (bit-identical to
-  :func:`smartfunnel.forecast`: random streams are keyed by seed, scenario and opportunity, never
-  by partition) and convolves their exact distributions on the lattice of the whole, fixed by a
-  first pass over the partitions' means and variances (the local result on the same lattice, to
-  rounding: ~1e-12);
+  :func:`smartfunnel.forecast`: random streams are keyed by seed, scenario and opportunity, and
+  posterior draws by seed, draw, group and stage, never by partition) and convolves their exact
+  distributions on the lattice of the whole, fixed by a first pass over the partitions' means and
+  variances (the local result on the same lattice, to rounding: ~1e-12); with parameter
+  uncertainty, one such convolution per draw, mixed as locally; its ``by(column)`` adds up per
+  group the same way;
 * a scorecard is the local scorecard of the distributed fit grouped by owner.
 
 What travels between processes: the partial statistics and the per-partition distributions and
-scenario totals (as the library's own archives and numpy arrays), never the events. Needs
+scenario totals (as the library's own archives and numpy arrays), never the events. Every task
+checks on its worker that its result pickles, and fails at once when it does not (Dask would
+otherwise wait forever for a result it cannot send to another worker). Needs
 ``dask[distributed]`` (any Dask scheduler works; worker processes are what scale).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -36,12 +41,21 @@ from .backtesting import Backtest
 from .coaching import ActivityLog, Coaching, _effectiveness, _landmarks, _scorecard, _sum_cells
 from .event_log import EventLog as _LocalEventLog
 from .event_log import _ColumnMap
-from .forecasting import Forecast, _day_bounds
+from .forecasting import (
+    Forecast,
+    _baseline_per_stage,
+    _by_frame,
+    _day_bounds,
+    _Distribution,
+    _group_cents,
+    _scenario_quantiles,
+)
 from .model import FitOptions, FunnelModel
 
 try:
     import dask
     import dask.dataframe as dd
+    from dask.base import tokenize
     from dask.delayed import Delayed, delayed
 except ImportError as exc:  # pragma: no cover - only without dask installed
     raise ImportError(
@@ -71,6 +85,76 @@ class PartitioningWarning(UserWarning):
     """The events were not partitioned by opportunity: smartfunnel repartitioned them (a shuffle)."""
 
 
+# -- what travels between processes ------------------------------------------------------------------
+class _Discard:
+    """A file that forgets what is written to it."""
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def _nothing() -> None:
+    return None
+
+
+class _PortabilityPickler(pickle.Pickler):
+    """Pickles to nowhere, skipping what is known to pickle (numeric numpy arrays, the compiled
+    objects that carry their own archive), so checking a result costs little."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        t = type(obj)
+        if t is np.ndarray and not obj.dtype.hasobject:
+            return _nothing, ()
+        if t.__module__ == "smartfunnel._core" and "__getstate__" in t.__dict__:
+            return _nothing, ()
+        return NotImplemented
+
+
+def _check_portable(value: Any, task: str) -> None:
+    """Raise a TypeError naming the task and the object when `value` cannot be pickled.
+
+    Dask's workers send a task's result to another worker pickled; when that fails, the worker's
+    state machine does not report it and the computation waits forever (dask/distributed#6705).
+    Checking on the worker that produced it turns that hang into an error on the client."""
+    try:
+        _PortabilityPickler(_Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+        return
+    except Exception as first:
+        try:  # what the distributed protocol falls back to (local functions, lambdas...)
+            import cloudpickle
+
+            cloudpickle.dumps(value)
+            return
+        except Exception:
+            reason = first
+    raise TypeError(
+        f"smartfunnel.dask: the result of {task} cannot be sent between Dask processes: "
+        f"{type(value).__module__}.{type(value).__qualname__} does not pickle ({reason})"
+    ) from reason
+
+
+class _Checked:
+    """A task function whose result is checked to pickle before it leaves the worker."""
+
+    def __init__(self, fn: Callable[..., Any]):
+        self.fn = fn
+        self.__name__ = getattr(fn, "__name__", type(fn).__name__)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.fn(*args, **kwargs)
+        _check_portable(out, self.__name__)
+        return out
+
+    def __dask_tokenize__(self) -> Any:
+        return ("smartfunnel.dask._Checked", tokenize(self.fn))
+
+
+def _delayed(fn: Callable[..., Any], pure: bool = False) -> Any:
+    """``dask.delayed(fn)`` for a task of this module: its result is checked to pickle on the
+    worker (a result that does not would otherwise hang the computation, see _check_portable)."""
+    return delayed(_Checked(fn), pure=pure)
+
+
 # -- tree reduction ---------------------------------------------------------------------------------
 def _tree(parts: Sequence[Any], combine: Callable[[list[Any]], Any], split_every: int) -> Any:
     """A Dask tree reduction of delayed values: `combine` over groups of `split_every`, level by
@@ -84,7 +168,7 @@ def _tree(parts: Sequence[Any], combine: Callable[[list[Any]], Any], split_every
         # pure: each node's key is a hash of the function and of its inputs' keys, so reductions
         # of different inputs never share a key
         level = [
-            delayed(combine, pure=True)(level[i : i + split_every])
+            _delayed(combine, pure=True)(level[i : i + split_every])
             for i in range(0, len(level), split_every)
         ]
     return level[0]
@@ -244,7 +328,7 @@ class DaskEventLog:
         shuffle = partitioned is False
         if partitioned is None and not known:
             hashes = dask.compute(
-                *[delayed(_id_hashes)(p) for p in frame[opportunity].to_delayed()]
+                *[_delayed(_id_hashes)(p) for p in frame[opportunity].to_delayed()]
             )
             shared = _shared_ids(hashes)
             if shared:
@@ -273,12 +357,12 @@ class DaskEventLog:
         )
         dfunnel = delayed(funnel, pure=True)
         parts = [
-            delayed(_build_partition, pure=True)(p, i, dfunnel, kwargs)
+            _delayed(_build_partition, pure=True)(p, i, dfunnel, kwargs)
             for i, p in enumerate(frame.to_delayed())
         ]
         if persist:
             parts = list(dask.persist(*parts))
-        summaries = list(dask.compute(*[delayed(_log_summary)(p) for p in parts]))
+        summaries = list(dask.compute(*[_delayed(_log_summary)(p) for p in parts]))
         return cls(parts, funnel, cols, summaries, shuffle)
 
     # -- properties ---------------------------------------------------------------------------------
@@ -353,7 +437,7 @@ class DaskEventLog:
 
     def compute(self) -> _LocalEventLog:
         """The whole log in this process (one EventLog from every partition's events)."""
-        frames = dask.compute(*[delayed(_log_frame)(p) for p in self.partitions])
+        frames = dask.compute(*[_delayed(_log_frame)(p) for p in self.partitions])
         whole = pd.concat(frames, ignore_index=True)
         return _LocalEventLog.from_frame(self._funnel, whole)
 
@@ -418,7 +502,7 @@ def collect_statistics(
     """
     _, core = _fit_options(log, options, kwargs)
     dopts = delayed(core, pure=True)
-    parts = [delayed(_collect, pure=True)(p, dopts) for p in log._nonempty()]
+    parts = [_delayed(_collect, pure=True)(p, dopts) for p in log._nonempty()]
     result: _core.FitStatistics = _tree(parts, _merge_statistics, split_every).compute()
     return result
 
@@ -484,6 +568,35 @@ def _forecast_partition(
     return _PartitionForecast(raw, log, np.asarray(raw["scenario_cents"], dtype=np.int64))
 
 
+def _moments_draws(amount: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_moments for each column of p (deals x draws): means and variances per draw."""
+    q = np.clip(p, 0.0, 1.0)
+    a = amount[:, None]
+    use = (a > 0) & (q > 0)
+    mean = np.where(use, a * q, 0.0).sum(axis=0)
+    var = np.where(use & (q < 1), a * a * q * (1 - q), 0.0).sum(axis=0)
+    return mean, var
+
+
+def _baseline_partition(
+    part: _PartitionForecast, per_stage: np.ndarray, scenarios: int, seed: int
+) -> _PartitionForecast:
+    """A partition's deals with a baseline's probabilities (as the local forecast's
+    _with_baseline): its Monte Carlo on the same streams."""
+    raw = dict(part.raw)
+    stage = np.asarray(raw["stage"], dtype=np.int64)
+    p = np.clip(np.nan_to_num(per_stage[stage]), 0.0, 1.0)
+    raw["p_win_period"] = p
+    raw["p_win_period_draws"] = np.empty((len(p), 0))
+    cents = np.zeros(max(scenarios, 0), dtype=np.int64)
+    if scenarios > 0:
+        opp = np.asarray(raw["opportunity"], dtype=np.int64)
+        ids = part.log.opportunity_ids()[opp].astype(str)
+        realised = int(np.round(np.asarray(raw["realised_amount"]) * 100).sum())
+        cents = _group_cents(np.asarray(raw["amount"]), p, ids, scenarios, seed) + realised
+    return _PartitionForecast(raw, part.log, cents)
+
+
 def _value_at(
     history: tuple[Any, Any, Any], opp: np.ndarray, t: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -544,10 +657,15 @@ def _forecast_summary(
     amount = np.asarray(raw["amount"], dtype=np.float64)
     p = np.asarray(raw["p_win_period"], dtype=np.float64)
     mean, var = _moments(amount, p)
+    mean_draws, var_draws = _moments_draws(
+        amount, np.asarray(raw["p_win_period_draws"], dtype=np.float64)
+    )
     return {
         "n_open": len(amount),
         "mean": mean,
         "variance": var,
+        "mean_draws": mean_draws,
+        "variance_draws": var_draws,
         "realised": float(raw["realised"]),
         "created": None if lookback is None else _created_in_lookback(part, as_of, lookback),
     }
@@ -562,23 +680,37 @@ def _cents_of(part: _PartitionForecast) -> np.ndarray:
 
 
 def _partition_distributions(
-    part: _PartitionForecast, steps: dict[str, float], cells: int, sd: float
+    part: _PartitionForecast, steps: dict[str, tuple[float, int | None]], cells: int, sd: float
 ) -> dict[str, dict[str, Any]]:
+    """The partition's distributions on the lattices of the whole: for each name, a step and the
+    probabilities it uses (None: the point estimates; d: posterior draw d)."""
     raw = part.raw
     amount = np.ascontiguousarray(raw["amount"], dtype=np.float64)
-    p = np.ascontiguousarray(raw["p_win_period"], dtype=np.float64)
-    return {
-        name: _core.exact_distribution_with_step(
+    draws = np.asarray(raw["p_win_period_draws"], dtype=np.float64)
+    out = {}
+    for name, (step, column) in steps.items():
+        p = np.ascontiguousarray(raw["p_win_period"] if column is None else draws[:, column])
+        out[name] = _core.exact_distribution_with_step(
             amount, p, step, float(raw["realised"]), cells=cells, sd=sd
         )
-        for name, step in steps.items()
-    }
+    return out
 
 
-def _convolve_all(parts: list[dict[str, dict[str, Any]]], cells: int, sd: float) -> dict[str, Any]:
-    out = parts[0]
+def _convolve_all(parts: list[dict[Any, dict[str, Any]]], cells: int, sd: float) -> dict[Any, Any]:
+    """Convolve dicts of distributions key by key (a key missing from a part adds nothing)."""
+    out = dict(parts[0])
     for other in parts[1:]:
-        out = {k: _core.convolve(out[k], other[k], cells=cells, sd=sd) for k in out}
+        for k, d in other.items():
+            out[k] = _core.convolve(out[k], d, cells=cells, sd=sd) if k in out else d
+    return out
+
+
+def _sum_keyed(parts: list[dict[Any, np.ndarray]]) -> dict[Any, np.ndarray]:
+    """Add dicts of scenario totals key by key."""
+    out = dict(parts[0])
+    for other in parts[1:]:
+        for k, v in other.items():
+            out[k] = out[k] + v if k in out else v
     return out
 
 
@@ -648,18 +780,29 @@ def forecast(
     arrivals_by: str | None = None,
     arrivals_lookback_days: float = 180.0,
     lattice_cells: int = 1 << 12,
+    probabilities: str | Mapping[str, float] = "time_bounded",
+    parameter_uncertainty: bool = False,
+    parameter_draws: int = 50,
     split_every: int = 8,
 ) -> DaskForecast:
     """Forecast the revenue won in ``[start, end]`` from a Dask event log: the same result as
     :func:`smartfunnel.forecast` of the same events.
 
-    The parameters are those of :func:`smartfunnel.forecast` (parameter uncertainty and the
-    baseline probabilities are not offered on Dask yet). Three passes: each partition scores its
-    open deals and runs its Monte Carlo (kept on its worker); the client gathers the partitions'
-    means and variances (which fix the lattice of the whole) and the deals created in the
-    lookback (the arrivals, computed once); each partition then computes its exact distribution
-    on that lattice, and the distributions convolve, and the scenario totals add, in tree
-    reductions.
+    The parameters are those of :func:`smartfunnel.forecast` (``threads`` and ``progress``
+    aside: each partition is one task), plus `split_every`, the fan-in of the tree reductions.
+    Three passes: each partition scores its open deals and runs its Monte Carlo (kept on its
+    worker); the client gathers the partitions' means and variances (which fix the lattice of
+    the whole) and the deals created in the lookback (the arrivals, computed once); each
+    partition then computes its exact distribution on that lattice, and the distributions
+    convolve, and the scenario totals add, in tree reductions.
+
+    With ``parameter_uncertainty=True`` each partition scores its deals under every posterior
+    draw too (the draws are keyed by seed, draw, group and stage, so every partition sees the
+    same draws): Monte Carlo scenario s uses draw s % parameter_draws in every partition, and
+    the exact distribution is, as locally, the equal-weight mixture of one distribution per draw,
+    each the convolution of the partitions' distributions on that draw's lattice of the whole.
+    With a baseline in `probabilities`, each partition replaces its deals' probabilities by the
+    baseline's (no arrivals, as locally).
 
     Monte Carlo totals are bit-identical to the local ones; the exact distribution is the local
     one on the same lattice up to floating-point rounding (~1e-12 per lattice point).
@@ -668,12 +811,19 @@ def forecast(
         raise ValueError(f"method must be 'exact' or 'monte_carlo', got {method!r}")
     if method == "monte_carlo" and scenarios <= 0:
         raise ValueError("method='monte_carlo' needs scenarios > 0")
+    if parameter_uncertainty and parameter_draws < 1:
+        raise ValueError(f"parameter_uncertainty needs parameter_draws >= 1, got {parameter_draws}")
     if not isinstance(log, DaskEventLog):
         raise TypeError(f"forecast expects a smartfunnel.dask.EventLog, got {type(log).__name__}")
     if not log._funnel == model.funnel:
         raise _core.InvalidOptionsError("the log's funnel is not the model's funnel")
+    baseline = not (isinstance(probabilities, str) and probabilities == "time_bounded")
+    per_stage = _baseline_per_stage(model, probabilities) if baseline else None
     t0, t1 = _day_bounds(start, end, tz)
     when = int(model.core.as_of) if as_of is None else _convert.timestamp_seconds(as_of, "as_of")
+    # A baseline replaces the probabilities (and so the draws) and has no arrivals.
+    draws = parameter_draws if parameter_uncertainty and not baseline else 0
+    with_arrivals_part = include_arrivals and not baseline
     kw: dict[str, Any] = dict(
         start=t0,
         end=t1,
@@ -685,22 +835,26 @@ def forecast(
         seed=seed,
         arrivals_lookback_days=arrivals_lookback_days,
         arrivals_by=arrivals_by or "",
+        parameter_draws=draws,
     )
     sd = 8.0
+    # The local baseline's exact distribution is on the core's default lattice.
+    cells = (1 << 12) if baseline else lattice_cells
     dmodel = delayed(model.core, pure=True)
     # Pass 1: per-partition scores and Monte Carlo, kept on the workers.
-    parts = list(
-        dask.persist(*[delayed(_forecast_partition)(dmodel, p, kw) for p in log._nonempty()])
-    )
-    lookback = arrivals_lookback_days if include_arrivals else None
-    summaries = dask.compute(*[delayed(_forecast_summary)(p, when, lookback) for p in parts])
+    scored = [_delayed(_forecast_partition)(dmodel, p, kw) for p in log._nonempty()]
+    if per_stage is not None:
+        scored = [_delayed(_baseline_partition)(p, per_stage, scenarios, seed) for p in scored]
+    parts = list(dask.persist(*scored))
+    lookback = arrivals_lookback_days if with_arrivals_part else None
+    summaries = dask.compute(*[_delayed(_forecast_summary)(p, when, lookback) for p in parts])
     created = (
         pd.concat([s["created"] for s in summaries], ignore_index=True)
-        if include_arrivals and summaries
+        if with_arrivals_part and summaries
         else pd.DataFrame()
     )
-    arr = _arrivals(model, log._funnel, created, log._columns, kw, include_arrivals)
-    if include_arrivals and arr is None:  # the core's layout when nothing was created
+    arr = _arrivals(model, log._funnel, created, log._columns, kw, with_arrivals_part)
+    if with_arrivals_part and arr is None:  # the core's layout when nothing was created
         arr = _core.forecast(
             model.core, _empty_log(log._funnel).core, exact=True, include_arrivals=True, **kw
         )
@@ -709,62 +863,75 @@ def forecast(
     realised = sum(s["realised"] for s in summaries)
     a = arr["arrivals"] if arr is not None else None
     arrivals_cp = (
-        (float(a["total_rate"]), np.asarray(a["total_amount"]), np.asarray(a["total_weight"]))
-        if a is not None and float(a["total_rate"]) > 0
-        else None
+        _compound_poisson(a["total_rate"], a["total_amount"], a["total_weight"]) if a else None
     )
-    arrivals_mean = arrivals_var = 0.0
-    if arrivals_cp is not None:
-        rate, amt, wgt = arrivals_cp
-        arrivals_mean = rate * float(np.sum(wgt * amt))
-        arrivals_var = rate * float(np.sum(wgt * amt * amt))
-    with_arrivals = arrivals_cp is not None and arrivals_mean > 0
-    var_total = var_pipe + (arrivals_var if with_arrivals else 0.0)
-    # Pass 2: each partition's distribution on the lattice of the whole, convolved in a tree.
-    steps: dict[str, float] = {}
+    # Per posterior draw: the pipeline's mean and variance, and the arrivals' compound Poisson.
+    mean_draws = (
+        np.sum([s["mean_draws"] for s in summaries], axis=0) if summaries else np.zeros(draws)
+    )
+    var_draws = (
+        np.sum([s["variance_draws"] for s in summaries], axis=0) if summaries else np.zeros(draws)
+    )
+    cp_draws = (
+        [_compound_poisson(c["rate"], c["amount"], c["weight"]) for c in a["total_draws"]]
+        if a is not None and include_arrivals
+        else [None] * draws
+    )
+    # Pass 2: each partition's distributions on the lattices of the whole, convolved in a tree.
+    steps: dict[str, tuple[float, int | None]] = {}
     if var_pipe > 0:
-        steps["pipeline"] = 2.0 * sd * np.sqrt(var_pipe) / lattice_cells
-    if var_total > 0:
-        steps["total"] = 2.0 * sd * np.sqrt(var_total) / lattice_cells
+        steps["pipeline"] = (2.0 * sd * np.sqrt(var_pipe) / cells, None)
+    var_total = var_pipe + (arrivals_cp[3] if arrivals_cp is not None else 0.0)
+    if var_total > 0 and draws == 0:  # with draws, the total is the mixture of the draws
+        steps["total"] = (2.0 * sd * np.sqrt(var_total) / cells, None)
+    for d in range(draws):
+        cp = cp_draws[d]
+        var_d = float(var_draws[d]) + (cp[3] if cp is not None else 0.0)
+        if var_d > 0:
+            steps[f"draw{d}"] = (2.0 * sd * np.sqrt(var_d) / cells, d)
     dists: dict[str, Any] = {}
     cents_tree = (
-        _tree([delayed(_cents_of)(p) for p in parts], _sum_cents, split_every)
+        _tree([_delayed(_cents_of)(p) for p in parts], _sum_cents, split_every)
         if scenarios > 0 and parts
         else None
     )
     if steps and parts:
-        per_part = [delayed(_partition_distributions)(p, steps, lattice_cells, sd) for p in parts]
-        conv = _tree(
-            per_part,
-            _ConvolveAll(lattice_cells, sd),
-            split_every,
-        )
+        per_part = [_delayed(_partition_distributions)(p, steps, cells, sd) for p in parts]
+        conv = _tree(per_part, _ConvolveAll(cells, sd), split_every)
         dists, cents = dask.compute(conv, cents_tree)
     else:
         (cents,) = dask.compute(cents_tree)
-    exact_pipeline = dists.get("pipeline") or _point_mass(realised + mean)
-    if with_arrivals:
-        assert arrivals_cp is not None
-        rate, amt, wgt = arrivals_cp
+
+    def whole(name: str, pipeline_mean: float, cp: tuple[Any, ...] | None) -> dict[str, Any]:
+        """The distribution of the whole: the partitions' convolution (`name`) with the
+        arrivals on the same step, as the local exact_distribution of everything."""
+        if cp is None:
+            return dists.get(name) or _point_mass(realised + pipeline_mean)
         arrivals_d = _core.exact_distribution_with_step(
             np.empty(0),
             np.empty(0),
-            steps["total"],
+            steps[name][0],
             0.0,
-            cells=lattice_cells,
+            cells=cells,
             sd=sd,
-            poisson_rate=rate,
-            poisson_amount=list(amt),
-            poisson_weight=list(wgt),
+            poisson_rate=cp[0],
+            poisson_amount=list(cp[1]),
+            poisson_weight=list(cp[2]),
         )
-        exact = (
-            _core.convolve(dists["total"], arrivals_d, cells=lattice_cells, sd=sd)
-            if "total" in dists
-            else arrivals_d
+        if name in dists:
+            return _core.convolve(dists[name], arrivals_d, cells=cells, sd=sd)
+        return arrivals_d
+
+    exact_pipeline = whole("pipeline", mean, None)
+    if draws > 0:
+        exact = _core.mixture(
+            [whole(f"draw{d}", float(mean_draws[d]), cp_draws[d]) for d in range(draws)],
+            cells=cells,
+            sd=sd,
         )
+    elif include_arrivals and not baseline:
+        exact = whole("total", mean, arrivals_cp)
     else:
-        exact = dists.get("total") or _point_mass(realised + mean)
-    if not include_arrivals:
         exact = exact_pipeline
     scenario_cents = (
         np.zeros(max(scenarios, 0), dtype=np.int64) if cents is None else np.asarray(cents)
@@ -788,13 +955,27 @@ def forecast(
         model,
         log,
         method,
-        include_arrivals,
+        include_arrivals and not baseline,
         (t0, t1),
         tz,
         seed,
         parts=parts,
         n_open=[int(s["n_open"]) for s in summaries],
+        split_every=split_every,
     )
+
+
+def _compound_poisson(rate: Any, amount: Any, weight: Any) -> tuple[Any, ...] | None:
+    """(rate, amounts, weights, variance) of an arrivals total, or None when it adds nothing
+    (the core leaves out a compound Poisson without rate or without mean)."""
+    rate = float(rate)
+    amt, wgt = np.asarray(amount, dtype=np.float64), np.asarray(weight, dtype=np.float64)
+    if not rate > 0:
+        return None
+    mean = rate * float(np.sum(wgt * amt))
+    if not mean > 0:
+        return None
+    return rate, amt, wgt, rate * float(np.sum(wgt * amt * amt))
 
 
 _ARRIVAL_KEYS = ("group", "created", "rate_per_day", "expected_wins", "mean_amount", "expected")
@@ -806,8 +987,11 @@ class _ConvolveAll:
     def __init__(self, cells: int, sd: float):
         self.cells, self.sd = cells, sd
 
-    def __call__(self, parts: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    def __call__(self, parts: list[dict[Any, dict[str, Any]]]) -> dict[Any, Any]:
         return _convolve_all(parts, self.cells, self.sd)
+
+    def __dask_tokenize__(self) -> Any:
+        return ("smartfunnel.dask._ConvolveAll", self.cells, self.sd)
 
 
 def _empty_log(funnel: _core.Funnel) -> _LocalEventLog:
@@ -852,7 +1036,8 @@ def _with_empty_exact(raw: dict[str, Any]) -> dict[str, Any]:
 class DaskForecast(Forecast):
     """A :class:`~smartfunnel.Forecast` computed on Dask: the same distribution, quantiles,
     probabilities and arrivals; the per-deal table is a Dask DataFrame (:attr:`deals`), built
-    from the partitions on demand."""
+    from the partitions on demand, and :meth:`by` and :meth:`win_date_distribution` run on the
+    partitions."""
 
     def __init__(
         self,
@@ -867,10 +1052,13 @@ class DaskForecast(Forecast):
         *,
         parts: list[Any],
         n_open: list[int],
+        split_every: int = 8,
     ):
         super().__init__(raw, model, log, method, include_arrivals, period, tz, seed)  # type: ignore[arg-type]
         self._parts = parts
         self._n_open_parts = n_open
+        self._period = period
+        self._split_every = split_every
 
     @property
     def n_open_deals(self) -> int:
@@ -882,9 +1070,9 @@ class DaskForecast(Forecast):
         per partition of the log."""
         dmodel = delayed(self._model, pure=True)
         first = next((i for i, n in enumerate(self._n_open_parts) if n > 0), 0)
-        meta = delayed(_deals_frame)(self._parts[first], dmodel).compute().iloc[:0]
+        meta = _delayed(_deals_frame)(self._parts[first], dmodel).compute().iloc[:0]
         return dd.from_delayed(
-            [delayed(_deals_frame)(p, dmodel, meta) for p in self._parts], meta=meta
+            [_delayed(_deals_frame)(p, dmodel, meta) for p in self._parts], meta=meta
         )
 
     @property
@@ -892,19 +1080,158 @@ class DaskForecast(Forecast):
         """The wins already booked between the period start and as_of, gathered to the client
         (they are few)."""
         dmodel = delayed(self._model, pure=True)
-        frames = dask.compute(*[delayed(_realised_frame)(p, dmodel) for p in self._parts])
+        frames = dask.compute(*[_delayed(_realised_frame)(p, dmodel) for p in self._parts])
         return pd.concat(frames, ignore_index=True)
 
     def by(self, column: str, qs: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
-        raise NotImplementedError(
-            "Forecast.by is not available on Dask yet: group the deals (a Dask DataFrame) instead"
+        """Expected revenue and quantiles of the open pipeline per owner or attribute value: the
+        rows of :meth:`smartfunnel.Forecast.by`. Each partition groups its deals; per group,
+        the Monte Carlo totals add up scenario by scenario (bit-identical), and the exact
+        distributions, on the lattice of each group's whole, convolve in a tree."""
+        cols = self._log._columns
+        if not (column == "owner" and cols.owner is not None) and column not in cols.attributes:
+            raise KeyError(f"{column!r} is neither 'owner' nor an attribute of the log")
+        dmodel = delayed(self._model, pure=True)
+        period, tz = self._period, self.tz
+        if self.method == "monte_carlo":
+            n = len(self.scenarios)
+            sums = _tree(
+                [
+                    _delayed(_group_scenarios)(p, dmodel, column, period, tz, n, self._seed)
+                    for p in self._parts
+                ],
+                _sum_keyed,
+                self._split_every,
+            )
+            groups = sums.compute() if self._parts else {}
+            rows = []
+            for k in sorted(groups):
+                deals, totals = int(groups[k][0]), groups[k][1:]
+                rows.append(
+                    [k, deals, float(totals.mean() / 100), *_scenario_quantiles(totals, qs)]
+                )
+            return _by_frame(rows, column, qs)
+        cells, sd = 1 << 12, 8.0  # the local Forecast.by's lattice (the core's default)
+        moments = dask.compute(
+            *[_delayed(_group_moments)(p, dmodel, column, period, tz) for p in self._parts]
         )
+        total: dict[Any, np.ndarray] = {}
+        for m in moments:
+            for k, v in m.items():
+                total[k] = total[k] + v if k in total else v
+        steps = {k: 2.0 * sd * np.sqrt(v[2]) / cells for k, v in total.items() if v[2] > 0}
+        dists: dict[Any, Any] = {}
+        if steps:
+            dists = _tree(
+                [
+                    _delayed(_group_distributions)(p, dmodel, column, period, tz, steps, cells, sd)
+                    for p in self._parts
+                ],
+                _ConvolveAll(cells, sd),
+                self._split_every,
+            ).compute()
+        rows = []
+        for k in sorted(total):
+            d = _Distribution(dists[k] if k in dists else _point_mass(float(total[k][1])))
+            rows.append([k, int(total[k][0]), d.mean, *[d.quantile(q) for q in qs]])
+        return _by_frame(rows, column, qs)
 
     def win_date_distribution(self, opportunity_id: Any) -> pd.Series:
-        raise NotImplementedError(
-            "win_date_distribution is not available on Dask yet: forecast the deal's partition "
-            "locally"
+        """P(the open deal is won by the end of each day of the period), as
+        :meth:`smartfunnel.Forecast.win_date_distribution`: computed in the deal's partition."""
+        dmodel = delayed(self._model, pure=True)
+        found = dask.compute(
+            *[
+                _delayed(_win_dates)(p, dmodel, opportunity_id, self._period, self.tz)
+                for p in self._parts
+            ]
         )
+        for series in found:
+            if series is not None:
+                return series
+        raise _core.UnknownOpportunityError(
+            f"opportunity {opportunity_id!r} is not open at {self.as_of:%Y-%m-%d}"
+        )
+
+
+def _partition_view(
+    part: _PartitionForecast, model: FunnelModel, period: tuple[int, int], tz: str
+) -> Forecast:
+    """A local Forecast of the partition's deals (its distributions left empty)."""
+    return Forecast(_with_empty_exact(part.raw), model, part.log, "exact", False, period, tz)
+
+
+def _group_moments(
+    part: _PartitionForecast, model: FunnelModel, column: str, period: tuple[int, int], tz: str
+) -> dict[Any, np.ndarray]:
+    """Per group of the partition's deals: [deals, mean, variance]."""
+    keys, amount, p, _ = _partition_view(part, model, period, tz)._group_deals(column)
+    out = {}
+    for k in set(keys):
+        sel = keys == k
+        mean, var = _moments(amount[sel], np.nan_to_num(p[sel]))
+        out[k] = np.array([float(sel.sum()), mean, var])
+    return out
+
+
+def _group_distributions(
+    part: _PartitionForecast,
+    model: FunnelModel,
+    column: str,
+    period: tuple[int, int],
+    tz: str,
+    steps: dict[Any, float],
+    cells: int,
+    sd: float,
+) -> dict[Any, dict[str, Any]]:
+    """Per group with uncertainty, the distribution of the partition's deals on the step of the
+    group's whole."""
+    keys, amount, p, _ = _partition_view(part, model, period, tz)._group_deals(column)
+    out = {}
+    for k in set(keys):
+        if k in steps:
+            sel = keys == k
+            out[k] = _core.exact_distribution_with_step(
+                np.ascontiguousarray(amount[sel]),
+                np.ascontiguousarray(np.nan_to_num(p[sel])),
+                steps[k],
+                cells=cells,
+                sd=sd,
+            )
+    return out
+
+
+def _group_scenarios(
+    part: _PartitionForecast,
+    model: FunnelModel,
+    column: str,
+    period: tuple[int, int],
+    tz: str,
+    scenarios: int,
+    seed: int,
+) -> dict[Any, np.ndarray]:
+    """Per group of the partition's deals: the number of deals, then the Monte Carlo totals in
+    cents (so that the parts add up as arrays)."""
+    keys, amount, p, ids = _partition_view(part, model, period, tz)._group_deals(column)
+    out = {}
+    for k in set(keys):
+        sel = keys == k
+        cents = _group_cents(amount[sel], p[sel], ids[sel], scenarios, seed)
+        out[k] = np.concatenate([np.array([sel.sum()], dtype=np.int64), cents])
+    return out
+
+
+def _win_dates(
+    part: _PartitionForecast,
+    model: FunnelModel,
+    opportunity_id: Any,
+    period: tuple[int, int],
+    tz: str,
+) -> pd.Series | None:
+    try:
+        return _partition_view(part, model, period, tz).win_date_distribution(opportunity_id)
+    except _core.UnknownOpportunityError:
+        return None
 
 
 # -- backtest ------------------------------------------------------------------------------------------
@@ -947,13 +1274,15 @@ def backtest(
     tz: str = "UTC",
     stale_after_days: float | None = None,
     calibration_bins: int = 10,
+    parameter_uncertainty: bool = False,
+    parameter_draws: int = 50,
     split_every: int = 8,
 ) -> Backtest:
     """:func:`smartfunnel.backtest` on Dask: each date's model is a distributed fit as of that
-    date (its statistics merged in a tree) and its forecast a distributed forecast; the open deals'
-    amounts, probabilities and outcomes then come to the client, where the baselines' exact
-    distributions and the scores are computed as locally. The same table and deal rows as the
-    local backtest (parameter uncertainty is not offered on Dask yet)."""
+    date (its statistics merged in a tree) and its forecast a distributed forecast (with
+    parameter uncertainty when asked); the open deals' amounts, probabilities and outcomes then
+    come to the client, where the baselines' exact distributions and the scores are computed as
+    locally. The same table and deal rows as the local backtest."""
     from .backtesting import _date_rows
 
     fit_options = fit or FitOptions()
@@ -983,11 +1312,13 @@ def backtest(
             include_arrivals=include_arrivals,
             tz=tz,
             stale_after_days=stale_after_days,
+            parameter_uncertainty=parameter_uncertainty,
+            parameter_draws=parameter_draws,
             split_every=split_every,
         )
         dmodel = delayed(model.core, pure=True)
         parts = dask.compute(
-            *[delayed(_backtest_partition)(p, dmodel, t0, t1, t) for p in fc._parts]
+            *[_delayed(_backtest_partition)(p, dmodel, t0, t1, t) for p in fc._parts]
         )
 
         def cat(key: str, dtype: Any, parts: Sequence[dict[str, Any]] = parts) -> np.ndarray:
@@ -1129,9 +1460,9 @@ def action_effectiveness(
     landmarks = _landmarks(model, landmark_days)
     # Each activity to the partition of its opportunity (unknown ones go to partition 0, where
     # the activity log reports them as it would locally).
-    meta = delayed(_ids_frame)(parts[0], 0, opportunity).compute().iloc[:0]
+    meta = _delayed(_ids_frame)(parts[0], 0, opportunity).compute().iloc[:0]
     mapping = dd.from_delayed(
-        [delayed(_ids_frame)(p, i, opportunity) for i, p in enumerate(parts)], meta=meta
+        [_delayed(_ids_frame)(p, i, opportunity) for i, p in enumerate(parts)], meta=meta
     )
     if opportunity not in activities.columns:
         raise _core.DataError(
@@ -1154,12 +1485,12 @@ def action_effectiveness(
     # ActivityLog next to its event log (the compiled activity log does not travel).
     frames = list(dask.persist(*acts.to_delayed()))
     found = dask.compute(
-        *[delayed(_kinds_of)(p, a, i, kwargs) for i, (p, a) in enumerate(zip(parts, frames))]
+        *[_delayed(_kinds_of)(p, a, i, kwargs) for i, (p, a) in enumerate(zip(parts, frames))]
     )
     kinds = sorted({k for names, _ in found for k in names})
     dmodel = delayed(model, pure=True)
     cells = [
-        delayed(_action_cells)(p, a, i, kwargs, dmodel, landmarks, kinds)
+        _delayed(_action_cells)(p, a, i, kwargs, dmodel, landmarks, kinds)
         for i, (p, a) in enumerate(zip(parts, frames))
     ]
     total = _tree(cells, _sum_cell_parts, split_every).compute()

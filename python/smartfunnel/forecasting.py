@@ -93,6 +93,8 @@ def forecast(
         raise ValueError(f"method must be 'exact' or 'monte_carlo', got {method!r}")
     if method == "monte_carlo" and scenarios <= 0:
         raise ValueError("method='monte_carlo' needs scenarios > 0")
+    if parameter_uncertainty and parameter_draws < 1:
+        raise ValueError(f"parameter_uncertainty needs parameter_draws >= 1, got {parameter_draws}")
     t0, t1 = _day_bounds(start, end, tz)
     raw = _core.forecast(
         model.core,
@@ -119,6 +121,26 @@ def forecast(
     return Forecast(raw, model, log, method, include_arrivals, (t0, t1), tz, seed)
 
 
+def _baseline_per_stage(model: FunnelModel, probabilities: str | Mapping[str, float]) -> np.ndarray:
+    """A baseline's win probability per stage code (the `probabilities` of :func:`forecast`)."""
+    from .backtesting import _closed_only_win
+
+    stages = list(model.funnel.stages)
+    if isinstance(probabilities, str):
+        if probabilities == "weighted_pipeline":
+            return np.asarray(model.win_probability().to_numpy(), dtype=np.float64)
+        if probabilities == "closed_only":
+            return np.asarray(_closed_only_win(model), dtype=np.float64)
+        raise ValueError(
+            "probabilities must be 'time_bounded', 'weighted_pipeline', 'closed_only' or a "
+            f"{{stage: probability}} ladder, got {probabilities!r}"
+        )
+    missing = [s for s in stages if s not in probabilities]
+    if missing:
+        raise ValueError(f"ladder has no probability for stage(s) {missing}")
+    return np.array([float(probabilities[s]) for s in stages])
+
+
 def _with_baseline(
     raw: dict[str, Any],
     model: FunnelModel,
@@ -129,26 +151,8 @@ def _with_baseline(
     log: EventLog,
 ) -> dict[str, Any]:
     """The forecast's deals and realised wins with a baseline's per-deal probabilities."""
-    from .backtesting import _closed_only_win
-
-    stages = list(model.funnel.stages)
     stage = np.asarray(raw["stage"], dtype=np.int64)
-    if isinstance(probabilities, str):
-        if probabilities == "weighted_pipeline":
-            per_stage = model.win_probability().to_numpy()
-        elif probabilities == "closed_only":
-            per_stage = _closed_only_win(model)
-        else:
-            raise ValueError(
-                "probabilities must be 'time_bounded', 'weighted_pipeline', 'closed_only' or a "
-                f"{{stage: probability}} ladder, got {probabilities!r}"
-            )
-    else:
-        missing = [s for s in stages if s not in probabilities]
-        if missing:
-            raise ValueError(f"ladder has no probability for stage(s) {missing}")
-        per_stage = np.array([float(probabilities[s]) for s in stages])
-    p = np.clip(np.nan_to_num(per_stage[stage]), 0.0, 1.0)
+    p = np.clip(np.nan_to_num(_baseline_per_stage(model, probabilities)[stage]), 0.0, 1.0)
     amount = np.asarray(raw["amount"])
     out = dict(raw)
     out["p_win_period"] = p
@@ -167,6 +171,26 @@ def _with_baseline(
             np.asarray(_core.monte_carlo_cents(cents, p, keys, scenarios, seed, threads)) + realised
         )
     return out
+
+
+def _group_cents(
+    amount: np.ndarray, p: np.ndarray, ids: np.ndarray, scenarios: int, seed: int
+) -> np.ndarray:
+    """Monte Carlo totals in cents of some deals, on the forecast's streams (keyed by id)."""
+    cents = np.round(amount * 100).astype(np.int64)
+    keys = np.array([_core.opportunity_key(i) for i in ids], dtype=np.uint64)
+    return np.asarray(_core.monte_carlo_cents(cents, np.nan_to_num(p), keys, scenarios, seed))
+
+
+def _scenario_quantiles(totals: np.ndarray, qs: Sequence[float]) -> list[float]:
+    """Quantiles of scenario totals in cents, as Forecast.quantile reads them."""
+    s = np.sort(totals)
+    return [float(s[min(len(s) - 1, max(0, int(np.ceil(q * len(s))) - 1))] / 100) for q in qs]
+
+
+def _by_frame(rows: list[list[Any]], column: str, qs: Sequence[float]) -> pd.DataFrame:
+    cols = [column, "deals", "expected", *[f"P{round(q * 100)}" for q in qs]]
+    return pd.DataFrame(rows, columns=cols).set_index(column)
 
 
 class _Distribution:
@@ -408,6 +432,25 @@ class Forecast:
     def by(self, column: str, qs: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
         """Expected revenue and quantiles of the open pipeline per owner or attribute value
         (each group's own exact distribution, or its Monte Carlo totals with the same streams)."""
+        keys, amount, p, ids = self._group_deals(column)
+        rows = []
+        for key in sorted(set(keys)):
+            sel = keys == key
+            if self.method == "monte_carlo":
+                totals = _group_cents(
+                    amount[sel], p[sel], ids[sel], len(self.scenarios), self._seed
+                )
+                qv, expected = _scenario_quantiles(totals, qs), float(totals.mean() / 100)
+            else:
+                d = _Distribution(_core.exact_distribution(amount[sel], np.nan_to_num(p[sel])))
+                qv = [d.quantile(q) for q in qs]
+                expected = d.mean
+            rows.append([key, int(sel.sum()), expected, *qv])
+        return _by_frame(rows, column, qs)
+
+    def _group_deals(self, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The open deals' group under `column` (owner or an attribute; "(missing)" when none),
+        amount, probability and id (as text, the Monte Carlo streams' key)."""
         deals = self.deals
         if column == "owner" and "owner" in deals:
             keys = deals["owner"].to_numpy()
@@ -419,41 +462,12 @@ class Forecast:
             opp = np.asarray(self._raw["opportunity"], dtype=np.int64)
             c = np.asarray(codes)[opp]
             keys = np.where(c < 0, "(missing)", np.asarray([*values, "(missing)"], dtype=object)[c])
-        rows = []
-        amount = deals["amount"].to_numpy()
-        p = deals["p_win_period"].to_numpy()
-        ids = deals["opportunity_id"].astype(str).to_numpy()
-        for key in sorted(set(keys)):
-            sel = keys == key
-            if self.method == "monte_carlo":
-                cents = np.round(amount[sel] * 100).astype(np.int64)
-                hashes = np.array([_core.opportunity_key(i) for i in ids[sel]], dtype=np.uint64)
-                totals = np.sort(
-                    np.asarray(
-                        _core.monte_carlo_cents(
-                            cents,
-                            np.nan_to_num(p[sel]),
-                            hashes,
-                            len(self.scenarios),
-                            self._seed,
-                        )
-                    )
-                )
-                qv = [
-                    float(
-                        totals[min(len(totals) - 1, max(0, int(np.ceil(q * len(totals))) - 1))]
-                        / 100
-                    )
-                    for q in qs
-                ]
-                expected = float(totals.mean() / 100)
-            else:
-                d = _Distribution(_core.exact_distribution(amount[sel], np.nan_to_num(p[sel])))
-                qv = [d.quantile(q) for q in qs]
-                expected = d.mean
-            rows.append([key, int(sel.sum()), expected, *qv])
-        cols = [column, "deals", "expected", *[f"P{round(q * 100)}" for q in qs]]
-        return pd.DataFrame(rows, columns=cols).set_index(column)
+        return (
+            np.asarray(keys, dtype=object),
+            deals["amount"].to_numpy(),
+            deals["p_win_period"].to_numpy(),
+            deals["opportunity_id"].astype(str).to_numpy(),
+        )
 
     def plot_forecast(self, target: float | None = None, ax: Any = None) -> Any:
         """P(revenue >= x) with P10 / P50 / P90 and an optional target; returns the axes."""

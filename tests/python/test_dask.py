@@ -268,6 +268,16 @@ def test_backtest_equal_local(client, data):
         want.deals.sort_values(key, ignore_index=True),
     )
     pd.testing.assert_frame_equal(got.metrics, want.metrics, check_exact=False, rtol=1e-9)
+    # With parameter uncertainty: the mixture's bands, as locally.
+    kw = dict(horizon_days=60, parameter_uncertainty=True, parameter_draws=6)
+    wide = _run(sfd.backtest, log, dates[:1], **kw)
+    pd.testing.assert_frame_equal(
+        wide.table, sf.backtest(local, dates[:1], **kw).table, check_exact=False, rtol=1e-9
+    )
+    point = want.table[want.table["as_of"] == want.table["as_of"].iloc[0]]
+    wide_sf = wide.table[wide.table["method"] == "smartfunnel"].iloc[0]
+    point_sf = point[point["method"] == "smartfunnel"].iloc[0]
+    assert wide_sf["P90"] - wide_sf["P10"] > point_sf["P90"] - point_sf["P10"]
     # The actuals are sums of the wins booked in each period, from the events.
     ev = s.events
     first = want.table.iloc[0]
@@ -370,3 +380,177 @@ def test_action_effectiveness_equal_local(client):
     )
     assert list(lenient.attrs["rejected"].index) == ["stray"]
     pd.testing.assert_frame_equal(lenient.sort_index(), coach.action_effectiveness().sort_index())
+
+
+@pytest.fixture(scope="module")
+def hashed(client, data):
+    """The sample in five partitions by opportunity."""
+    s, _, _ = data
+    return _run(sfd.EventLog.from_frame, s.funnel, _pieces(s.events, "hash5"), **COLUMNS)
+
+
+@pytest.mark.parametrize("include_arrivals", [True, False])
+def test_parameter_uncertainty_equal_local(client, data, hashed, include_arrivals):
+    """Monte Carlo with posterior draws: bit-identical totals; the exact mixture over the draws:
+    the local one on the same lattice, to rounding."""
+    _, local, model = data
+    kw = dict(
+        parameter_uncertainty=True,
+        parameter_draws=12,
+        scenarios=2000,
+        seed=3,
+        include_arrivals=include_arrivals,
+    )
+    dfc = _run(sfd.forecast, model, hashed, *PERIOD, split_every=2, **kw)
+    lfc = sf.forecast(model, local, *PERIOD, **kw)
+    np.testing.assert_array_equal(dfc.scenarios, lfc.scenarios)
+    for a, b in [(dfc.exact, lfc.exact), (dfc.exact_pipeline, lfc.exact_pipeline)]:
+        assert _aligned(a, b) < 1e-12
+        assert a.mean == pytest.approx(b.mean, rel=1e-12)
+        assert a.variance == pytest.approx(b.variance, rel=1e-12)
+    for q in (0.05, 0.1, 0.5, 0.9, 0.95):
+        assert dfc.quantile(q) == pytest.approx(lfc.quantile(q), rel=1e-9)
+    # The draws widen the distribution (the point forecast's variance is the pipeline's alone).
+    point = sf.forecast(model, local, *PERIOD, scenarios=0, include_arrivals=include_arrivals)
+    assert dfc.exact.variance > point.exact.variance
+    # The mixture's mean is the average over the draws of realised + sum(amount x p_draw) (+ the
+    # draw's arrivals), from the per-draw probabilities of the local core, added up in numpy.
+    raw = sf._core.forecast(
+        model.core,
+        local.core,
+        *sf.forecasting._day_bounds(*PERIOD, "UTC"),
+        scenarios=0,
+        parameter_draws=12,
+        include_arrivals=include_arrivals,
+        seed=3,
+    )
+    p = np.clip(np.nan_to_num(raw["p_win_period_draws"]), 0, 1)
+    pipeline = (raw["amount"][:, None] * p).sum(axis=0)
+    arrivals = [
+        c["rate"] * float(np.sum(c["amount"] * c["weight"])) for c in raw["arrivals"]["total_draws"]
+    ]
+    want = raw["realised"] + float(np.mean(pipeline + np.asarray(arrivals)))
+    assert dfc.exact.mean == pytest.approx(want, rel=1e-9)
+    rates = [c["rate"] for c in raw["arrivals"]["total_draws"]]
+    assert len(rates) == 12 and (min(rates) > 0 if include_arrivals else max(rates) == 0)
+    assert len(set(rates)) == (12 if include_arrivals else 1)  # each draw its own rates
+
+
+@pytest.mark.parametrize(
+    "probabilities",
+    [
+        "weighted_pipeline",
+        "closed_only",
+        {"Prospecting": 0.1, "Qualification": 0.2, "Proposal": 0.4, "Negotiation": 0.6},
+    ],
+)
+def test_baselines_equal_local(client, data, hashed, probabilities):
+    _, local, model = data
+    kw = dict(probabilities=probabilities, scenarios=1500, seed=5)
+    dfc = _run(sfd.forecast, model, hashed, *PERIOD, **kw)
+    lfc = sf.forecast(model, local, *PERIOD, **kw)
+    np.testing.assert_array_equal(dfc.scenarios, lfc.scenarios)
+    assert _aligned(dfc.exact, lfc.exact) < 1e-12
+    assert dfc.exact.step == pytest.approx(lfc.exact.step, rel=1e-12)
+    assert dfc.exact_arrivals is None and not dfc.include_arrivals
+    got = dfc.deals.compute().sort_values("opportunity_id", ignore_index=True)
+    pd.testing.assert_frame_equal(got, lfc.deals.sort_values("opportunity_id", ignore_index=True))
+    if isinstance(probabilities, dict):  # realised + sum(amount x ladder[stage]), in pandas
+        deals = lfc.deals
+        expected = lfc.realised + float((deals["amount"] * deals["stage"].map(probabilities)).sum())
+        assert dfc.expected == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="ladder has no probability"):
+        sfd.forecast(model, hashed, *PERIOD, probabilities={"Prospecting": 0.1})
+
+
+def test_by_and_win_dates_equal_local(client, data):
+    """Forecast.by per owner and per attribute (with missing values), both methods, and the win
+    date distribution of deals in different partitions: equal to the local ones."""
+    s, _, model = data
+    events = s.events.copy()
+    ids = events["opportunity_id"].to_numpy()
+    segment = np.array(["smb", "mid", "ent"], dtype=object)[ids % 3]
+    events["segment"] = np.where(ids % 7 == 0, None, segment)
+    cols = dict(COLUMNS, attributes=["segment"])
+    local = sf.EventLog.from_frame(s.funnel, events, **cols)
+    log = _run(sfd.EventLog.from_frame, s.funnel, _pieces(events, "skewed"), **cols)
+    for method in ("exact", "monte_carlo"):
+        dfc = _run(sfd.forecast, model, log, *PERIOD, method=method, scenarios=2000, seed=1)
+        lfc = sf.forecast(model, local, *PERIOD, method=method, scenarios=2000, seed=1)
+        for column in ("owner", "segment"):
+            got, want = _run(dfc.by, column, (0.05, 0.5, 0.95)), lfc.by(column, (0.05, 0.5, 0.95))
+            if method == "monte_carlo":
+                pd.testing.assert_frame_equal(got, want)
+            else:
+                pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
+            # Independently: the deals and expected revenue per group, from the deals in pandas.
+            deals = lfc.deals.assign(
+                segment=lambda f: np.where(
+                    f["opportunity_id"] % 7 == 0,
+                    "(missing)",
+                    np.array(["smb", "mid", "ent"], dtype=object)[f["opportunity_id"] % 3],
+                )
+            )
+            groups = deals.groupby(column)
+            assert got["deals"].to_dict() == groups.size().to_dict()
+            if method == "exact":
+                pd.testing.assert_series_equal(
+                    got["expected"],
+                    groups.apply(lambda g: float((g["amount"] * g["p_win_period"]).sum())),
+                    check_names=False,
+                    rtol=1e-9,
+                )
+        assert "(missing)" in got.index
+        with pytest.raises(KeyError, match="neither 'owner' nor an attribute"):
+            dfc.by("region")
+    # A deal of the big partition and one of a small one.
+    open_ids = lfc.deals["opportunity_id"].to_numpy()
+    cut = np.unique(ids)[int(0.9 * len(np.unique(ids)))]
+    for deal in (open_ids[open_ids < cut][0], open_ids[open_ids >= cut][0]):
+        pd.testing.assert_series_equal(
+            _run(dfc.win_date_distribution, deal), lfc.win_date_distribution(deal)
+        )
+    with pytest.raises(sf.UnknownOpportunityError, match="is not open"):
+        _run(dfc.win_date_distribution, -1)
+
+
+def _compiled_activity_log() -> object:
+    s = sf.datasets.sample()
+    log = sf.EventLog.from_frame(s.funnel, s.events.iloc[:10])
+    acts = pd.DataFrame({"opportunity_id": [1], "time": [s.events["time"].iloc[0]], "kind": ["x"]})
+    return sf.ActivityLog.from_frame(log, acts).core  # the compiled object: no pickling
+
+
+def _python_activity_log() -> sf.ActivityLog:
+    s = sf.datasets.sample()
+    log = sf.EventLog.from_frame(s.funnel, s.events.iloc[:10])
+    acts = pd.DataFrame(
+        {"opportunity_id": [1, 1], "time": s.events["time"].iloc[[1, 0]], "kind": ["b", "a"]}
+    )
+    return sf.ActivityLog.from_frame(log, acts)
+
+
+def _activity_kinds(acts: sf.ActivityLog) -> list[str]:
+    return list(acts.to_frame()["kind"])
+
+
+def test_results_travel_between_workers_or_fail_fast(client):
+    """A task's result needed on another worker: an ActivityLog travels (it pickles); a result
+    that cannot be pickled is an error naming it within seconds, not a hang (Dask's workers wait
+    forever for a dependency they cannot receive)."""
+    first, second = sorted(client.scheduler_info()["workers"])
+
+    def on(worker, fn, *args):
+        return client.submit(fn, *args, workers=[worker], allow_other_workers=False, pure=False)
+
+    made = on(first, sfd._Checked(_python_activity_log))
+    assert on(second, _activity_kinds, made).result(timeout=TIMEOUT) == ["a", "b"]
+    bad = on(first, sfd._Checked(_compiled_activity_log))
+    use = on(second, len, bad)
+    started = __import__("time").monotonic()
+    with pytest.raises(TypeError) as info:
+        use.result(timeout=30)
+    assert __import__("time").monotonic() - started < 30
+    msg = str(info.value)
+    assert "_compiled_activity_log cannot be sent between Dask processes" in msg
+    assert "smartfunnel._core.ActivityLog does not pickle" in msg
