@@ -720,6 +720,59 @@ def _with_prices(priced: pd.DataFrame, quality: pd.DataFrame) -> pd.DataFrame:
     return issues.frame()
 
 
+@dataclasses.dataclass(frozen=True)
+class _SnapshotColumns:
+    opportunity: str
+    stage: str
+    entered: Mapping[str, str]
+    closed: str
+    amount: str
+    owner: str
+    product: str
+    attributes: tuple[str, ...]
+
+
+def _snapshot_dataset(
+    frame: pd.DataFrame,
+    funnel: _core.Funnel,
+    products: pd.DataFrame | str | os.PathLike[str] | None,
+    cols: _SnapshotColumns,
+    *,
+    table: str,
+    source: str,
+) -> Imported:
+    """A public snapshot dataset: open deals priced from the price list, then from_snapshot, with
+    the data's end (the last date in the file) as as_of."""
+    frame, priced = _fill_list_prices(
+        frame,
+        products,
+        id_col=cols.opportunity,
+        stage_col=cols.stage,
+        product_col=cols.product,
+        amount_col=cols.amount,
+        terminal={*funnel.won, *funnel.lost},
+        table=table,
+    )
+    log, report = from_snapshot(
+        funnel,
+        frame,
+        opportunity=cols.opportunity,
+        stage=cols.stage,
+        entered=cols.entered,
+        closed=cols.closed,
+        amount=cols.amount,
+        owner=cols.owner,
+        attributes=cols.attributes,
+    )
+    quality = _with_prices(
+        priced,
+        _snapshot_quality(frame, report, cols.opportunity, table, cols.amount, cols.closed),
+    )
+    dates = [*cols.entered.values(), cols.closed]
+    end = pd.concat([pd.to_datetime(frame[c], utc=True, errors="coerce") for c in dates]).max()
+    return Imported(log=log, quality=quality, source=source, as_of=end)
+
+
 def from_maven(
     pipeline: pd.DataFrame | str | os.PathLike[str],
     funnel: _core.Funnel | None = None,
@@ -741,45 +794,25 @@ def from_maven(
     values the open pipeline at list prices instead of 0. :func:`read` passes the file when it is
     in the folder.
     """
-    frame = _frame(pipeline, "pipeline")
     funnel = funnel or _core.Funnel(
         ["Prospecting", "Engaging"], won="Won", lost="Lost", name="maven"
     )
-    frame, priced = _fill_list_prices(
-        frame,
-        products,
-        id_col="opportunity_id",
-        stage_col="deal_stage",
-        product_col="product",
-        amount_col="close_value",
-        terminal={*funnel.won, *funnel.lost},
-        table="sales_pipeline",
-    )
-    log, report = from_snapshot(
+    return _snapshot_dataset(
+        _frame(pipeline, "pipeline"),
         funnel,
-        frame,
-        opportunity="opportunity_id",
-        stage="deal_stage",
-        entered={"Engaging": "engage_date"},
-        closed="close_date",
-        amount="close_value",
-        owner="sales_agent",
-        attributes=["product", "account"],
-    )
-    quality = _with_prices(
-        priced,
-        _snapshot_quality(
-            frame, report, "opportunity_id", "sales_pipeline", "close_value", "close_date"
+        products,
+        _SnapshotColumns(
+            opportunity="opportunity_id",
+            stage="deal_stage",
+            entered={"Engaging": "engage_date"},
+            closed="close_date",
+            amount="close_value",
+            owner="sales_agent",
+            product="product",
+            attributes=("product", "account"),
         ),
-    )
-    end = pd.concat(
-        [pd.to_datetime(frame[c], utc=True, errors="coerce") for c in ("engage_date", "close_date")]
-    ).max()
-    return Imported(
-        log=log,
-        quality=quality,
+        table="sales_pipeline",
         source="Maven CRM Sales Opportunities snapshot (sales_pipeline)",
-        as_of=end,
     )
 
 
@@ -801,43 +834,23 @@ def from_sparklesquad(
     ``products`` (the dataset's ``products.csv``: Product, Sales_Price) values open deals without
     a Close_Value at their product's list price, as in :func:`from_maven`.
     """
-    frame = _frame(pipeline, "pipeline")
     funnel = funnel or _core.Funnel(["In_Progress"], won="Won", lost="Lost", name="sparklesquad")
-    frame, priced = _fill_list_prices(
-        frame,
-        products,
-        id_col="Opportunity_ID",
-        stage_col="Deal_Stage",
-        product_col="Product",
-        amount_col="Close_Value",
-        terminal={*funnel.won, *funnel.lost},
-        table="sales-pipeline",
-    )
-    log, report = from_snapshot(
+    return _snapshot_dataset(
+        _frame(pipeline, "pipeline"),
         funnel,
-        frame,
-        opportunity="Opportunity_ID",
-        stage="Deal_Stage",
-        entered={funnel.stages[0]: "Created_On"},
-        closed="Close_Date",
-        amount="Close_Value",
-        owner="Sales_Agent",
-        attributes=["Product", "Account"],
-    )
-    quality = _with_prices(
-        priced,
-        _snapshot_quality(
-            frame, report, "Opportunity_ID", "sales-pipeline", "Close_Value", "Close_Date"
+        products,
+        _SnapshotColumns(
+            opportunity="Opportunity_ID",
+            stage="Deal_Stage",
+            entered={funnel.stages[0]: "Created_On"},
+            closed="Close_Date",
+            amount="Close_Value",
+            owner="Sales_Agent",
+            product="Product",
+            attributes=("Product", "Account"),
         ),
-    )
-    end = pd.concat(
-        [pd.to_datetime(frame[c], utc=True, errors="coerce") for c in ("Created_On", "Close_Date")]
-    ).max()
-    return Imported(
-        log=log,
-        quality=quality,
+        table="sales-pipeline",
         source="sparklesquad crm-dataset snapshot (sales-pipeline)",
-        as_of=end,
     )
 
 
