@@ -477,6 +477,80 @@ def _scorecard(model: FunnelModel) -> pd.DataFrame:
     return pd.DataFrame(out).set_index(["owner", "stage"])
 
 
+def _top_focus(focus: pd.DataFrame) -> pd.DataFrame:
+    """Each rep's coaching focus from :meth:`Coaching.focus`: the stage with the largest expected
+    gain among those where the rep's gap to the team is credible (``credible``: the rep's advance
+    interval wholly below the team's rate); a rep without any keeps their largest-gain row, with
+    ``credible`` False (a gap that may be noise: no recommendation).
+
+    Parameters
+    ----------
+    focus : DataFrame
+        :meth:`Coaching.focus`'s table, indexed by (owner, stage).
+
+    Returns
+    -------
+    DataFrame
+        One row per rep, indexed by owner, with the stage as a column.
+    """
+    f = focus.reset_index()
+    key = (~f["credible"].astype(bool)).astype(int)  # credible first, then by gain
+    f = f.assign(_key=key).sort_values(
+        ["owner", "_key", "expected_gain"], ascending=[True, True, False], kind="stable"
+    )
+    return f.groupby("owner", sort=True).head(1).drop(columns="_key").set_index("owner")
+
+
+def _stays(log: EventLog, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Every stay in an open stage visible at as_of: opportunity, owner at its end, stage,
+    entry time, duration in days, destination (None when still open) and whether it
+    advanced (moved to a later open stage or Won)."""
+    t = int(as_of.value // 10**9)
+    core = log.core
+    off = np.asarray(core.offsets)
+    times = np.asarray(core.times)
+    stages = np.asarray(core.stages)
+    w_off, w_t, w_v = (np.asarray(x) for x in core.owner_history)
+    owner_names = np.asarray([*core.owner_names, "(missing)"], dtype=object)
+    n_open = len(log.funnel.stages)
+    won = set(range(n_open, n_open + len(log.funnel.won)))
+    rows = []
+    for o in range(len(off) - 1):
+        b, e = int(off[o]), int(off[o + 1])
+        e = b + int(np.searchsorted(times[b:e], t, side="right"))
+        k = b
+        while k < e:
+            s = int(stages[k])
+            j = k + 1
+            while j < e and stages[j] == s:
+                j += 1
+            if s < n_open:
+                end = int(times[j]) if j < e else t
+                dest = int(stages[j]) if j < e else -1
+                if len(w_off):
+                    lo, hi = int(w_off[o]), int(w_off[o + 1])
+                    i = lo + int(np.searchsorted(w_t[lo:hi], end, side="right")) - 1
+                    owner = owner_names[w_v[i]] if i >= lo else "(missing)"
+                else:
+                    owner = "(missing)"
+                rows.append(
+                    (
+                        o,
+                        owner,
+                        s,
+                        int(times[k]),
+                        (end - int(times[k])) / 86400.0,
+                        dest,
+                        dest >= 0 and ((dest < n_open and dest > s) or dest in won),
+                    )
+                )
+            k = j
+    return pd.DataFrame(
+        rows,
+        columns=["opportunity", "owner", "stage", "entry", "days", "destination", "advanced"],
+    )
+
+
 class Coaching:
     """Per-rep coaching metrics from a fit grouped by owner. Built by :func:`coaching`."""
 
@@ -604,12 +678,16 @@ class Coaching:
         that stage were the team's (the absorbing chain recomputed with that one row replaced),
         applied to the rep's open pipeline and to the deals the rep creates in `horizon_days` at
         the rep's recent creation rate. Columns: rank, expected_gain, pipeline_gain,
-        arrivals_gain, current_rate (the rep's advance rate), team_rate."""
+        arrivals_gain, current_rate (the rep's advance rate), team_rate, and ``credible``: the
+        rep's advance interval lies wholly below the team's rate (the scorecard's
+        ``below_team``). A gain without a credible gap is what matching the team would bring if
+        the gap were real, not evidence of one: :meth:`top_focus` recommends only credible gaps."""
         stages = list(self.model.funnel.stages)
         n = len(stages)
         forward = self._forward()
         team_tm = self.model.transition_matrix(None).to_numpy()
         created = self._created_per_rep()
+        below = self.scorecard()["below_team"].to_dict()
         rows = []
         for rep in self.reps:
             tm = self.model.transition_matrix((rep,)).to_numpy()
@@ -636,12 +714,26 @@ class Coaching:
                         "arrivals_gain": arrivals_gain,
                         "current_rate": float(tm[i, j]),
                         "team_rate": float(team_tm[i, j]),
+                        "credible": bool(below.get((rep, stage), False)),
                     }
                 )
         out = pd.DataFrame(rows)
         out = out.sort_values(["owner", "expected_gain"], ascending=[True, False])
         out.insert(2, "rank", out.groupby("owner").cumcount() + 1)
         return out.set_index(["owner", "stage"])
+
+    def top_focus(self, horizon_days: float = 90.0) -> pd.DataFrame:
+        """Each rep's coaching focus: among the stages where the rep's gap to the team is
+        credible (advance interval wholly below the team's rate), the one with the largest
+        expected gain (:meth:`focus`); a rep without a credible gap keeps the largest-gain row
+        with ``credible`` False: a gap that may be noise, not a recommendation.
+
+        Returns
+        -------
+        DataFrame
+            One row per rep, indexed by owner, with the focus's columns (stage included).
+        """
+        return _top_focus(self.focus(horizon_days))
 
     def _created_per_rep(self) -> dict[str, tuple[float, float]]:
         """Deals created per day in the arrivals lookback, and their mean amount, per rep."""
@@ -835,53 +927,8 @@ class Coaching:
         return reference
 
     def _stays(self) -> pd.DataFrame:
-        """Every stay in an open stage visible at as_of: opportunity, owner at its end, stage,
-        entry time, duration in days, destination (None when still open) and whether it
-        advanced (moved to a later open stage or Won)."""
-        t = int(self.as_of.value // 10**9)
-        core = self._log.core
-        off = np.asarray(core.offsets)
-        times = np.asarray(core.times)
-        stages = np.asarray(core.stages)
-        w_off, w_t, w_v = (np.asarray(x) for x in core.owner_history)
-        owner_names = np.asarray([*core.owner_names, "(missing)"], dtype=object)
-        n_open = len(self._log.funnel.stages)
-        won = set(range(n_open, n_open + len(self._log.funnel.won)))
-        rows = []
-        for o in range(len(off) - 1):
-            b, e = int(off[o]), int(off[o + 1])
-            e = b + int(np.searchsorted(times[b:e], t, side="right"))
-            k = b
-            while k < e:
-                s = int(stages[k])
-                j = k + 1
-                while j < e and stages[j] == s:
-                    j += 1
-                if s < n_open:
-                    end = int(times[j]) if j < e else t
-                    dest = int(stages[j]) if j < e else -1
-                    if len(w_off):
-                        lo, hi = int(w_off[o]), int(w_off[o + 1])
-                        i = lo + int(np.searchsorted(w_t[lo:hi], end, side="right")) - 1
-                        owner = owner_names[w_v[i]] if i >= lo else "(missing)"
-                    else:
-                        owner = "(missing)"
-                    rows.append(
-                        (
-                            o,
-                            owner,
-                            s,
-                            int(times[k]),
-                            (end - int(times[k])) / 86400.0,
-                            dest,
-                            dest >= 0 and ((dest < n_open and dest > s) or dest in won),
-                        )
-                    )
-                k = j
-        return pd.DataFrame(
-            rows,
-            columns=["opportunity", "owner", "stage", "entry", "days", "destination", "advanced"],
-        )
+        """Every stay in an open stage visible at as_of (see :func:`_stays`)."""
+        return _stays(self._log, self.as_of)
 
     def action_effectiveness(
         self, landmark_days: Mapping[str, float] | float | None = None
@@ -1023,16 +1070,17 @@ class Coaching:
         )
 
     def __repr__(self) -> str:
-        f = self.focus()
-        top = f[f["rank"] == 1].reset_index()
+        top = _top_focus(self.focus()).reset_index()
         lines = [f"Coaching(as of {self.as_of:%Y-%m-%d}, {len(self.reps)} reps); focus:"]
         for _, r in top.iterrows():
-            lines.append(f"  {r['owner']}: {r['stage']} (+{r['expected_gain']:,.0f} expected)")
+            if r["credible"]:
+                lines.append(f"  {r['owner']}: {r['stage']} (+{r['expected_gain']:,.0f} expected)")
+            else:
+                lines.append(f"  {r['owner']}: no credible gap")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        f = self.focus()
-        top = f[f["rank"] == 1]
+        top = _top_focus(self.focus())
         return _html.box(
             "Coaching",
             f"as of {self.as_of:%Y-%m-%d}, {len(self.reps)} reps; each rep's top focus",

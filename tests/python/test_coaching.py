@@ -193,6 +193,22 @@ def test_focus_ranks_the_weak_stage_first_with_the_chain_gain(planted):
     assert focus.loc[("Dev", "Proposal"), "pipeline_gain"] == pytest.approx(gain, rel=1e-9)
 
 
+def test_top_focus_recommends_the_credible_gap_only(planted):
+    _, coach = planted
+    top = coach.top_focus()
+    sc = coach.scorecard()
+    # credible = the scorecard's below_team for the focus row; only Dev's Proposal is credible.
+    for rep, row in top.iterrows():
+        assert row["credible"] == bool(sc.loc[(rep, row["stage"]), "below_team"])
+    assert top.loc["Dev", "stage"] == "Proposal" and top.loc["Dev", "credible"]
+    assert not top.drop(index="Dev")["credible"].any()
+    # The others keep their largest-gain row (available, not recommended).
+    focus = coach.focus()
+    for rep in top.index.drop("Dev"):
+        assert top.loc[rep, "expected_gain"] == focus.xs(rep, level="owner")["expected_gain"].max()
+    assert "Dev: Proposal" in repr(coach) and repr(coach).count("no credible gap") == 4
+
+
 def test_inspection_flags_one_hand_made_deal_each():
     """Each deal trips exactly one flag; thresholds equal independently computed quantiles."""
     f = sf.Funnel(["A", "B"], won="Won", lost="Lost")
