@@ -116,7 +116,13 @@ def from_snapshot(
             continue
         value = amounts.iloc[i]
         if not np.isfinite(value):
-            notes.append((i, "amount missing: counted as 0"))
+            what = (  # "amount..." (the quality report files it as a changed amount)
+                f"amount missing on a {cur[i]} deal: counted as 0 (its outcome is kept, its "
+                "value adds nothing to revenue)"
+                if cur[i] in terminal
+                else f"amount missing on an open deal ({cur[i]}): counted as 0"
+            )
+            notes.append((i, what))
             value = 0.0
         for s, when in events:
             rows.append(
