@@ -83,6 +83,7 @@ def _report(args: argparse.Namespace) -> int:
                 scenarios=args.scenarios,
                 seed=args.seed,
                 backtest_periods=args.backtest,
+                stale_after_days=args.stale_after,
                 progress=bar.section(0.2, 0.9),
             )
             if args.output:
@@ -151,6 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="replay the forecast over the N past periods of the same length and compare with "
         "what was won (default 0: none)",
+    )
+    rep.add_argument(
+        "--stale-after",
+        dest="stale_after",
+        type=float,
+        default=None,
+        metavar="DAYS",
+        help="count a deal as lost once it has been DAYS days in a stage (default: none; deals "
+        "older than every stay that left their stage are then scored by extrapolation)",
     )
     rep.add_argument(
         "--progress",

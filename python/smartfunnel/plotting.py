@@ -24,11 +24,19 @@ def _axes(ax: Any) -> Axes:
 
 
 def plot_funnel(model: FunnelModel, ax: Any = None) -> Axes:
-    """P(win) from each stage with its interval, and the advance rate to the next stage."""
+    """P(win) from each stage with its interval; stages no deal was seen in are left out (their
+    P(win) is the prior's, not an estimate)."""
     ax = _axes(ax)
     s = model.stage_summary()
+    s = s[s["n"] > 0] if (s["n"] > 0).any() else s
+    prior_only = (s["exits"] == 0).to_numpy()  # no stay ended: the prior's guess, greyed
     y = np.arange(len(s))[::-1]
-    ax.barh(y, s["p_win"], color="#4C72B0", label="P(win) from the stage")
+    ax.barh(
+        y,
+        s["p_win"],
+        color=np.where(prior_only, "#bcccdc", "#4C72B0"),
+        label="P(win) from the stage",
+    )
     ax.errorbar(
         s["p_win"],
         y,
@@ -36,7 +44,7 @@ def plot_funnel(model: FunnelModel, ax: Any = None) -> Axes:
         fmt="none",
         color="black",
     )
-    ax.set_yticks(y, list(s.index))
+    ax.set_yticks(y, [f"{n} (no exits)" if p else str(n) for n, p in zip(s.index, prior_only)])
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability")
     ax.set_title(f"Win probability by stage (as of {model.as_of:%Y-%m-%d})")
@@ -92,11 +100,15 @@ def plot_forecast(forecast: Forecast, target: float | None = None, ax: Any = Non
 
 
 def plot_scorecard(coaching: Coaching, ax: Any = None) -> Axes:
-    """Each rep's advance rate per stage against the team's (heat map; the team in the title)."""
+    """Each rep's advance rate per stage against the team's (heat map; the team in the title).
+    Stages no deal was seen in are left out (their rates are the prior's)."""
     ax = _axes(ax)
     sc = coaching.scorecard()
-    table = sc["advance"].unstack("stage")[list(coaching.model.funnel.stages)]
-    team = sc["team_advance"].unstack("stage")[list(coaching.model.funnel.stages)].iloc[0]
+    n = coaching.model.stage_summary()["n"]
+    stages = [s for s in coaching.model.funnel.stages if int(n[s]) > 0]  # no deal seen: prior only
+    stages = stages or list(coaching.model.funnel.stages)
+    table = sc["advance"].unstack("stage")[stages]
+    team = sc["team_advance"].unstack("stage")[stages].iloc[0]
     diff = table - team
     image = ax.imshow(diff.to_numpy(), cmap="RdBu", vmin=-0.3, vmax=0.3, aspect="auto")
     ax.set_xticks(np.arange(diff.shape[1]), list(diff.columns))
@@ -109,7 +121,9 @@ def plot_scorecard(coaching: Coaching, ax: Any = None) -> Axes:
     for (i, j), v in np.ndenumerate(table.to_numpy()):
         flag = "*" if sc["below_team"].unstack("stage")[list(diff.columns)].to_numpy()[i, j] else ""
         ax.text(j, i, f"{v:.0%}{flag}", ha="center", va="center", fontsize=8)
-    ax.figure.colorbar(image, ax=ax, label="advance rate - team")
+    # The label above the bar, horizontal: along a one-rep bar it was longer than the bar and cut
+    bar = ax.figure.colorbar(image, ax=ax)
+    bar.ax.set_title("rep − team", fontsize=8, loc="left")
     ax.set_title("Advance rate by rep and stage (* below the team's, interval excluded)")
     return ax
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import _core
 from .backtesting import Backtest, backtest
-from .coaching import ActivityLog, Coaching, _entry_stage, coaching
+from .coaching import ActivityLog, Coaching, _entry_stage, _stays, _top_focus, coaching
 from .event_log import EventLog
 from .forecasting import Forecast, forecast
 from .model import FitOptions, FunnelModel, fit
@@ -37,7 +37,9 @@ class Report:
 
     Built by :func:`build_report`. The tables are DataFrames (``funnel``, ``forecast_table``,
     ``scorecard``, ``rep_summary``, ``focus``, ``stalled``, ``quality``, ``assumptions``);
-    ``model``, ``forecast`` and ``coaching`` are the objects behind them.
+    ``model``, ``forecast`` and ``coaching`` are the objects behind them. ``warnings`` lists what
+    the numbers rest on that the data cannot support (one row each: ``key``, the ``section`` it
+    concerns, ``message``); the summary and the HTML show them where they apply.
     """
 
     title: str
@@ -59,6 +61,11 @@ class Report:
     generated: pd.Timestamp
     stalled_quantile: float = 0.9
     backtest: Backtest | None = None
+    warnings: pd.DataFrame = dataclasses.field(
+        default_factory=lambda: pd.DataFrame(columns=["key", "section", "message"])
+    )
+    horizons: tuple[float, ...] = (30.0, 90.0, 180.0)
+    stale_after_days: float | None = None
 
     # -- text ---------------------------------------------------------------------------------
     def to_text(self, max_rows: int = 10) -> str:
@@ -73,23 +80,30 @@ class Report:
             f"{log.n_events:,} events, {log.n_opportunities:,} opportunities{span}; "
             f"as of {m.as_of:%Y-%m-%d}: {o['open']:,} open, {o['won']:,} won, {o['lost']:,} lost",
             "",
-            f"Win probability by stage (censoring-aware, {level} intervals):",
+            *self._warning_lines("funnel"),
+            f"Win probability by stage (censoring-aware, {level} intervals; won within N days "
+            "of entering the stage):",
         ]
         f = self.funnel
+        mask = _mask(f)
         table = pd.DataFrame(
             {
                 "reached": f["reached"].map("{:,}".format),
                 "open": f["open"].map("{:,}".format),
                 "advance": [
-                    _pct_interval(p, lo, hi)
-                    for p, lo, hi in zip(f["advance"], f["advance_low"], f["advance_high"])
+                    m or _pct_interval(p, lo, hi)
+                    for m, p, lo, hi in zip(mask, f["advance"], f["advance_low"], f["advance_high"])
                 ],
                 "P(win)": [
-                    _pct_interval(p, lo, hi)
-                    for p, lo, hi in zip(f["p_win"], f["p_win_low"], f["p_win_high"])
+                    m or _pct_interval(p, lo, hi)
+                    for m, p, lo, hi in zip(mask, f["p_win"], f["p_win_low"], f["p_win_high"])
                 ],
+                **{
+                    f"<={h:g}d": ["" if m else _pct(x) for m, x in zip(mask, f[_within_column(h)])]
+                    for h in self.horizons
+                },
                 "median days": f["median_days"].map(_days),
-                "days to win": f["days_to_win"].map(_days),
+                "days to win": ["" if m else _days(x) for m, x in zip(mask, f["days_to_win"])],
             },
             index=f.index,
         )
@@ -107,6 +121,7 @@ class Report:
         ]
         if self.target is not None:
             lines.append(f"  P(revenue >= {self.target:,.0f}) = {ft['p_target']:.1%}")
+        lines += self._warning_lines("forecast")
         lines.append("")
         if self.backtest is not None:
             bm = self.backtest.metrics
@@ -125,17 +140,32 @@ class Report:
             lines += ["Coaching: the log has no owners (reps), so no scorecard or focus.", ""]
         else:
             top = self.focus
-            lines.append("Coaching focus (the stage where matching the team gains the most):")
-            top = top.sort_values("expected_gain", ascending=False, kind="stable")
-            for rep, r in top.head(max_rows).iterrows():
-                if r["expected_gain"] > 0:
-                    lines.append(
-                        f"  {rep}: {r['stage']} (advance {r['current_rate']:.1%} vs team "
-                        f"{r['team_rate']:.1%}; +{r['expected_gain']:,.0f} expected)"
-                    )
-                else:
-                    lines.append(f"  {rep}: at or above the team at every stage")
-            lines += _more(len(top), max_rows, "reps")
+            lines.append(
+                "Coaching focus (the credible gap to the team, advance interval wholly below "
+                "the team's, that gains the most):"
+            )
+            credible = top[top["credible"].astype(bool)].sort_values(
+                "expected_gain", ascending=False, kind="stable"
+            )
+            for rep, r in credible.head(max_rows).iterrows():
+                lines.append(
+                    f"  {rep}: {r['stage']} (advance {r['current_rate']:.1%} vs team "
+                    f"{r['team_rate']:.1%}; +{r['expected_gain']:,.0f} expected)"
+                )
+            lines += _more(len(credible), max_rows, "reps with a credible gap")
+            noise = top[~top["credible"].astype(bool) & (top["expected_gain"] > 0)]
+            if len(noise):
+                r = noise.sort_values("expected_gain", ascending=False).iloc[0]
+                big = r.name
+                lines.append(
+                    f"  {len(noise):,} {'other ' if len(credible) else ''}reps: no credible gap "
+                    f"(the largest gain if matched, {big} at {r['stage']}: "
+                    f"{r['current_rate']:.1%} vs {r['team_rate']:.1%}, "
+                    f"+{r['expected_gain']:,.0f}, is within the noise)"
+                )
+            at_or_above = int(np.count_nonzero(top["expected_gain"] <= 0))
+            if at_or_above:
+                lines.append(f"  {at_or_above:,} reps at or above the team at every stage")
             st = self.stalled
             lines.append(f"Stalled deals: {len(st):,} (largest first)")
             for _, r in st.head(max_rows).iterrows():
@@ -148,6 +178,20 @@ class Report:
         q = self.quality.set_index("item")["count"]
         lines.append("Data quality: " + ", ".join(f"{k} {int(v):,}" for k, v in q.items()))
         return "\n".join(lines)
+
+    def _warning_lines(self, section: str) -> list[str]:
+        import textwrap
+
+        lines = []
+        for message in self.warnings.loc[self.warnings["section"] == section, "message"]:
+            lines += textwrap.wrap(
+                str(message),
+                width=100,
+                initial_indent="  ! ",
+                subsequent_indent="    ",
+                break_on_hyphens=False,
+            )
+        return lines + ([""] if lines and section == "funnel" else [])
 
     def __str__(self) -> str:
         return self.to_text()
@@ -190,6 +234,8 @@ def build_report(
     seed: int = 0,
     stalled_quantile: float = 0.9,
     backtest_periods: int = 0,
+    horizons: Sequence[float] = (30.0, 90.0, 180.0),
+    stale_after_days: float | None = None,
     progress: Any = None,
 ) -> Report:
     """Fit, forecast and coach from `log`, and gather the tables of a report.
@@ -222,6 +268,15 @@ def build_report(
         analysis date (each fitted only on what was known then; see :func:`smartfunnel.backtest`),
         and compare with what was won. Periods starting before one period of history are left
         out (listed in the assumptions). 0: no backtest.
+    horizons : sequence of float
+        The funnel table gives P(won within h days of entering each stage) for each h (columns
+        ``won_30d``...): censoring-aware cumulative incidences that, unlike the eventual P(win),
+        assume nothing about deals older than the data.
+    stale_after_days : float, optional
+        Passed to :func:`smartfunnel.forecast`: a deal still in a stage this many days after
+        entering it counts as lost. Without it, deals older than every stay that left their stage
+        are scored from the model's constant-hazard tail (an extrapolation), which the report
+        counts and warns about.
     progress : smartfunnel.progress.Progress or callable, optional
         A progress bar (its parts follow the steps) or a callable taking the fraction done.
 
@@ -248,12 +303,25 @@ def build_report(
         end=end,
         scenarios=scenarios,
         seed=seed,
+        stale_after_days=stale_after_days,
         progress=part(0.15 * share, 0.75 * share, "forecast"),
     )
     part(0.75 * share, share, "coaching")(0.0)
     coach = coaching(model, log, activities) if log.core.has_owners else None
-    funnel_table, outcomes = _funnel_table(model, log)
+    horizons = tuple(float(h) for h in horizons)
+    funnel_table, outcomes = _funnel_table(model, log, horizons)
     forecast_table = fc.to_frame()
+    beyond = _beyond_data(model, log, fc)
+    deals = fc.deals
+    forecast_table["open_without_amount"] = int(
+        np.count_nonzero(~(np.nan_to_num(deals["amount"].to_numpy(dtype=float)) > 0))
+    )
+    forecast_table["beyond_data_deals"] = int(beyond["deals"].sum())
+    forecast_table["beyond_data_amount"] = float(beyond["amount"].sum())
+    forecast_table["beyond_data_expected"] = float(beyond["expected"].sum())
+    forecast_table["stale_after_days"] = (
+        np.nan if stale_after_days is None else float(stale_after_days)
+    )
     forecast_table["p_target"] = fc.probability_at_least(target) if target is not None else np.nan
     if scenarios > 0:
         s = np.sort(fc.scenarios) / 100.0
@@ -263,9 +331,13 @@ def build_report(
         forecast_table["mc_scenarios"] = len(s)
     if coach is not None:
         scorecard = coach.scorecard()
+        seen = model.stage_summary()["n"] > 0  # stages no deal was seen in: prior-only rows
+        if seen.any():
+            scorecard = scorecard[
+                scorecard.index.get_level_values("stage").isin(seen.index[seen].tolist())
+            ]
         rep_summary = coach.summary()
-        f = coach.focus()
-        focus = f[f["rank"] == 1].reset_index().set_index("owner")
+        focus = _top_focus(coach.focus())
         inspect = coach.inspect(stalled_quantile=stalled_quantile)
         stalled = (
             inspect[inspect["stalled"]]
@@ -294,7 +366,10 @@ def build_report(
     part(0.99, 1.0, "tables")(0.0)
     issues = issues if issues is not None else pd.DataFrame({"reason": []})
     quality = _quality_table(log, activities, issues, model)
-    assumptions = _assumptions(model, fc, target, scenarios, seed, stalled_quantile, activities)
+    assumptions = _assumptions(
+        model, fc, target, scenarios, seed, stalled_quantile, activities, stale_after_days
+    )
+    warnings = _warnings(model, funnel_table, outcomes, forecast_table, beyond, horizons)
     if backtest_periods > 0:
         note = (
             f"{len(bt.table['as_of'].unique()) if bt is not None else 0} past periods of "
@@ -333,6 +408,9 @@ def build_report(
         generated=pd.Timestamp(datetime.datetime.now(datetime.timezone.utc)),
         stalled_quantile=stalled_quantile,
         backtest=bt,
+        warnings=warnings,
+        horizons=horizons,
+        stale_after_days=stale_after_days,
     )
 
 
@@ -352,9 +430,15 @@ def _parts(progress: Any) -> Callable[..., ProgressCallback]:
     return part
 
 
-def _funnel_table(model: FunnelModel, log: EventLog) -> tuple[pd.DataFrame, pd.Series]:
-    """Per open stage: deals that reached it, stays, open now, advance and loss rates with the
-    advance interval, P(win) with its interval, days in stage and to win."""
+def _funnel_table(
+    model: FunnelModel, log: EventLog, horizons: Sequence[float] = (30.0, 90.0, 180.0)
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Per open stage: deals that reached it, stays, open now, exits (and to Lost), advance and
+    loss rates with the advance interval, P(win) with its interval, the unresolved mass, P(won
+    within each horizon of entering the stage), days in stage and to win, and the flags:
+    ``no_deals`` (no stay seen: every rate is the prior's), ``no_exits`` (no stay ended yet),
+    ``eventual_caution`` (the eventual P(win) rests on an assumption the data cannot check: no
+    stay ended in Lost, or the unresolved mass is above the fit's ``unresolved_threshold``)."""
     stages = list(model.funnel.stages)
     n = len(stages)
     events = log.to_frame()
@@ -366,6 +450,10 @@ def _funnel_table(model: FunnelModel, log: EventLog) -> tuple[pd.DataFrame, pd.S
     tm = model.transition_matrix().to_numpy()
     summary = model.summary
     won = list(model.funnel.won)
+    lost_exits = (
+        summary[summary["outcome"] == "lost"].groupby(level="stage", sort=False)["exits"].sum()
+    )
+    within = _won_within(model, horizons)
     rows = []
     for i, stage in enumerate(stages):
         fwd = stages[i + 1] if i + 1 < n else "Won"
@@ -374,12 +462,17 @@ def _funnel_table(model: FunnelModel, log: EventLog) -> tuple[pd.DataFrame, pd.S
             key = (stage, fwd if fwd != "Won" else won[0])
             low = float(np.asarray(summary.loc[key, "low"]).item())
             high = float(np.asarray(summary.loc[key, "high"]).item())
+        exits = int(col["exits"][i])
+        n_lost = int(lost_exits.get(stage, 0))
+        no_deals = int(col["n"][i]) == 0
         rows.append(
             {
                 "stage": stage,
                 "reached": int(reached.get(stage, 0)),
                 "stays": int(col["n"][i]),
                 "open": int(col["censored"][i]),
+                "exits": exits,
+                "lost_exits": n_lost,
                 "next": fwd,
                 "advance": float(tm[i, i + 1]),  # the next open stage, or Won after the last
                 "advance_low": low,
@@ -388,9 +481,17 @@ def _funnel_table(model: FunnelModel, log: EventLog) -> tuple[pd.DataFrame, pd.S
                 "p_win": float(col["p_win"][i]),
                 "p_win_low": float(col["p_win_low"][i]),
                 "p_win_high": float(col["p_win_high"][i]),
+                "unresolved": float(col["unresolved"][i]) if exits else np.nan,
+                **{
+                    _within_column(h): (np.nan if no_deals else float(within[i, k]))
+                    for k, h in enumerate(horizons)
+                },
                 "median_days": float(median[i]),
                 "days_to_win": float(col["days_to_win"][i]),
                 "insufficient_history": bool(col["insufficient_history"][i]),
+                "no_deals": no_deals,
+                "no_exits": exits == 0,
+                "eventual_caution": exits > 0 and (n_lost == 0 or bool(col["unresolved_high"][i])),
             }
         )
     table = pd.DataFrame(rows).set_index("stage")
@@ -410,9 +511,235 @@ def _funnel_table(model: FunnelModel, log: EventLog) -> tuple[pd.DataFrame, pd.S
     return table, outcomes
 
 
+def _mask(funnel: pd.DataFrame) -> list[str]:
+    """Per stage, what to show instead of prior-only rates ('' where the rates are estimated)."""
+    return [
+        "no deals seen" if d else ("no exits seen" if e else "")
+        for d, e in zip(funnel["no_deals"], funnel["no_exits"])
+    ]
+
+
+def _within_column(h: float) -> str:
+    return f"won_{h:g}d"
+
+
+def _won_within(model: FunnelModel, horizons: Sequence[float]) -> np.ndarray:
+    """P(won within h days of entering each open stage), censoring-aware and without
+    extrapolation: the Aalen-Johansen cumulative incidences of the fit (the sub-distributions
+    F_sk(t), not rescaled by the stays that ended), chained through the later stages on a day grid.
+
+    The unresolved mass of a stage (stays still there after its last exit) counts as not won
+    within the horizon, so unlike the eventual P(win) this assumes nothing about deals older than
+    the data. Durations are binned to whole days (exact with the default 1-day tick).
+
+    Returns
+    -------
+    ndarray
+        Shape (stages, horizons).
+    """
+    stages = list(model.funnel.stages)
+    n = len(stages)
+    n_won = len(model.funnel.won)
+    if not horizons:
+        return np.zeros((n, 0))
+    top = int(np.floor(max(horizons)))
+    tick_days = model.core.options.tick_seconds / 86400.0
+    # f[t, s, k]: P(leave s to open stage k in day t); w[t, s]: P(leave s to a Won name in day t)
+    f = np.zeros((top + 1, n, n))
+    w = np.zeros((top + 1, n))
+    for s in range(n):
+        durations, _, _, incidence = model.core.curve(0, s)
+        d = np.floor(np.asarray(durations, dtype=np.float64) * tick_days + 1e-9).astype(np.int64)
+        inc = np.asarray(incidence, dtype=np.float64)
+        if len(d) == 0:
+            continue
+        step = np.diff(np.vstack([np.zeros((1, inc.shape[1])), inc]), axis=0)
+        keep = d <= top
+        np.add.at(f[:, s, :], d[keep], step[keep, :n])
+        np.add.at(w[:, s], d[keep], step[keep, n : n + n_won].sum(axis=1))
+    solve = np.linalg.inv(np.eye(n) - f[0])  # moves within the day (zero-duration stays)
+    won = np.zeros((top + 1, n))
+    direct = np.cumsum(w, axis=0)
+    for h in range(top + 1):
+        later = np.einsum("tsk,tk->s", f[1 : h + 1], won[h - 1 :: -1][:h]) if h else np.zeros(n)
+        won[h] = solve @ (direct[h] + later)
+    return np.stack([won[int(np.floor(h))] for h in horizons], axis=1)
+
+
+def _beyond_data(model: FunnelModel, log: EventLog, fc: Forecast) -> pd.DataFrame:
+    """Per open stage: the longest stay that left it (days; NaN when none did), its open deals
+    and their amount, and those longer in it than that: how many, their amount and the
+    forecast's expected revenue from them. Their time-bounded probabilities rest on the kernel's constant-hazard tail (or,
+    without any exit, on the prior): an extrapolation beyond the data."""
+    stages = list(model.funnel.stages)
+    stays = _stays(log, model.as_of)
+    ended = stays[stays["destination"] >= 0]
+    longest = ended.groupby("stage")["days"].max()
+    current = stays[stays["destination"] < 0]
+    ids = log.opportunity_ids()
+    age = pd.Series(
+        current["days"].to_numpy(), index=ids[current["opportunity"].to_numpy(dtype=np.int64)]
+    )
+    deals = fc.deals.set_index("opportunity_id")
+    rows = []
+    for code, stage in enumerate(stages):
+        limit = float(longest.get(code, np.nan))
+        here = deals[deals["stage"] == stage]
+        days = age.reindex(here.index).to_numpy(dtype=float)
+        older = days > limit if np.isfinite(limit) else np.ones(len(here), dtype=bool)
+        rows.append(
+            {
+                "stage": stage,
+                "longest_exit_days": limit,
+                "open": len(here),
+                "open_amount": float(np.nansum(here["amount"].to_numpy(dtype=float))),
+                "deals": int(np.count_nonzero(older)),
+                "amount": float(np.nansum(here["amount"].to_numpy(dtype=float)[older])),
+                "expected": float(np.nansum(here["expected"].to_numpy(dtype=float)[older])),
+            }
+        )
+    return pd.DataFrame(rows).set_index("stage")
+
+
+def _warnings(
+    model: FunnelModel,
+    funnel: pd.DataFrame,
+    outcomes: pd.Series,
+    forecast_table: pd.DataFrame,
+    beyond: pd.DataFrame,
+    horizons: Sequence[float],
+) -> pd.DataFrame:
+    """What the report's numbers rest on that the data cannot support, one row per finding."""
+    rows: list[tuple[str, str, str]] = []
+
+    def within(row: pd.Series) -> str:
+        return ", ".join(f"{h:g} days {_pct(float(row[_within_column(h)]))}" for h in horizons)
+
+    if outcomes["lost"] == 0 and outcomes["won"] > 0 and outcomes["open"] > 0:
+        rows.append(
+            (
+                "no_lost_deals",
+                "funnel",
+                f"The data record no lost deals ({outcomes['won']:,} won, {outcomes['open']:,} "
+                "open): a deal that was lost cannot be told from one still open, so the eventual "
+                "P(win), which assumes open deals end like the ones that ended, cannot see any "
+                "loss and overstates the win rate. Read the time-bounded rates (P(won within N "
+                "days of entering the stage)) instead.",
+            )
+        )
+    empty = funnel[funnel["no_deals"]]
+    if len(empty):
+        names = ", ".join(map(str, empty.index))
+        rows.append(
+            (
+                "no_deals",
+                "funnel",
+                f"No deal was ever seen in {names} (e.g. undated rows): the rates there "
+                "would be the prior's alone, so they are shown as 'no deals seen' and left out of "
+                "the charts.",
+            )
+        )
+    unexited = funnel[~funnel["no_deals"] & funnel["no_exits"]]
+    if len(unexited):
+        names = ", ".join(f"{st} ({int(n):,})" for st, n in unexited["stays"].items())
+        rows.append(
+            (
+                "no_exits",
+                "funnel",
+                f"No stay has ended yet in {names} (stays in brackets): their rates would be the "
+                "prior's alone, so they are shown as 'no exits seen'.",
+            )
+        )
+    for stage, r in funnel[funnel["eventual_caution"]].iterrows():
+        why = []
+        if r["lost_exits"] == 0:
+            why.append(f"none of its {int(r['exits']):,} exits went to Lost")
+        if r["unresolved"] > model.options.unresolved_threshold:
+            why.append(
+                f"{r['unresolved']:.0%} of its stays are still in it after the longest stay "
+                f"that ended (Kaplan-Meier; {int(r['open']):,} open against "
+                f"{int(r['exits']):,} exits)"
+            )
+        rows.append(
+            (
+                f"eventual:{stage}",
+                "funnel",
+                f"{stage}: the eventual P(win) of {_pct(float(r['p_win']))} assumes its open "
+                "deals end like the ones that did, which the data cannot check: "
+                f"{'; '.join(why)}. Observed, with no such assumption: won within "
+                f"{within(r)} of entering {stage}.",
+            )
+        )
+    ft = forecast_table.iloc[0]
+    n_open = int(ft["open_deals"])
+    missing = int(ft["open_without_amount"])
+    if n_open and missing == n_open:
+        rows.append(
+            (
+                "no_amounts",
+                "forecast",
+                f"None of the {n_open:,} open deals has an amount: the revenue forecast is 0 by "
+                "construction, not a prediction of no wins. See the funnel's time-bounded win "
+                "rates for how many deals to expect.",
+            )
+        )
+    elif missing:
+        rows.append(
+            (
+                "missing_amounts",
+                "forecast",
+                f"{missing:,} of the {n_open:,} open deals have no amount (counted as 0): the "
+                "forecast leaves out whatever they would bring.",
+            )
+        )
+    old = beyond[beyond["deals"] > 0]
+    if len(old):
+        total = float(np.nansum(beyond["open_amount"]))
+        parts = [
+            f"{stage}: {int(r['deals']):,} of {int(r['open']):,}, older than "
+            f"{r['longest_exit_days']:.0f} days"
+            for stage, r in old.iterrows()
+            if np.isfinite(r["longest_exit_days"])
+        ]
+        never = old[~np.isfinite(old["longest_exit_days"])]
+        if len(never):
+            parts.append(
+                f"{int(never['deals'].sum()):,} in stages no stay has left yet "
+                f"({', '.join(map(str, never.index))})"
+            )
+        n_old = int(old["deals"].sum())
+        stale = ft["stale_after_days"]
+        advice = (
+            f"With stale_after_days = {stale:g}, deals {stale:g} days or more in a stage count "
+            "as lost."
+            if np.isfinite(stale)
+            else "If such deals are in fact dead, set stale_after_days (command line: "
+            "--stale-after DAYS) to count a deal as lost after that many days in a stage."
+        )
+        rows.append(
+            (
+                "beyond_data",
+                "forecast",
+                f"{n_old:,} of the {n_open:,} open deals have been in their stage longer than "
+                f"any stay that left it ({'; '.join(parts)})"
+                + (
+                    f": {_money(float(old['amount'].sum()))} of the {_money(total)} in open deals' "
+                    f"amounts, {_money(float(old['expected'].sum()))} of the forecast's expected "
+                    "revenue"
+                    if total > 0
+                    else ""
+                )
+                + ". Their time-bounded probabilities rest on the model's constant-hazard tail, an "
+                f"extrapolation beyond the data. {advice}",
+            )
+        )
+    return pd.DataFrame(rows, columns=["key", "section", "message"])
+
+
 def _issues_by_kind(issues: pd.DataFrame) -> pd.DataFrame:
-    """Import issues counted by action, table and column (whichever the frame has), in order of
-    first appearance, each with the first row's reason and how many distinct reasons it covers.
+    """Import issues counted by action, table, column (whichever the frame has) and the kind of
+    reason (its wording before the first colon, when that quotes no value), in order of first
+    appearance, each with the first row's reason and how many distinct reasons it covers.
     Reasons quote each row's values (dates, amounts), so counting by reason alone gives one row
     per issue."""
     frame = issues.copy()
@@ -421,8 +748,13 @@ def _issues_by_kind(issues: pd.DataFrame) -> pd.DataFrame:
             frame[c].astype(object).where(frame[c].notna(), "").astype(str) if c in frame else ""
         )
     frame["reason"] = frame["reason"].astype(str)
+    # Reasons of one kind share their wording before the first colon ("open deal without an
+    # amount: ..." vs "Won deal without an amount: ..."), unless that part quotes row values.
+    head = frame["reason"].str.split(": ", n=1).str[0]
+    generic = frame["reason"].str.contains(": ", regex=False) & ~head.str.contains(r"[\d'\"]")
+    frame["kind"] = head.where(generic & (head.str.len() <= 80), "")
     out = (
-        frame.groupby(["action", "table", "column"], sort=False, dropna=False)
+        frame.groupby(["action", "table", "column", "kind"], sort=False, dropna=False)
         .agg(count=("reason", "size"), reason=("reason", "first"), reasons=("reason", "nunique"))
         .reset_index()
     )
@@ -479,6 +811,7 @@ def _assumptions(
     seed: int,
     stalled_quantile: float,
     activities: ActivityLog | None,
+    stale_after_days: float | None = None,
 ) -> pd.DataFrame:
     o = model.options
     groups = [o.groups] if isinstance(o.groups, str) else list(o.groups)
@@ -513,6 +846,14 @@ def _assumptions(
             f"beyond the p{stalled_quantile * 100:.0f} time in stage",
             "Kaplan-Meier over the team's stays of the stage; where it lies beyond the data, "
             "longer than every stay that left the stage",
+        ),
+        (
+            "stale after",
+            "none" if stale_after_days is None else f"{stale_after_days:g} days",
+            "a deal this long in a stage counts as lost in the forecast"
+            if stale_after_days is not None
+            else "deals older than every stay that left their stage are scored from the "
+            "model's constant-hazard tail",
         ),
         (
             "activities",
@@ -569,7 +910,8 @@ _CSS = """
 .sf-report figure svg{max-width:100%;height:auto}
 .sf-report figcaption{color:#52606d;font-size:.85rem}
 .sf-report table{border-collapse:collapse;width:100%;font-size:.9rem;margin:6px 0 10px}
-.sf-report caption{text-align:left;color:#52606d;font-size:.85rem;padding:2px 0 6px}
+.sf-report .sf-caption{text-align:left;color:#52606d;font-size:.85rem;margin:6px 0 0;
+ padding:2px 0 0}
 .sf-report th,.sf-report td{border-bottom:1px solid #e4e7eb;padding:4px 8px;text-align:left;
  vertical-align:top}
 .sf-report thead th{background:#f0f4f8;border-bottom:2px solid #bcccdc}
@@ -577,6 +919,11 @@ _CSS = """
 .sf-report td.short{white-space:nowrap}
 .sf-report tr.flag td{background:#fff5f5}
 .sf-report .sf-note{color:#52606d;font-size:.85rem}
+.sf-report .sf-warn{border-left:4px solid #d9822b;background:#fff8ec;padding:8px 12px;
+ margin:6px 0 10px;font-size:.9rem}
+.sf-report .sf-kpi.sf-caution{border-color:#d9822b;background:#fff8ec}
+.sf-report .sf-scroll{overflow-x:auto;max-width:100%}
+.sf-report td.na{color:#7b8794;font-style:italic;white-space:nowrap}
 .sf-report details summary{cursor:pointer;color:#334e68}
 @media print{.sf-report{padding:0;max-width:none}.sf-report details{display:block}
  .sf-report section{break-inside:avoid}.sf-report thead{display:table-header-group}}
@@ -614,20 +961,27 @@ def _table(
     caption: str = "",
     flag: str | None = None,
     intervals: Mapping[str, tuple[str, str]] | None = None,
+    mask: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> str:
     """A table with stable ids: <table id=... data-table=...>, <th data-column=...>, rows with
-    data-key; interval columns show "p [low, high]" with data-low / data-high."""
+    data-key; interval columns show "p [low, high]" with data-low / data-high. `mask` is (one
+    text per row, columns): where a row's text is not empty, those columns show it instead of
+    their number (data-value "nan", class "na"). The table scrolls sideways inside its section
+    when wider than the page."""
     intervals = intervals or {}
+    texts, masked = (list(mask[0]), set(mask[1])) if mask is not None else ([], set())
     head = "".join(
         f'<th data-column="{html.escape(col)}">{html.escape(h)}</th>' for h, col, _ in columns
     )
     body = []
-    for _, row in frame.iterrows():
+    for r, (_, row) in enumerate(frame.iterrows()):
         cls = ' class="flag"' if flag and bool(row.get(flag, False)) else ""
         cells = []
         for _, col, fmt in columns:
             value = row[col]
-            if col in intervals:
+            if texts and texts[r] and col in masked:
+                cells.append(f'<td class="na" data-value="nan">{html.escape(texts[r])}</td>')
+            elif col in intervals:
                 lo, hi = (float(row[c]) for c in intervals[col])
                 x = float(value)
                 text = _pct_interval(x, lo, hi)
@@ -638,10 +992,20 @@ def _table(
             else:
                 cells.append(_cell(value, fmt))
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    cap = f'<p class="sf-caption">{html.escape(caption)}</p>' if caption else ""
     return (
-        f'<table id="{table_id}" data-table="{table_id}" data-rows="{len(frame)}">{cap}'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        f'{cap}<div class="sf-scroll"><table id="{table_id}" data-table="{table_id}" '
+        f'data-rows="{len(frame)}">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _warning_boxes(report: Report, section: str) -> str:
+    w = report.warnings[report.warnings["section"] == section]
+    return "".join(
+        f'<div class="sf-warn" role="note" data-warning="{html.escape(str(k))}"><b>Caution.</b> '
+        f"{html.escape(str(m))}</div>"
+        for k, m in zip(w["key"], w["message"])
     )
 
 
@@ -683,9 +1047,10 @@ def _section(section_id: str, title: str, body: str) -> str:
     )
 
 
-def _kpis(items: Sequence[tuple[str, str, str, float]]) -> str:
+def _kpis(items: Sequence[tuple[str, str, str, float]], caution: Sequence[str] = ()) -> str:
     cells = "".join(
-        f'<div class="sf-kpi" data-kpi="{key}" data-value="{value!r}"><b>{html.escape(shown)}</b>'
+        f'<div class="sf-kpi{" sf-caution" if key in caution else ""}" data-kpi="{key}" '
+        f'data-value="{value!r}"><b>{html.escape(shown)}</b>'
         f"<span>{html.escape(label)}</span></div>"
         for key, label, shown, value in items
     )
@@ -704,6 +1069,20 @@ def render_html(report: Report, full_document: bool = True) -> str:
     span = f"{log.first_time:%Y-%m-%d} .. {log.last_time:%Y-%m-%d}" if log.n_events else "no events"
     o = r.outcomes
     entry = _entry_stage(m)  # not a stage no deal is seen in (its P(win) is the prior's)
+    entry_row: dict[Any, Any] = r.funnel.to_dict("index")[entry]
+    longest = max(r.horizons) if r.horizons else None
+    within_kpi = (
+        [
+            (
+                "won_within",
+                f"won within {longest:g} days from {entry}",
+                _pct(float(entry_row[_within_column(longest)])),
+                float(entry_row[_within_column(longest)]),
+            )
+        ]
+        if longest is not None
+        else []
+    )
     parts.append(
         f'<header id="summary" data-section="summary"><h1>{html.escape(r.title)}</h1>'
         f'<p class="sf-sub">smartfunnel {html.escape(_core.__version__)} · as of '
@@ -716,27 +1095,32 @@ def render_html(report: Report, full_document: bool = True) -> str:
                 ("lost", "lost", f"{o['lost']:,}", o["lost"]),
                 (
                     "win_rate",
-                    f"P(win) from {entry}",
+                    f"P(win) from {entry}"
+                    + (" (see the caution)" if entry_row["eventual_caution"] else ""),
                     _pct(float(r.funnel["p_win"].to_dict()[entry])),
                     float(r.funnel["p_win"].to_dict()[entry]),
                 ),
+                *within_kpi,
                 (
                     "forecast_p50",
                     "forecast P50",
                     _money(float(r.forecast_table["P50"].iloc[0])),
                     float(r.forecast_table["P50"].iloc[0]),
                 ),
-            ]
+            ],
+            caution=["win_rate"] if entry_row["eventual_caution"] else [],
         )
         + "</header>"
     )
 
     # Funnel
     f = r.funnel.reset_index()
-    body = _figure(
+    body = _warning_boxes(r, "funnel")
+    body += _figure(
         lambda ax: plot_funnel(m, ax),
         "chart-funnel",
-        f"P(eventually won) from each stage, with {level} intervals.",
+        f"P(eventually won) from each stage, with {level} intervals (stages no deal was seen in "
+        "left out).",
         (7.5, 3.2),
     )
     body += _table(
@@ -751,16 +1135,24 @@ def render_html(report: Report, full_document: bool = True) -> str:
             (f"advance [{level}]", "advance", "pct"),
             ("lost", "lost", "pct"),
             (f"P(win) [{level}]", "p_win", "pct"),
+            *((f"won ≤ {h:g} d", _within_column(h), "pct") for h in r.horizons),
             ("median days", "median_days", "days"),
             ("days to win", "days_to_win", "days"),
             ("thin history", "insufficient_history", "text"),
+            ("caution", "eventual_caution", "text"),
         ],
-        "Censoring-aware conversion: deals still open count as censored, not as lost.",
+        "Censoring-aware conversion: deals still open count as censored, not as lost. "
+        "'won ≤ N d': P(won within N days of entering the stage), from the stays observed "
+        "(no assumption about deals older than the data).",
         flag="insufficient_history",
         intervals={
             "advance": ("advance_low", "advance_high"),
             "p_win": ("p_win_low", "p_win_high"),
         },
+        mask=(
+            _mask(r.funnel),
+            ["advance", "lost", "p_win", "days_to_win", *map(_within_column, r.horizons)],
+        ),
     )
     body += _figure(
         lambda ax: plot_time_in_stage(m, ax),
@@ -780,6 +1172,7 @@ def render_html(report: Report, full_document: bool = True) -> str:
         + (" and the target." if r.target is not None else "."),
         (7.5, 3.4),
     )
+    body = _warning_boxes(r, "forecast") + body
     cols: list[Column] = [
         ("period", "period", "text"),
         ("expected", "expected", "money"),
@@ -898,21 +1291,32 @@ def render_html(report: Report, full_document: bool = True) -> str:
         )
         parts.append(_section("scorecards", "Rep scorecards", body))
         fo = r.focus.reset_index()
-        fo["focus"] = np.where(fo["expected_gain"] > 0, fo["stage"], "(at or above the team)")
+        fo["focus"] = np.where(
+            fo["credible"].astype(bool),
+            fo["stage"],
+            np.where(fo["expected_gain"] > 0, "no credible gap", "(at or above the team)"),
+        )
+        fo["largest_gap"] = np.where(fo["expected_gain"] > 0, fo["stage"], "")
         body = _table(
             fo,
             "table-focus",
             [
                 ("rep", "owner", "text"),
                 ("focus stage", "focus", "text"),
+                ("credible gap", "credible", "text"),
+                ("largest gain at", "largest_gap", "text"),
                 ("rep advance", "current_rate", "pct"),
                 ("team advance", "team_rate", "pct"),
-                ("expected gain", "expected_gain", "money"),
+                ("expected gain if matched", "expected_gain", "money"),
                 ("from open pipeline", "pipeline_gain", "money"),
                 ("from new deals", "arrivals_gain", "money"),
             ],
-            "The stage where raising the rep's conversion to the team's adds the most expected "
-            "revenue (open pipeline plus the next 90 days of new deals).",
+            "The stage where the rep's advance interval lies wholly below the team's rate (a "
+            "credible gap) and raising it to the team's adds the most expected revenue (open "
+            "pipeline plus the next 90 days of new deals). Without a credible gap the focus reads "
+            "'no credible gap': the gain shown is what matching the team would bring if the gap "
+            "were real, not a recommendation.",
+            flag="credible",
         )
         parts.append(_section("coaching", "Coaching focus", body))
         st = r.stalled

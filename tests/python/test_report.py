@@ -559,3 +559,224 @@ def test_import_issues_are_grouped_by_kind_not_by_their_row_specific_reason(shar
     count, reason = got[("changed", "Opportunity.CloseDate")]
     assert count == n_closed and reason.startswith("CloseDate ")
     assert all(got[k][0] == 1 for k in unused)
+
+
+# -- what the numbers rest on: warnings, time-bounded rates, deals beyond the data ---------------
+D0 = pd.Timestamp("2025-01-01", tz="UTC")
+
+
+def _log(funnel, rows, owner=False):
+    """rows: (opportunity, stage, day, amount[, owner])."""
+    cols = ["opportunity_id", "stage", "day", "amount"] + (["owner"] if owner else [])
+    frame = pd.DataFrame(rows, columns=cols)
+    frame["time"] = D0 + pd.to_timedelta(frame.pop("day"), unit="D")
+    return sf.EventLog.from_frame(funnel, frame, amount="amount", owner="owner" if owner else None)
+
+
+def test_time_bounded_rates_by_hand():
+    # A: d1 -> B at day 10, d2 -> Lost at 20, d3 -> Won at 30, d4 still in A after 15 days.
+    # B: d1 -> Won after 5 days, d5 -> Lost after 8, d6 still in B after 3 days.
+    # Aalen-Johansen in A: 1/4 to B at 10; S = 3/4, censoring at 15 (2 at risk left); Lost at 20
+    # (3/8), Won at 30 (3/8). In B: Won 1/2 at 5. So P(won within h of entering A) is 0 before
+    # day 15, 1/4 * 1/2 = 1/8 from day 15 (B after 10 days, Won 5 days later), 1/8 + 3/8 from 30.
+    funnel = sf.Funnel(["A", "B"], won="Won", lost="Lost")
+    rows = [("d1", "A", 0, 1.0), ("d1", "B", 10, 1.0), ("d1", "Won", 15, 1.0)]
+    rows += [("d2", "A", 0, 1.0), ("d2", "Lost", 20, 1.0), ("d3", "A", 0, 1.0)]
+    rows += [("d3", "Won", 30, 1.0), ("d4", "A", 25, 1.0), ("d5", "B", 0, 1.0)]
+    rows += [("d5", "Lost", 8, 1.0), ("d6", "B", 37, 1.0)]
+    r = build_report(
+        _log(funnel, rows), as_of=D0 + pd.Timedelta(days=40), horizons=(4, 5, 14, 15, 30)
+    )
+    f = r.funnel
+    assert list(f.loc["A", ["won_4d", "won_5d", "won_14d", "won_15d", "won_30d"]]) == pytest.approx(
+        [0, 0, 0, 1 / 8, 1 / 2]
+    )
+    assert list(f.loc["B", ["won_4d", "won_5d", "won_30d"]]) == pytest.approx([0, 1 / 2, 1 / 2])
+    assert list(f["exits"]) == [3, 2] and list(f["lost_exits"]) == [1, 1]
+    assert not f["eventual_caution"].any() and r.warnings.empty
+
+
+@pytest.fixture(scope="module")
+def leads_without_losses():
+    """Ten leads: two won (after 5 and 10 days), eight open and old, no amount; a stage 'Pre'
+    no deal is ever seen in."""
+    funnel = sf.Funnel(["Pre", "MQL"], won="Won", lost="Lost")
+    rows = [(f"w{i}", "MQL", 0, 0.0) for i in range(2)]
+    rows += [("w0", "Won", 5, 0.0), ("w1", "Won", 10, 0.0)]
+    rows += [(f"o{i}", "MQL", i, 0.0) for i in range(8)]
+    return build_report(_log(funnel, rows), as_of=D0 + pd.Timedelta(days=200))
+
+
+def test_no_lost_deals_warns_and_shows_observed_rates(leads_without_losses):
+    r = leads_without_losses
+    f = r.funnel
+    # Eventual P(win) near 1 (2 exits, both Won); observed: 2 of 10 won within 30 days (every
+    # censoring is after day 190, so Kaplan-Meier is the plain share).
+    assert f.loc["MQL", "p_win"] > 0.6
+    assert f.loc["MQL", "won_30d"] == pytest.approx(0.2)
+    assert f.loc["MQL", "eventual_caution"] and f.loc["MQL", "lost_exits"] == 0
+    keys = set(r.warnings["key"])
+    assert {"no_lost_deals", "eventual:MQL", "no_deals", "no_amounts"} <= keys
+    text = r.to_text()
+    assert "! The data record no lost deals (2 won, 8 open)" in text
+    assert "won within 30 days 20.0%" in " ".join(text.split())
+    assert "None of the 8 open deals has an amount" in " ".join(text.split())
+    page = r.to_html()
+    dom = parse(page)
+    funnel_html = page[page.index('id="funnel"') : page.index('id="forecast"')]
+    forecast_html = page[page.index('id="forecast"') : page.index('id="coaching"')]
+    assert 'data-warning="no_lost_deals"' in funnel_html
+    assert 'data-warning="eventual:MQL"' in funnel_html
+    assert 'data-warning="no_amounts"' in forecast_html
+    # The stage no deal was seen in shows no prior-only numbers.
+    head, pre, _ = dom.tables["table-funnel"]
+    names = [h.get("data-column") for h in head]
+    for c in ("advance", "p_win", "won_30d"):
+        assert pre[names.index(c)]["_text"] == "no deals seen"
+        assert pre[names.index(c)]["data-value"] == "nan"
+
+
+def test_olist_time_bounded_rates_equal_pandas_kaplan_meier(shared_data):
+    imp = sf.imports.read(shared_data / "olist-marketing-funnel")
+    r = build_report(imp.log, as_of=imp.as_of, issues=imp.quality)
+    assert r.outcomes["lost"] == 0 and "no_lost_deals" in set(r.warnings["key"])
+    assert "no_amounts" in set(r.warnings["key"])
+    # One stage, one destination: P(won within h) = 1 - Kaplan-Meier survival at h days.
+    ev = imp.log.to_frame()
+    ev = ev[ev["time"] <= r.model.as_of]
+    entry = ev[ev["stage"] == "MQL"].groupby("opportunity_id")["time"].min()
+    won = ev[ev["stage"] == "Won"].groupby("opportunity_id")["time"].min()
+    end = won.reindex(entry.index).fillna(r.model.as_of)
+    days = ((end - entry).dt.total_seconds() // 86400).astype(int)
+    event = entry.index.isin(won.index)
+    for h in (30, 90, 180):
+        s = 1.0
+        for t in sorted(set(days[event & (days <= h)])):
+            at_risk = int((days >= t).sum())
+            s *= 1 - int(((days == t) & event).sum()) / at_risk
+        assert r.funnel.loc["MQL", f"won_{h}d"] == pytest.approx(1 - s, rel=1e-9), h
+    assert r.funnel.loc["MQL", "won_180d"] < 0.15 < 0.99 < r.funnel.loc["MQL", "p_win"]
+
+
+def test_deals_older_than_any_exit_are_counted_by_hand(tmp_path, capsys):
+    # Stage A: five stays left it after 10..30 days; open deals aged 15 (inside the data),
+    # 40 and 50 days (older than the longest exit, 30 days) with amounts 100, 200, 300.
+    funnel = sf.Funnel(["A"], won="Won", lost="Lost")
+    rows = []
+    for i, (days, dest) in enumerate(
+        [(10, "Won"), (15, "Lost"), (20, "Won"), (25, "Lost"), (30, "Won")]
+    ):
+        rows += [(f"c{i}", "A", 0, 50.0), (f"c{i}", dest, days, 50.0)]
+    as_of = 100
+    for name, age, amount in [("young", 15, 100.0), ("old1", 40, 200.0), ("old2", 50, 300.0)]:
+        rows.append((name, "A", as_of - age, amount))
+    log = _log(funnel, rows)
+    r = build_report(log, as_of=D0 + pd.Timedelta(days=as_of))
+    ft = r.forecast_table.iloc[0]
+    assert ft["beyond_data_deals"] == 2 and ft["beyond_data_amount"] == 500.0
+    deals = r.forecast.deals.set_index("opportunity_id")
+    assert ft["beyond_data_expected"] == pytest.approx(
+        deals.loc[["old1", "old2"], "expected"].sum()
+    )
+    msg = r.warnings.set_index("key").loc["beyond_data", "message"]
+    assert "2 of the 3 open deals" in msg and "older than 30 days" in msg
+    assert "500 of the 600" in msg and "--stale-after" in msg
+    # With stale_after_days = 35 both old deals count as lost: only the young one can be won.
+    s = build_report(log, as_of=D0 + pd.Timedelta(days=as_of), stale_after_days=35)
+    sd = s.forecast.deals.set_index("opportunity_id")
+    assert list(sd.loc[["old1", "old2"], "p_win_period"]) == [0.0, 0.0]
+    assert sd.loc["young", "p_win_period"] > 0
+    assert s.forecast_table["pipeline_expected"].iloc[0] == pytest.approx(
+        sd.loc["young", "expected"]
+    )
+    assert "stale_after_days = 35" in s.warnings.set_index("key").loc["beyond_data", "message"]
+    # The command line passes --stale-after through.
+    csv = tmp_path / "events.csv"
+    frame = pd.DataFrame(rows, columns=["opportunity_id", "stage", "day", "amount"])
+    frame["time"] = D0 + pd.to_timedelta(frame.pop("day"), unit="D")
+    frame.to_csv(csv, index=False)
+    assert main(["report", str(csv), "--stages", "A", "--amount", "amount",
+                 "--as-of", str(D0 + pd.Timedelta(days=as_of)), "--stale-after", "35"]) == 0  # fmt: skip
+    out = " ".join(capsys.readouterr().out.split())
+    assert "With stale_after_days = 35" in out
+
+
+def test_maven_deals_beyond_the_data_and_the_empty_stage(shared_data):
+    imp = sf.imports.read(shared_data / "maven-crm-sales-opportunities")
+    r = build_report(imp.log, as_of=imp.as_of, issues=imp.quality)
+    raw = pd.read_csv(shared_data / "maven-crm-sales-opportunities" / "sales_pipeline.csv")
+    engage = pd.to_datetime(raw["engage_date"], utc=True)
+    close = pd.to_datetime(raw["close_date"], utc=True)
+    closed = raw["deal_stage"].isin(["Won", "Lost"]) & engage.notna() & close.notna()
+    longest = (close - engage)[closed].max()
+    is_open = (raw["deal_stage"] == "Engaging") & engage.notna()
+    older = is_open & ((r.model.as_of - engage) > longest)
+    ft = r.forecast_table.iloc[0]
+    assert ft["beyond_data_deals"] == int(older.sum())
+    assert int(older.sum()) > 0.5 * int(is_open.sum())  # most open deals: the review's finding
+    # Prospecting (undated rows): "no deals seen", not the prior's 50%, and not in the scorecard.
+    assert r.funnel.loc["Prospecting", "no_deals"]
+    assert "Prospecting" not in set(r.scorecard.index.get_level_values("stage"))
+    text = r.to_text()
+    row = next(line for line in text.splitlines() if line.strip().startswith("Prospecting"))
+    assert "no deals seen" in row and "50.0%" not in row
+
+
+def test_focus_recommends_only_credible_gaps():
+    # The planted weak rep of the coaching tests: Dev advances from Proposal 25% against 60%.
+    weak = sf.datasets.SAMPLE_TRANSITION.copy()
+    weak[2] = [0.0, 0.05, 0.0, 0.25, 0.05, 0.65]
+    T = sf.datasets.SAMPLE_TRANSITION
+    sim = sf.datasets.simulate(
+        n_opportunities=4000,
+        owners=["Ana", "Ben", "Chloé", "Dev", "Eli"],
+        owner_transition=[T, T, T, weak, T],
+        reassign_probability=0.0,
+        seed=8,
+    )
+    r = build_report(sim.log, options=sf.FitOptions(draws=200))
+    fo = r.focus
+    sc = r.scorecard
+    assert fo.loc["Dev", "stage"] == "Proposal" and fo.loc["Dev", "credible"]
+    assert sc.loc[("Dev", "Proposal"), "advance_high"] < sc.loc[("Dev", "Proposal"), "team_advance"]
+    others = fo.drop(index="Dev")
+    assert not others["credible"].any()
+    # Their gains stay available, but none is recommended.
+    assert (others["expected_gain"] > 0).any()
+    text = r.to_text()
+    assert "  Dev: Proposal (advance" in text
+    for rep in others.index:
+        assert f"  {rep}: " not in text
+    assert f"{len(others[others['expected_gain'] > 0])} other reps: no credible gap" in text
+    dom = parse(r.to_html())
+    head, *rows = dom.tables["table-focus"]
+    names = [h.get("data-column") for h in head]
+    shown = {row[0]["_text"]: row[names.index("focus")]["_text"] for row in rows}
+    assert shown["Dev"] == "Proposal"
+    assert all(shown[rep] in ("no credible gap", "(at or above the team)") for rep in others.index)
+
+
+def test_sparklesquad_changed_amounts_are_the_open_deals_and_won_rows_without_a_value(
+    shared_data,
+):
+    raw = pd.read_csv(shared_data / "sparklesquad-crm-dataset" / "sales-pipeline.csv")
+    imp = sf.imports.read(shared_data / "sparklesquad-crm-dataset")
+    changed = imp.quality[imp.quality["action"] == "changed"]
+    n_open = int((raw["Deal_Stage"] == "In_Progress").sum())
+    won_without = int(((raw["Deal_Stage"] == "Won") & raw["Close_Value"].isna()).sum())
+    assert len(changed) == n_open + won_without
+    reasons = changed["reason"].astype(str)
+    assert (
+        int(reasons.str.startswith("open deal without an amount: the list price").sum()) == n_open
+    )
+    won_reasons = reasons[reasons.str.startswith("amount missing on a Won deal: counted as 0")]
+    assert len(won_reasons) == won_without > 0
+    assert set(changed.loc[won_reasons.index, "id"]) == set(
+        raw.loc[(raw["Deal_Stage"] == "Won") & raw["Close_Value"].isna(), "Opportunity_ID"]
+    )
+    # The report's by-kind table keeps the two kinds apart.
+    from smartfunnel.report import _issues_by_kind
+
+    kinds = _issues_by_kind(imp.quality)
+    kinds = kinds[kinds["action"] == "changed"]
+    assert sorted(kinds["count"]) == sorted([n_open, won_without])

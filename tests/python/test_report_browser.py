@@ -337,3 +337,28 @@ def test_the_checks_catch_a_broken_page(browser, tmp_path):
     assert any(p == "request: http://127.0.0.1:9/tracker.png" for p in problems), problems
     blank = page.screenshot()
     assert (blank < 0.95).any(axis=-1).mean() < 0.03  # and a near-empty page reads as blank
+
+
+def test_wide_tables_scroll_inside_their_section_at_1280px(browser, shared_data, tmp_path):
+    # The Salesforce sample's long stage names made the scorecard wider than the page.
+    imp = sf.imports.read(shared_data / "salesforce-dev-org-sample")
+    path = tmp_path / "salesforce.html"
+    sf.build_report(imp.log, as_of=imp.as_of, issues=imp.quality).save(path)
+    page = browser.open(path.as_uri(), width=1280, height=900)
+    got = page.evaluate(
+        """(() => {
+          const out = {page: [document.documentElement.scrollWidth, window.innerWidth], t: []};
+          for (const t of document.querySelectorAll('table')) {
+            const box = t.parentElement.getBoundingClientRect();
+            const sec = t.closest('section').getBoundingClientRect();
+            out.t.push([t.id, box.left >= sec.left - 0.5 && box.right <= sec.right + 0.5,
+                        t.scrollWidth > t.parentElement.clientWidth]);
+          }
+          return out;
+        })()"""
+    )
+    width, viewport = got["page"]
+    assert width <= viewport, "the page scrolls sideways"
+    assert all(inside for _, inside, _ in got["t"]), got["t"]
+    wide = {name for name, _, over in got["t"] if over}
+    assert "table-scorecard" in wide  # wider than the section: it scrolls inside it
