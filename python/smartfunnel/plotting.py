@@ -121,9 +121,9 @@ def plot_scorecard(coaching: Coaching, ax: Any = None) -> Axes:
     for (i, j), v in np.ndenumerate(table.to_numpy()):
         flag = "*" if sc["below_team"].unstack("stage")[list(diff.columns)].to_numpy()[i, j] else ""
         ax.text(j, i, f"{v:.0%}{flag}", ha="center", va="center", fontsize=8)
-    # The label above the bar, horizontal: along a one-rep bar it was longer than the bar and cut
+    # The label under the bar, horizontal: along a one-rep bar it was longer than the bar and cut
     bar = ax.figure.colorbar(image, ax=ax)
-    bar.ax.set_title("rep − team", fontsize=8, loc="left")
+    bar.ax.set_xlabel("rep −\nteam", fontsize=8)
     ax.set_title("Advance rate by rep and stage (* below the team's, interval excluded)")
     return ax
 
