@@ -76,8 +76,11 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
     k.supported = std::min<std::int64_t>(k.supported, max_kernel_ticks - 1);
     const auto len = static_cast<std::size_t>(k.supported + 1);
     k.mass.assign(len * w, 0.0);
-    // Mass at tick t: probability[c] * (share of code c's exits at t); codes without exits of
-    // their own (prior mass only) take the all-cause exit shape.
+    // Mass at tick t: probability[c] * resolved * (share of code c's resolved exits at t), i.e.
+    // the Aalen-Johansen increment dF_c(t) rescaled only by the prior's smoothing; codes without
+    // exits of their own (prior mass only) take the all-cause exit shape. The unresolved mass
+    // (stays still open after the last exit: known to last longer than the exits seen) is not
+    // spread over the observed exit times: it stays in the tail, beyond the supported ticks.
     for (std::size_t r = 0; r < rows && e.duration[r] <= k.supported; ++r) {
       const auto t = static_cast<std::size_t>(e.duration[r]);
       const double s_prev = r == 0 ? 1.0 : e.survival[r - 1];
@@ -92,7 +95,7 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
         } else {
           share = all_share;
         }
-        k.mass[t * w + f.outcome_column(static_cast<stage_code>(c))] += e.probability[c] * share;
+        k.mass[t * w + f.outcome_column(static_cast<stage_code>(c))] += e.probability[c] * resolved * share;
       }
     }
     double tail_total = 0.0;
@@ -118,7 +121,10 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
       }
     }
     const double exposure = person_ticks(e, lo, hi);
-    k.tail_hazard = (exits_w > 0.0 && exposure > 0.0) ? std::min(1.0, exits_w / exposure) : fallback_hazard;
+    // No exit over a stretch with stays at risk: the rate is small, not unknown (half an exit over
+    // the exposure, rather than a month's fallback that would close zombie deals within weeks).
+    k.tail_hazard =
+        exposure > 0.0 ? std::min(1.0, (exits_w > 0.0 ? exits_w : 0.5) / exposure) : fallback_hazard;
     double mix_total = 0.0;
     for (double x : mix_w) mix_total += x;
     // Destination mix for deals older than the supported ages: the exits the data shows after

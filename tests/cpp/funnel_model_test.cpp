@@ -334,22 +334,27 @@ TEST(fit, p_win_conditions_on_the_age_in_stage) {
   auto model = sf::fit(main_table().log(hand_funnel()), o);
   const auto a = static_cast<sf::stage_code>(A);
   // Age 4: the stays still in A are those with duration >= 5 (5B, 5C, 6Lost, 7Won, 10c). The
-  // incidence still ahead, F_k(tau) - F_k(4-), is 3/20 for each of B, C, Lost and Won, so each has
-  // 1/4: P(win) = (w_B + w_C + 1 + 0) / 4 = (40/57 + 0 + 1) / 4 = 97/228.
-  EXPECT_NEAR(model.p_win(a, 4.0), 97.0 / 228, eps);
-  EXPECT_NEAR(model.p_win(a, 4.9), 97.0 / 228, eps); // ages are floored to whole ticks
-  // Age 6: ahead are Lost (6) and Won (7) with 3/20 each: P(win) = 1/2.
-  EXPECT_NEAR(model.p_win(a, 6.0), 0.5, eps);
+  // kernel holds the Aalen-Johansen increments still ahead, 3/20 for each of B, C, Lost and Won,
+  // and the unresolved mass S(tau) = 3/20 in its tail, with the row's mix p = (B 11/34, C 6/34,
+  // Lost 11/34, Won 6/34). Ahead, in units of 3/20 / 34: B 34 + 11, C 34 + 6, Lost 45, Won 40
+  // (170 in all), so P(win) = (45 w_B + 40 w_C + 40) / 170 = (45 * 40/57 + 40) / 170 = 8/19.
+  EXPECT_NEAR(model.p_win(a, 4.0), 8.0 / 19, eps);
+  EXPECT_NEAR(model.p_win(a, 4.9), 8.0 / 19, eps); // ages are floored to whole ticks
+  // Age 6: ahead are Lost (6) and Won (7), 3/20 each, and the tail: B 11, C 6, Lost 34 + 11,
+  // Won 34 + 6 (102 in all): P(win) = (11 * 40/57 + 40) / 102 = 80/171.
+  EXPECT_NEAR(model.p_win(a, 6.0), 80.0 / 171, eps);
   // Age 1: nothing has left yet; the unconditional mix.
   EXPECT_NEAR(model.p_win(a, 1.0), 23.0 / 57, eps);
 
-  // With min_at_risk = 5 the last supported age is 5 (at risk 5 there, 3 at 6). Past it the mix
-  // is that of the 2 exits the data shows after age 5 (Lost at 6, Won at 7: 1/2 each), smoothed
-  // toward the whole row with 5 pseudo-exits: P(win) = (2 * 1/2 + 5 * 23/57) / 7 = 172/399.
+  // With min_at_risk = 5 the last supported age is 5 (at risk 5 there, 3 at 6). The kernel holds
+  // the increments up to 5 (B 1/8 + 3/20, C 3/20, Lost 1/8); the tail holds p minus them:
+  // (B 33, C 18, Lost 135, Won 120) / 680, in all S(5) = 9/20. Past age 5 the mix is the tail's,
+  // weighted by the 2 exits the data shows after age 5, smoothed toward the row with 5
+  // pseudo-exits: P(win) = (2 * (33 * 40/57 + 120) / 306 + 5 * 23/57) / 7 = 505/1197.
   o.min_at_risk = 5;
   model = sf::fit(main_table().log(hand_funnel()), o);
-  EXPECT_NEAR(model.p_win(a, 6.0), 172.0 / 399, eps);
-  EXPECT_NEAR(model.p_win(a, 50.0), 172.0 / 399, eps);
+  EXPECT_NEAR(model.p_win(a, 6.0), 505.0 / 1197, eps);
+  EXPECT_NEAR(model.p_win(a, 50.0), 505.0 / 1197, eps);
   // With the default (10) no age has enough stays at risk: every age uses the unconditional mix.
   model = sf::fit(main_table().log(hand_funnel()), unsmoothed(day(100)));
   EXPECT_NEAR(model.p_win(a, 6.0), 23.0 / 57, eps);
@@ -526,13 +531,14 @@ TEST(fit, prior_chain_and_age_conditioning_together) {
   // w_A = 101/540 + 169/540 w_B + 101/540 * 1/6 = 707/3240 + 169/540 w_B
   //   => w_A (1 - 845/6480) = 13723/38880 => w_A = 13723/33810, w_B = 4055/6762.
   expect_row(model.overall().chain.win, {13723.0 / 33810, 4055.0 / 6762, 1.0 / 6}, "win");
-  // Age 4: in the semi-Markov kernel each destination keeps its smoothed probability times the
-  // share of its own exits still ahead (its sojourn survival at age 4). A's AJ increments:
-  // B 1/8 at 2 and 3/20 at 5 (F_B = 11/40, share ahead 6/11); C 3/20 at 5 (share 1); Lost 1/8 at 3
-  // and 3/20 at 6 (share 6/11); Won 3/20 at 7 (share 1). Weights (x 1/540): B 169*6/11,
-  // C 101, Won 101, Lost 169*6/11, so P(win) = (1014 w_B + 1111 w_C + 1111) / 4250
-  // = 12876449/28738500.
-  EXPECT_NEAR(model.p_win(0, 4.0), 12876449.0 / 28738500, eps);
+  // Age 4: in the semi-Markov kernel destination c's resolved mass, probability_c * (1 - S(tau))
+  // with 1 - S(tau) = 17/20, follows its own Aalen-Johansen increments, and its unresolved mass
+  // probability_c * 3/20 waits in the tail. A's increments: B 1/8 at 2 and 3/20 at 5
+  // (F_B = 11/40, share ahead 6/11); C 3/20 at 5 (share 1); Lost 1/8 at 3 and 3/20 at 6 (share
+  // 6/11); Won 3/20 at 7 (share 1). Ahead, x 1/(540 * 220): B 169 * (102 + 33) = 22815,
+  // C 101 * 220 = 22220, Lost 22815, Won 22220 (90070 in all), so
+  // P(win) = (22815 w_B + 22220 w_C + 22220) / 90070 = 53561681/121810668.
+  EXPECT_NEAR(model.p_win(0, 4.0), 53561681.0 / 121810668, eps);
   EXPECT_NEAR(model.p_win(0, 0.0), 13723.0 / 33810, eps);
 }
 

@@ -82,6 +82,31 @@ TEST(semi_markov, age_conditions_destination_and_remaining_time) {
   EXPECT_EQ(out[3], 0.0); // Lost
 }
 
+TEST(semi_markov, unresolved_mass_waits_beyond_the_exits_seen) {
+  // Ten deals enter A on day 0: one is won after a day, nine are still open on day 100. The
+  // eventual estimate is p(Won) = 1 (the only exit seen), but nine tenths of the stays are known
+  // to last 100 days or more: within the data's reach P(won within h) is the Aalen-Johansen
+  // F_Won(h) = 1/10, never the eventual 1 spread over the one exit's timing.
+  table t;
+  t.add(1, "A", day(0)).add(1, "Won", day(1));
+  for (int i = 2; i <= 10; ++i) t.add(i, "A", day(0));
+  const auto model = sf::fit(t.log(one_stage()), unsmoothed(day(100)));
+  const auto& k = model.process().kernel(0);
+  ASSERT_EQ(k.supported, 100); // nine at risk until 100
+  EXPECT_NEAR(k.mass[1 * 3 + 1], 0.1, eps);
+  EXPECT_NEAR(k.tail_mass[1], 0.9, eps);
+  // No exit over [50, 100] with 9 * 51 stay-days at risk: half an exit over that exposure.
+  EXPECT_NEAR(k.tail_hazard, 0.5 / (9 * 51), eps);
+  const auto won = model.process().won_within(101);
+  EXPECT_NEAR(won[2], 0.1, eps);
+  EXPECT_NEAR(won[100], 0.1, eps);
+  EXPECT_NEAR(won[101], 0.1 + 0.9 * 0.5 / (9 * 51), eps);
+  EXPECT_NEAR(model.process().p_win_ever(0, 0), 1.0, eps);
+  // A deal already 50 days in A: the one exit is behind it, so all that is ahead is the tail.
+  std::vector<double> scratch;
+  EXPECT_NEAR(model.process().p_win_within(0, 50, 30, won, scratch), 0.0, eps);
+}
+
 TEST(semi_markov, stale_policy_loses_deals_at_the_cap) {
   const auto model = sf::fit(one_stage_log().log(one_stage()), unsmoothed(day(10)));
   // Stale after 3 ticks: the Won at duration 4 becomes Lost at 3, so P(ever) = 1/2.
