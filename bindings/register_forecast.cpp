@@ -54,7 +54,8 @@ void register_forecast(py::module_& m) {
          time_point end, std::optional<time_point> as_of, std::optional<double> stale_after_days,
          bool use_groups, bool exact, std::size_t lattice_cells, double lattice_sd, std::size_t scenarios,
          std::uint64_t seed, std::size_t threads, std::optional<py::function> progress, bool include_arrivals,
-         double arrivals_lookback_days, std::string arrivals_by, std::size_t parameter_draws) {
+         double arrivals_lookback_days, std::string arrivals_by, std::size_t parameter_draws,
+         std::optional<double> grid_days) {
         forecast_options o;
         o.start = start;
         o.end = end;
@@ -71,6 +72,7 @@ void register_forecast(py::module_& m) {
         o.arrivals_lookback_days = arrivals_lookback_days;
         o.arrivals_by = std::move(arrivals_by);
         o.parameter_draws = parameter_draws;
+        o.grid_days = grid_days;
         if (progress)
           o.progress = [cb = *progress](double fraction) {
             py::gil_scoped_acquire gil;
@@ -88,6 +90,7 @@ void register_forecast(py::module_& m) {
         std::vector<std::int64_t> realised_opp(r.realised_opportunity.begin(), r.realised_opportunity.end());
         py::dict out;
         out["as_of"] = r.as_of;
+        out["grid_ticks"] = r.grid_ticks;
         out["opportunity"] = to_array(std::move(opp));
         out["stage"] = to_array(std::move(stage));
         out["age_ticks"] = to_array(std::move(r.deals.age_ticks));
@@ -133,6 +136,7 @@ void register_forecast(py::module_& m) {
       py::arg("seed") = 0, py::arg("threads") = 1, py::arg("progress") = py::none(),
       py::arg("include_arrivals") = true, py::arg("arrivals_lookback_days") = 180.0,
       py::arg("arrivals_by") = std::string(), py::arg("parameter_draws") = 0,
+      py::arg("grid_days") = py::none(),
       "Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.");
 
   m.def(

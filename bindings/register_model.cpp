@@ -211,7 +211,7 @@ void register_model(py::module_& m) {
       .def(
           "p_win_within",
           [](const funnel_model& s, carray<std::int32_t> stage, carray<double> age_ticks,
-             carray<double> horizon_ticks, std::size_t g) {
+             carray<double> horizon_ticks, std::size_t g, std::int64_t grid_ticks) {
             group_index(s, g);
             auto st = span_of(stage);
             auto ag = span_of(age_ticks);
@@ -219,11 +219,15 @@ void register_model(py::module_& m) {
             std::vector<double> out(st.size());
             {
               py::gil_scoped_release release;
-              s.p_win(st, ag, hz, out, g);
+              s.p_win(st, ag, hz, out, g, grid_ticks);
             }
             return owned(std::move(out));
           },
-          py::arg("stage"), py::arg("age_ticks"), py::arg("horizon_ticks"), py::arg("group") = 0)
+          py::arg("stage"), py::arg("age_ticks"), py::arg("horizon_ticks"), py::arg("group") = 0,
+          py::arg("grid_ticks") = 0,
+          "P(won within horizon_ticks) by the recursion on a grid of grid_ticks ticks (0: default).")
+      .def_property_readonly("grid_ticks", &funnel_model::grid_ticks,
+                             "Ticks in one step of the default grid of the time-bounded recursion.")
       .def(
           "kernel",
           [](const funnel_model& s, std::size_t g, std::size_t stage) {
@@ -231,6 +235,7 @@ void register_model(py::module_& m) {
             const std::size_t w = s.funnel().n_open() + 2;
             py::dict d;
             d["defined"] = k.defined;
+            d["grid_ticks"] = s.process(group_index(s, g)).grid_ticks();
             d["supported"] = k.supported;
             d["mass"] = owned2d(std::vector<double>(k.mass), k.mass.size() / w, w);
             d["tail_mass"] = owned(std::vector<double>(k.tail_mass));
@@ -238,7 +243,8 @@ void register_model(py::module_& m) {
             d["tail_mix"] = owned(std::vector<double>(k.tail_mix));
             return d;
           },
-          py::arg("group"), py::arg("stage"), "The semi-Markov kernel of a stage (outcome columns).")
+          py::arg("group"), py::arg("stage"),
+          "The semi-Markov kernel of a stage on the default grid (outcome columns, grid steps).")
       .def(
           "won_within",
           [](const funnel_model& s, std::size_t g, std::int64_t horizon) {
@@ -251,7 +257,8 @@ void register_model(py::module_& m) {
             const std::size_t n = proc.n_open();
             return owned2d(std::move(won), won.size() / n, n);
           },
-          py::arg("group"), py::arg("horizon_ticks"))
+          py::arg("group"), py::arg("horizon_steps"),
+          "won[h, s] = P(won within h steps of the default grid | just entered s), h = 0..horizon_steps.")
       .def(
           "destination_quantiles",
           [](const funnel_model& s, std::size_t g, double q) {

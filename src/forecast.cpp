@@ -32,6 +32,8 @@ void forecast_options::validate() const {
   if (threads == 0) throw invalid_options("threads must be >= 1");
   if (stale_after_days && !(*stale_after_days >= 0.0))
     throw invalid_options("stale_after_days must be >= 0, got " + std::to_string(*stale_after_days));
+  if (grid_days && !(*grid_days > 0.0 && *grid_days <= 366.0))
+    throw invalid_options("grid_days must be > 0 and at most 366, got " + std::to_string(*grid_days));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -484,24 +486,38 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
   };
   report(0.0);
   const std::int64_t tick = model.options().tick_seconds;
+  // The recursion's grid: `grid` ticks a step, `step` seconds.
+  const std::int64_t grid = options.grid_days ? semi_markov::grid_ticks_for(*options.grid_days, tick)
+                                              : semi_markov::default_grid_ticks(tick);
+  const std::int64_t step = grid * tick;
   const std::size_t n = f.n_open();
   forecast_result out;
   out.as_of = as_of;
   out.start = options.start;
   out.end = options.end;
-  // Ticks from as_of within which a win must happen: before end, and (for a future start) not
-  // before start.
-  auto ticks_before = [&](time_point x) -> std::int64_t {
+  out.grid_ticks = grid;
+  // Whole steps from as_of within which a win must happen: before end, and (for a future start)
+  // not before start.
+  auto steps_before = [&](time_point x) -> std::int64_t {
     if (x <= as_of) return -1;
-    return (x - 1 - as_of) / tick;
+    return (x - 1 - as_of) / step;
   };
-  const std::int64_t h_end = ticks_before(options.end);
-  const std::int64_t h_start = ticks_before(options.start);
+  const std::int64_t h_end = steps_before(options.end);
+  const std::int64_t h_start = steps_before(options.start);
+  if (h_end > semi_markov::max_horizon_steps)
+    throw invalid_options("the period ends " + std::to_string(h_end) + " grid steps of " +
+                          std::to_string(step) + " s after as_of; the recursion reaches at most " +
+                          std::to_string(semi_markov::max_horizon_steps) + " steps: use a coarser grid_days");
 
-  std::optional<std::int64_t> stale;
-  if (options.stale_after_days)
-    stale = static_cast<std::int64_t>(
-        std::floor(*options.stale_after_days * 86400.0 / static_cast<double>(tick)));
+  std::optional<std::int64_t> stale; // in grid steps
+  if (options.stale_after_days) {
+    const double steps = std::floor(*options.stale_after_days * 86400.0 / static_cast<double>(step));
+    if (!(steps <= static_cast<double>(semi_markov::max_kernel_steps)))
+      throw invalid_options("stale_after_days " + std::to_string(*options.stale_after_days) + " is " +
+                            "more than the " + std::to_string(semi_markov::max_kernel_steps) +
+                            " grid steps of " + std::to_string(step) + " s the kernels reach");
+    stale = static_cast<std::int64_t>(steps);
+  }
 
   // Group of a deal: the deepest fitted group whose key matches the deal's values at as_of.
   const auto& levels = model.options().groups;
@@ -571,7 +587,7 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
   };
   // The semi-Markov process of a model group (point estimates, or one posterior draw).
   auto make_process = [&](const group_fit& g) {
-    group_state st{semi_markov::from_group(f, g, model.options(), stale), {}};
+    group_state st{semi_markov::from_group(f, g, model.options(), stale, grid), {}};
     if (h_end >= 0) st.won = st.process.won_within(h_end);
     return st;
   };
@@ -584,7 +600,7 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       const auto g = out.deals.group[i];
       const group_state& st = get(g);
       const auto s = out.deals.stage[i];
-      const auto age = out.deals.age_ticks[i];
+      const auto age = out.deals.age_ticks[i] / grid; // whole steps
       const std::uint64_t ck = (static_cast<std::uint64_t>(g) << 48) ^ (static_cast<std::uint64_t>(s) << 36) ^
                                static_cast<std::uint64_t>(age);
       auto c = cache.find(ck);
@@ -612,17 +628,17 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
   report(0.5);
 
   // Arrivals: deals created in the lookback give the creation rate, the entry stages and the
-  // amounts; a deal created t ticks from now is won in the period with the probability that the
+  // amounts; a deal created t steps from now is won in the period with the probability that the
   // recursion gives from its entry stage.
   std::vector<arrival_group_mc> arrival_mc;
   struct arrival_source {
     std::size_t model_group;
     double created;
-    double lookback_ticks;
+    double lookback_steps;
   };
   std::vector<arrival_source> arrival_sources;
   std::vector<double> entry(f.n_codes(), 0.0); // entry stages of the deals created in the lookback
-  // Poisson mean, by creation tick d, of new deals won in the period: rate * P(won in the period
+  // Poisson mean, by creation step d, of new deals won in the period: rate * P(won in the period
   // | created at d), from the entry stages through the process.
   auto arrival_means = [&](const group_state& st, double rate) {
     auto won_by = [&](std::size_t code, std::int64_t x) -> double {
@@ -642,8 +658,8 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
     return means;
   };
   if (options.include_arrivals && h_end >= 0) {
-    const double lookback_ticks = options.arrivals_lookback_days * 86400.0 / static_cast<double>(tick);
-    if (!(lookback_ticks > 0.0))
+    const double lookback_steps = options.arrivals_lookback_days * 86400.0 / static_cast<double>(step);
+    if (!(lookback_steps > 0.0))
       throw invalid_options("arrivals_lookback_days must be > 0, got " +
                             std::to_string(options.arrivals_lookback_days));
     const time_point from = as_of - static_cast<time_point>(options.arrivals_lookback_days * 86400.0);
@@ -689,7 +705,7 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       if (!key.empty() && !levels.empty() && levels.front() == options.arrivals_by)
         mg = model.find_group({key}).value_or(0);
       const auto& am = amounts[gi];
-      const double rate = static_cast<double>(am.size()) / lookback_ticks;
+      const double rate = static_cast<double>(am.size()) / lookback_steps;
       arrival_group_mc mc;
       mc.mean_wins_by_day = arrival_means(point_process(mg), rate);
       double wins = 0.0;
@@ -699,7 +715,7 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       mean_amount = am.empty() ? 0.0 : mean_amount / static_cast<double>(am.size());
       out.arrivals.group.push_back(key);
       out.arrivals.created.push_back(static_cast<double>(am.size()));
-      out.arrivals.rate_per_day.push_back(rate * 86400.0 / static_cast<double>(tick));
+      out.arrivals.rate_per_day.push_back(rate * 86400.0 / static_cast<double>(step));
       out.arrivals.expected_wins.push_back(wins);
       out.arrivals.mean_amount.push_back(mean_amount);
       out.arrivals.expected.push_back(wins * mean_amount);
@@ -711,7 +727,7 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
         mc.cents.push_back(std::llround(x * 100.0));
       }
       arrival_mc.push_back(std::move(mc));
-      arrival_sources.push_back({mg, static_cast<double>(am.size()), lookback_ticks});
+      arrival_sources.push_back({mg, static_cast<double>(am.size()), lookback_steps});
     }
     if (out.arrivals.total.rate > 0.0)
       for (double& wgt : out.arrivals.total.weight) wgt /= out.arrivals.total.rate;
@@ -760,7 +776,7 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       for (std::size_t a = 0; a < arrival_sources.size(); ++a) {
         const auto& src = arrival_sources[a];
         detail::splitmix64 rng(detail::mix(options.seed, 0xa441ULL, d, a));
-        const double rate = detail::gamma(rng, src.created + 0.5) / src.lookback_ticks; // Jeffreys
+        const double rate = detail::gamma(rng, src.created + 0.5) / src.lookback_steps; // Jeffreys
         arrival_group_mc mc{arrival_means(drawn_process(src.model_group), rate), arrival_mc[a].cents};
         double wins = 0.0;
         for (double x : mc.mean_wins_by_day) wins += x;

@@ -296,21 +296,27 @@ double funnel_model::p_win(stage_code stage, double age_ticks, std::size_t group
   if (f.is_won(stage)) return 1.0;
   if (f.is_lost(stage)) return 0.0;
   if (!f.is_open(stage) || std::isnan(age_ticks)) return nan;
-  return processes_.at(group).p_win_ever(stage,
-                                         static_cast<std::int64_t>(std::floor(std::max(0.0, age_ticks))));
+  const auto& proc = processes_.at(group);
+  return proc.p_win_ever(stage, proc.steps(age_ticks));
 }
 
 void funnel_model::p_win(std::span<const std::int32_t> stage, std::span<const double> age_ticks,
-                         std::span<const double> horizon_ticks, std::span<double> out,
-                         std::size_t group) const {
+                         std::span<const double> horizon_ticks, std::span<double> out, std::size_t group,
+                         std::int64_t grid_ticks) const {
   if (stage.size() != age_ticks.size() || horizon_ticks.size() != stage.size() || out.size() != stage.size())
     throw std::invalid_argument("p_win: stage, age, horizon and output must have the same length");
-  const auto& proc = processes_.at(group);
-  double longest = -1.0;
+  // The model's process on its default grid, or one built for the grid asked for.
+  std::optional<semi_markov> own;
+  const semi_markov* process = &processes_.at(group);
+  if (grid_ticks > 0 && grid_ticks != process->grid_ticks()) {
+    own = semi_markov::from_group(funnel(), fits_.at(group), options(), std::nullopt, grid_ticks);
+    process = &*own;
+  }
+  const auto& proc = *process;
+  std::int64_t longest = -1; // in grid steps
   for (double h : horizon_ticks)
-    if (!std::isnan(h)) longest = std::max(longest, std::floor(h));
-  const auto won =
-      longest >= 0.0 ? proc.won_within(static_cast<std::int64_t>(longest)) : std::vector<double>{};
+    if (h >= 0.0) longest = std::max(longest, proc.steps(h));
+  const auto won = longest >= 0 ? proc.won_within(longest) : std::vector<double>{};
   std::vector<double> scratch;
   const auto& f = funnel();
   for (std::size_t i = 0; i < stage.size(); ++i) {
@@ -320,13 +326,18 @@ void funnel_model::p_win(std::span<const std::int32_t> stage, std::span<const do
       continue;
     }
     const auto code = static_cast<stage_code>(s);
-    if (!f.is_open(code) || std::isnan(horizon_ticks[i])) {
+    if (!f.is_open(code)) {
       out[i] = p_win(code, age_ticks[i], group);
       continue;
     }
-    const auto age = static_cast<std::int64_t>(std::floor(std::max(0.0, age_ticks[i])));
-    const double h = std::floor(horizon_ticks[i]);
-    out[i] = h < 0.0 ? 0.0 : proc.p_win_within(code, age, static_cast<std::int64_t>(h), won, scratch);
+    const auto age = proc.steps(age_ticks[i]);
+    if (std::isnan(horizon_ticks[i])) {
+      out[i] = proc.p_win_ever(code, age);
+      continue;
+    }
+    out[i] = horizon_ticks[i] < 0.0
+                 ? 0.0
+                 : proc.p_win_within(code, age, proc.steps(horizon_ticks[i]), won, scratch);
   }
 }
 

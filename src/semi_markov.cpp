@@ -14,10 +14,11 @@ namespace {
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 
 void check_horizon(std::int64_t horizon) {
-  if (horizon > semi_markov::max_horizon_ticks)
+  if (horizon > semi_markov::max_horizon_steps)
     throw invalid_options("time-bounded probabilities reach at most " +
-                          std::to_string(semi_markov::max_horizon_ticks) + " ticks ahead, asked for " +
-                          std::to_string(horizon) + ": fit with a coarser tick (days) for forecasts");
+                          std::to_string(semi_markov::max_horizon_steps) +
+                          " grid steps ahead (179 years on the default one-day grid), asked for " +
+                          std::to_string(horizon) + ": use a coarser grid (forecast grid_days)");
 }
 constexpr double tiny = 1e-300;
 
@@ -32,27 +33,52 @@ std::vector<double> exits_by_row(const stage_estimate& e) {
   return d;
 }
 
-// Person-ticks at risk over the ticks [lo, hi] (at risk at tick t: stays with duration >= t).
-double person_ticks(const stage_estimate& e, std::int64_t lo, std::int64_t hi) {
+// Whole grid steps of a duration in ticks (a forged negative duration counts as 0).
+std::int64_t step_of(std::int64_t ticks, std::int64_t grid) {
+  return std::max<std::int64_t>(0, ticks) / grid;
+}
+
+// Person-steps at risk over the steps [lo, hi] (at risk at step k: stays with duration >= k grid
+// ticks, i.e. at the step's first tick). Row r's at_risk holds over the ticks (previous duration,
+// duration[r]], so over the steps whose first tick lies there.
+double person_steps(const stage_estimate& e, std::int64_t lo, std::int64_t hi, std::int64_t grid) {
   double total = 0.0;
-  std::int64_t prev = -1; // ticks (prev, duration[r]] have at_risk[r] at risk
+  std::int64_t prev = -1; // steps (prev, step_of(duration[r])] have at_risk[r] at risk
   for (std::size_t r = 0; r < e.duration.size() && prev < hi; ++r) {
-    const std::int64_t a = std::max(prev + 1, lo), b = std::min(e.duration[r], hi);
-    if (b >= a) total += e.at_risk[r] * static_cast<double>(b - a + 1);
-    prev = e.duration[r];
+    const std::int64_t cur = step_of(e.duration[r], grid);
+    const std::int64_t a = std::max(prev + 1, lo), b = std::min(cur, hi);
+    if (b >= a) total += e.at_risk[r] * (static_cast<double>(b) - static_cast<double>(a) + 1.0);
+    prev = cur;
   }
   return total;
 }
 } // namespace
 
+std::int64_t semi_markov::grid_ticks_for(double days, std::int64_t tick_seconds) {
+  if (!(days > 0.0) || !(days <= 366.0))
+    throw invalid_options("grid_days must be > 0 and at most 366, got " + std::to_string(days));
+  if (tick_seconds <= 0)
+    throw invalid_options("tick_seconds must be > 0, got " + std::to_string(tick_seconds));
+  return std::max<std::int64_t>(1, std::llround(days * 86400.0 / static_cast<double>(tick_seconds)));
+}
+
+std::int64_t semi_markov::steps(double ticks) const noexcept {
+  if (!(ticks > 0.0)) return 0;
+  const double s = std::floor(std::floor(ticks) / static_cast<double>(grid_ticks_));
+  return s >= 0x1p62 ? std::int64_t{1} << 62 : static_cast<std::int64_t>(s);
+}
+
 semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const fit_options& options,
-                                    std::optional<std::int64_t> stale_after_ticks) {
+                                    std::optional<std::int64_t> stale_after_steps, std::int64_t grid_ticks) {
   semi_markov m;
   const std::size_t n = f.n_open(), w = n + 2, codes = f.n_codes();
+  const std::int64_t grid = grid_ticks > 0 ? grid_ticks : default_grid_ticks(options.tick_seconds);
   m.n_open_ = n;
+  m.grid_ticks_ = grid;
   m.stages_.resize(n);
   const double min_at_risk = static_cast<double>(options.min_at_risk);
-  const double fallback_hazard = std::min(1.0, static_cast<double>(options.tick_seconds) / (30.0 * 86400.0));
+  const double fallback_hazard =
+      std::min(1.0, static_cast<double>(grid * options.tick_seconds) / (30.0 * 86400.0));
   for (std::size_t s = 0; s < n; ++s) {
     const auto& e = g.stages[s];
     auto& k = m.stages_[s];
@@ -68,21 +94,24 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
       if (e.probability[c] > 0.0) p[f.outcome_column(static_cast<stage_code>(c))] += e.probability[c];
     const std::size_t rows = e.duration.size();
     const double resolved = 1.0 - e.unresolved;
-    // Supported ticks: up to the last duration with at least min_at_risk (weighted) at risk.
+    // Supported steps: up to the step of the last duration with at least min_at_risk (weighted) at
+    // risk (at risk is non-increasing, so every step before it has as many at its first tick).
     for (std::size_t r = 0; r < rows; ++r)
-      if (e.at_risk[r] >= min_at_risk) k.supported = e.duration[r];
+      if (e.at_risk[r] >= min_at_risk) k.supported = step_of(e.duration[r], grid);
     if (e.n_exits == 0 || !(resolved > 0.0)) k.supported = -1;
-    // The empirical part is dense in ticks: cap it (beyond, the constant-hazard tail takes over).
-    k.supported = std::min<std::int64_t>(k.supported, max_kernel_ticks - 1);
+    // The empirical part is dense in steps: cap it (beyond, the constant-hazard tail takes over).
+    k.supported = std::min<std::int64_t>(k.supported, max_kernel_steps - 1);
     const auto len = static_cast<std::size_t>(k.supported + 1);
     k.mass.assign(len * w, 0.0);
-    // Mass at tick t: probability[c] * resolved * (share of code c's resolved exits at t), i.e.
-    // the Aalen-Johansen increment dF_c(t) rescaled only by the prior's smoothing; codes without
-    // exits of their own (prior mass only) take the all-cause exit shape. The unresolved mass
-    // (stays still open after the last exit: known to last longer than the exits seen) is not
-    // spread over the observed exit times: it stays in the tail, beyond the supported ticks.
-    for (std::size_t r = 0; r < rows && e.duration[r] <= k.supported; ++r) {
-      const auto t = static_cast<std::size_t>(e.duration[r]);
+    // Mass at step t: probability[c] * resolved * (share of code c's resolved exits at the
+    // durations of step t), i.e. the Aalen-Johansen increment dF_c rescaled only by the prior's
+    // smoothing; codes without exits of their own (prior mass only) take the all-cause exit shape.
+    // The unresolved mass (stays still open after the last exit: known to last longer than the
+    // exits seen) is not spread over the observed exit times: it stays in the tail, beyond the
+    // supported steps. The rows are the distinct durations, so this adds up each step's ticks
+    // without a per-tick array.
+    for (std::size_t r = 0; r < rows && step_of(e.duration[r], grid) <= k.supported; ++r) {
+      const auto t = static_cast<std::size_t>(step_of(e.duration[r], grid));
       const double s_prev = r == 0 ? 1.0 : e.survival[r - 1];
       const double all_share = (s_prev - e.survival[r]) / resolved;
       for (std::size_t c = 0; c < codes; ++c) {
@@ -105,22 +134,25 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
       k.tail_mass[j] = std::max(0.0, p[j] - used);
       tail_total += k.tail_mass[j];
     }
-    // Constant hazard fitted to the last stretch of supported ticks (the later half), and the
-    // destination mix of the exits there.
+    // Constant hazard per step fitted to the last stretch of supported steps (the later half):
+    // exits there over person-steps at risk (the geometric law's estimate on the grid itself, so
+    // a fine tick and a tick of one step agree on step-aligned data), and the destination mix of
+    // the exits there.
     const auto d = exits_by_row(e);
-    const std::int64_t hi = k.supported >= 0 ? k.supported : (rows ? e.duration.back() : 0);
+    const std::int64_t hi = k.supported >= 0 ? k.supported : (rows ? step_of(e.duration.back(), grid) : 0);
     const std::int64_t lo = k.supported >= 0 ? k.supported / 2 : 0;
     double exits_w = 0.0;
     std::vector<double> mix_w(w, 0.0);
     for (std::size_t r = 0; r < rows; ++r) {
-      if (e.duration[r] < lo || e.duration[r] > hi) continue;
+      const std::int64_t step = step_of(e.duration[r], grid);
+      if (step < lo || step > hi) continue;
       exits_w += d[r];
       for (std::size_t c = 0; c < codes; ++c) {
         const double prev_c = r == 0 ? 0.0 : e.incidence[(r - 1) * codes + c];
         mix_w[f.outcome_column(static_cast<stage_code>(c))] += e.incidence[r * codes + c] - prev_c;
       }
     }
-    const double exposure = person_ticks(e, lo, hi);
+    const double exposure = person_steps(e, lo, hi, grid);
     // No exit over a stretch with stays at risk: the rate is small, not unknown (half an exit over
     // the exposure, rather than a month's fallback that would close zombie deals within weeks).
     k.tail_hazard =
@@ -132,7 +164,7 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
     // pseudo-exits, so a handful of late exits cannot make a destination certain.
     double late_exits = 0.0;
     for (std::size_t r = 0; r < rows; ++r)
-      if (e.duration[r] > k.supported) late_exits += d[r];
+      if (step_of(e.duration[r], grid) > k.supported) late_exits += d[r];
     for (std::size_t j = 0; j < w; ++j) {
       const double late =
           tail_total > 0.0 ? k.tail_mass[j] / tail_total : (mix_total > 0.0 ? mix_w[j] / mix_total : p[j]);
@@ -140,9 +172,13 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
       k.tail_mix[j] = (late_weight * late + min_at_risk * p[j]) / (late_weight + min_at_risk);
     }
 
-    // Stale policy: whatever is still in the stage at stale_after_ticks is lost then.
-    if (stale_after_ticks) {
-      const std::int64_t cap = std::max<std::int64_t>(0, *stale_after_ticks);
+    // Stale policy: whatever is still in the stage at stale_after_steps is lost then.
+    if (stale_after_steps) {
+      if (*stale_after_steps > max_kernel_steps)
+        throw invalid_options("stale_after_days reaches " + std::to_string(*stale_after_steps) +
+                              " grid steps, at most " + std::to_string(max_kernel_steps) +
+                              " are supported (179 years on the default one-day grid)");
+      const std::int64_t cap = std::max<std::int64_t>(0, *stale_after_steps);
       const auto cap_len = static_cast<std::size_t>(cap + 1);
       std::vector<double> mass(cap_len * w, 0.0);
       double beyond = 0.0;

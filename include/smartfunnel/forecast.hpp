@@ -25,8 +25,17 @@ struct forecast_options {
   /// The period as instants [start, end): callers turn calendar days in a time zone into these.
   time_point start = 0;
   time_point end = 0;
-  /// A deal still in a stage this many days after entering it counts as lost then.
+  /// A deal still in a stage this many days after entering it counts as lost then (whole grid
+  /// steps: floor(days / step)).
   std::optional<double> stale_after_days;
+  /// Step of the grid the time-bounded recursion runs on, in days, rounded to whole ticks of the
+  /// fit (at least one). Default: one day, or the fit's tick when it is coarser. Whatever the
+  /// fit's tick, the kernels are the fit's estimates added up over each step, deal ages and the
+  /// period bounds are whole steps from as_of, and the recursion reaches at most
+  /// semi_markov::max_horizon_steps steps. A finer grid (e.g. 1/24: hours) with a fine tick
+  /// rounds durations less (moves faster than a step count as taking none) at the cost of
+  /// (steps)^2 work; a coarser one speeds up very long periods.
+  std::optional<double> grid_days;
   /// Score each deal with its own group's model (the deepest fitted group it belongs to).
   bool use_groups = true;
   /// Exact distribution: cells of the lattice over mean +- lattice_sd standard deviations.
@@ -167,6 +176,7 @@ struct arrivals_forecast {
 
 struct forecast_result {
   time_point as_of = 0, start = 0, end = 0;
+  std::int64_t grid_ticks = 1; ///< ticks of the fit in one step of the recursion's grid
   deal_forecasts deals;
   /// Wins already booked in [start, as_of]: dense opportunity index, amount, time.
   std::vector<std::size_t> realised_opportunity;

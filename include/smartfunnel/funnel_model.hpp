@@ -55,17 +55,26 @@ public:
   [[nodiscard]] std::optional<std::size_t> find_group(const std::vector<std::string>& key) const;
 
   /// P(eventually won) for a deal in open stage `stage` that has already spent `age_ticks` ticks
-  /// there: the destination mix of the semi-Markov kernel conditioned on that age, through the
-  /// chain. At age 0 it is the stage's win probability B.
+  /// there: the destination mix of the semi-Markov kernel conditioned on that age (in whole steps
+  /// of the default grid, see grid_ticks()), through the chain. At age 0 it is the stage's win
+  /// probability B.
   [[nodiscard]] double p_win(stage_code stage, double age_ticks, std::size_t group = 0) const;
   /// Vectorised p_win; codes that are not open stages give NaN, terminal Won 1 and Lost 0.
   void p_win(std::span<const std::int32_t> stage, std::span<const double> age_ticks, std::span<double> out,
              std::size_t group = 0) const;
-  /// Time-bounded, vectorised: P(won within horizon_ticks[i] ticks from now). A NaN horizon means
-  /// no bound (eventually won). Terminal Won gives 1 and Lost 0 whatever the horizon.
+  /// Time-bounded, vectorised: P(won within horizon_ticks[i] ticks from now), by the recursion on
+  /// a grid of `grid_ticks` ticks (0: the default grid, one day or the tick when coarser). Ages
+  /// and horizons are taken to whole grid steps (floored): a deal a steps old is won within h
+  /// steps. A NaN horizon means no bound (eventually won). Terminal Won gives 1 and Lost 0
+  /// whatever the horizon. Throws invalid_options past semi_markov::max_horizon_steps steps.
   void p_win(std::span<const std::int32_t> stage, std::span<const double> age_ticks,
-             std::span<const double> horizon_ticks, std::span<double> out, std::size_t group = 0) const;
-  /// The semi-Markov process of a group (kernels per stage, tick-grid recursion).
+             std::span<const double> horizon_ticks, std::span<double> out, std::size_t group = 0,
+             std::int64_t grid_ticks = 0) const;
+  /// Ticks in one step of the default grid of the time-bounded probabilities.
+  [[nodiscard]] std::int64_t grid_ticks() const {
+    return semi_markov::default_grid_ticks(options().tick_seconds);
+  }
+  /// The semi-Markov process of a group (kernels per stage, grid recursion, default grid).
   [[nodiscard]] const semi_markov& process(std::size_t group = 0) const { return processes_.at(group); }
 
   /// Merges models fitted on disjoint sets of opportunities (same funnel and options).

@@ -1,9 +1,15 @@
 #pragma once
 /// \file semi_markov.hpp
-/// The semi-Markov process of a fitted funnel on the tick grid: for each open stage, the joint
-/// distribution of (destination, ticks in the stage) from the same Aalen-Johansen estimates as the
-/// fit, with a constant-hazard tail beyond the ages the data supports. It drives the time-bounded
-/// win probabilities: P(a deal in stage s, already a ticks in it, is won within h ticks).
+/// The semi-Markov process of a fitted funnel on a grid of whole steps (one day by default, or the
+/// fit's tick when that is coarser): for each open stage, the joint distribution of (destination,
+/// grid steps in the stage) from the same Aalen-Johansen estimates as the fit, aggregated over each
+/// step, with a constant-hazard tail beyond the steps the data supports. It drives the
+/// time-bounded win probabilities: P(a deal in stage s, already a steps in it, is won within h
+/// steps). A step is grid_ticks() ticks of the fit; with a one-day tick, steps are ticks.
+///
+/// Durations, ages and horizons are taken to steps by flooring (a stay of d ticks lasts d / G whole
+/// steps; an age of a ticks is a / G whole steps), the same rounding a fit on a tick of one step
+/// makes: histories whose events fall on step boundaries give the same results whatever the tick.
 
 #include "smartfunnel/fit_options.hpp"
 #include "smartfunnel/funnel.hpp"
@@ -17,14 +23,17 @@ namespace smartfunnel {
 
 struct group_fit;
 
-/// The kernel of one open stage. Destinations are outcome columns: open stages, then Won, Lost.
+/// The kernel of one open stage on the grid. Destinations are outcome columns: open stages, then
+/// Won, Lost.
 ///
-/// P(D = t, K = j) = mass[t * width + j] for t <= supported; beyond it the remaining mass of each
-/// destination, tail_mass[j], leaves at the constant hazard tail_hazard per tick:
+/// P(D = t, K = j) = mass[t * width + j] for t <= supported, D the whole grid steps spent in the
+/// stage (the mass of every tick of step t added up); beyond it the remaining mass of each
+/// destination, tail_mass[j], leaves at the constant hazard tail_hazard per step:
 /// P(D = supported + i, K = j) = tail_mass[j] * hazard * (1 - hazard)^(i - 1), i >= 1.
 /// Summed over t, destination j has total probability p_j, the smoothed transition probability.
+/// The kernel is dense in steps only (never in ticks): at most max_kernel_steps rows.
 struct stage_kernel {
-  std::int64_t supported = -1; ///< last tick with at least min_at_risk stays at risk (-1: none)
+  std::int64_t supported = -1; ///< last step with at least min_at_risk stays at risk (-1: none)
   std::vector<double> mass;    ///< (supported + 1) x width
   std::vector<double> tail_mass;
   double tail_hazard = 1.0;
@@ -37,33 +46,54 @@ struct stage_kernel {
 /// The kernels of every open stage of one group, with the win probabilities B of its chain.
 class semi_markov {
 public:
-  /// The empirical part of a kernel covers at most this many ticks (beyond: the tail), and the
-  /// recursion reaches at most max_horizon_ticks ahead (invalid_options past it): 179 years in
-  /// days, so only a fine tick (seconds) meets the limits.
-  static constexpr std::int64_t max_kernel_ticks = std::int64_t{1} << 16;
-  static constexpr std::int64_t max_horizon_ticks = std::int64_t{1} << 16;
+  /// The empirical part of a kernel covers at most this many grid steps (beyond: the tail), and
+  /// the recursion reaches at most max_horizon_steps ahead (invalid_options past it): 179 years on
+  /// the default one-day grid, whatever the fit's tick.
+  static constexpr std::int64_t max_kernel_steps = std::int64_t{1} << 16;
+  static constexpr std::int64_t max_horizon_steps = std::int64_t{1} << 16;
+  /// The same limits under their former names (a step is a tick with a one-day tick).
+  static constexpr std::int64_t max_kernel_ticks = max_kernel_steps;
+  static constexpr std::int64_t max_horizon_ticks = max_horizon_steps;
 
-  /// Builds the kernels of a fitted group. With stale_after_ticks, a deal still in a stage at that
-  /// age counts as lost then (the mass beyond moves to Lost at that tick).
+  /// Ticks of `tick_seconds` in a grid step of `days` days: the nearest whole number, at least
+  /// one (a grid is never finer than the fit's tick). Throws invalid_options unless
+  /// 0 < days <= 366.
+  [[nodiscard]] static std::int64_t grid_ticks_for(double days, std::int64_t tick_seconds);
+  /// The default grid: one day, or the tick when it is coarser (grid_ticks_for(1, tick)).
+  [[nodiscard]] static std::int64_t default_grid_ticks(std::int64_t tick_seconds) {
+    return grid_ticks_for(1.0, tick_seconds);
+  }
+
+  /// Builds the kernels of a fitted group on a grid of `grid_ticks` ticks (0: the default grid),
+  /// adding up the estimates' mass over each step while reading them (no dense per-tick array).
+  /// With stale_after_steps, a deal still in a stage at that age (in steps) counts as lost then
+  /// (the mass beyond moves to Lost at that step); at most max_kernel_steps.
   static semi_markov from_group(const funnel& f, const group_fit& g, const fit_options& options,
-                                std::optional<std::int64_t> stale_after_ticks = std::nullopt);
+                                std::optional<std::int64_t> stale_after_steps = std::nullopt,
+                                std::int64_t grid_ticks = 0);
 
+  /// Ticks of the fit in one grid step.
+  [[nodiscard]] std::int64_t grid_ticks() const noexcept { return grid_ticks_; }
+  /// Whole grid steps in `ticks` ticks (floored; negative and NaN give 0, huge values saturate
+  /// at 2^62 so they can still be compared with the limits).
+  [[nodiscard]] std::int64_t steps(double ticks) const noexcept;
   [[nodiscard]] std::size_t n_open() const noexcept { return n_open_; }
   [[nodiscard]] std::size_t width() const noexcept { return n_open_ + 2; }
   [[nodiscard]] const stage_kernel& kernel(std::size_t stage) const { return stages_.at(stage); }
 
-  /// First step of a deal in `stage` at age `age` ticks: out[i * width + j] = P(leaves in i ticks
+  /// Ages and horizons below are in grid steps.
+  /// First step of a deal in `stage` at age `age` steps: out[i * width + j] = P(leaves in i steps
   /// from now, to j | still there at age), for i = 0..horizon. The rest leaves after the horizon.
   void first_step(std::size_t stage, std::int64_t age, std::int64_t horizon, std::vector<double>& out) const;
 
   /// P(destination j | still in `stage` at age `age`), j over outcome columns.
   [[nodiscard]] std::vector<double> destination_given_age(std::size_t stage, std::int64_t age) const;
 
-  /// won[h * n_open + s] = P(won within h ticks | just entered s), h = 0..horizon (day-grid
-  /// recursion; moves of zero ticks are solved within the tick as a linear system).
+  /// won[h * n_open + s] = P(won within h steps | just entered s), h = 0..horizon (grid
+  /// recursion; moves that take less than a step are solved within the step as a linear system).
   [[nodiscard]] std::vector<double> won_within(std::int64_t horizon) const;
 
-  /// P(won within `horizon` ticks) for a deal in `stage` at age `age`, given won_within(horizon).
+  /// P(won within `horizon` steps) for a deal in `stage` at age `age`, given won_within(horizon).
   [[nodiscard]] double p_win_within(std::size_t stage, std::int64_t age, std::int64_t horizon,
                                     const std::vector<double>& won, std::vector<double>& scratch) const;
   /// P(eventually won) for a deal in `stage` at age `age`: the limit of p_win_within.
@@ -74,6 +104,7 @@ public:
 
 private:
   std::size_t n_open_ = 0;
+  std::int64_t grid_ticks_ = 1;
   std::vector<stage_kernel> stages_;
   std::vector<double> win_ever_;
 };

@@ -388,7 +388,7 @@ class FunnelModel:
         stage: typing.SupportsInt | typing.SupportsIndex,
     ) -> dict:
         """
-        The semi-Markov kernel of a stage (outcome columns).
+        The semi-Markov kernel of a stage on the default grid (outcome columns, grid steps).
         """
     def p_win(
         self,
@@ -402,7 +402,11 @@ class FunnelModel:
         age_ticks: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
         horizon_ticks: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
         group: typing.SupportsInt | typing.SupportsIndex = 0,
-    ) -> numpy.typing.NDArray[numpy.float64]: ...
+        grid_ticks: typing.SupportsInt | typing.SupportsIndex = 0,
+    ) -> numpy.typing.NDArray[numpy.float64]:
+        """
+        P(won within horizon_ticks) by the recursion on a grid of grid_ticks ticks (0: default).
+        """
     def quantile(
         self,
         group: typing.SupportsInt | typing.SupportsIndex,
@@ -424,12 +428,20 @@ class FunnelModel:
     def won_within(
         self,
         group: typing.SupportsInt | typing.SupportsIndex,
-        horizon_ticks: typing.SupportsInt | typing.SupportsIndex,
-    ) -> numpy.typing.NDArray[numpy.float64]: ...
+        horizon_steps: typing.SupportsInt | typing.SupportsIndex,
+    ) -> numpy.typing.NDArray[numpy.float64]:
+        """
+        won[h, s] = P(won within h steps of the default grid | just entered s), h = 0..horizon_steps.
+        """
     @property
     def as_of(self) -> int: ...
     @property
     def funnel(self) -> Funnel: ...
+    @property
+    def grid_ticks(self) -> int:
+        """
+        Ticks in one step of the default grid of the time-bounded recursion.
+        """
     @property
     def group_keys(self) -> list[list[str]]: ...
     @property
@@ -584,6 +596,7 @@ def forecast(
     arrivals_lookback_days: typing.SupportsFloat | typing.SupportsIndex = 180.0,
     arrivals_by: str = "",
     parameter_draws: typing.SupportsInt | typing.SupportsIndex = 0,
+    grid_days: typing.SupportsFloat | typing.SupportsIndex | None = None,
 ) -> dict:
     """
     Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.

@@ -784,6 +784,7 @@ def forecast(
     parameter_uncertainty: bool = False,
     parameter_draws: int = 50,
     split_every: int = 8,
+    grid_days: float | None = None,
 ) -> DaskForecast:
     """Forecast the revenue won in ``[start, end]`` from a Dask event log: the same result as
     :func:`smartfunnel.forecast` of the same events.
@@ -836,6 +837,7 @@ def forecast(
         arrivals_lookback_days=arrivals_lookback_days,
         arrivals_by=arrivals_by or "",
         parameter_draws=draws,
+        grid_days=grid_days,
     )
     sd = 8.0
     # The local baseline's exact distribution is on the core's default lattice.

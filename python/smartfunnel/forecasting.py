@@ -48,12 +48,14 @@ def forecast(
     probabilities: str | Mapping[str, float] = "time_bounded",
     parameter_uncertainty: bool = False,
     parameter_draws: int = 50,
+    grid_days: float | None = None,
 ) -> Forecast:
     """Forecast the revenue won in the period ``[start, end]`` (whole days in `tz`, end inclusive).
 
     Each open deal's probability of being won inside the period comes from the semi-Markov model
-    of the fit (its stage, and how long it has been there), by a deterministic day-grid
-    recursion. Wins already booked between `start` and `as_of` count as realised.
+    of the fit (its stage, and how long it has been there), by a deterministic recursion on a
+    grid of whole days, whatever the fit's tick (see `grid_days`). Wins already booked between
+    `start` and `as_of` count as realised.
 
     Parameters
     ----------
@@ -73,7 +75,13 @@ def forecast(
         Add wins from deals not created yet (compound Poisson from the creation rate over the
         last `arrivals_lookback_days`, per `arrivals_by` value when given).
     stale_after_days : float, optional
-        A deal still in a stage this long after entering it counts as lost.
+        A deal still in a stage this long after entering it counts as lost (whole grid steps).
+    grid_days : float, optional
+        Step of the recursion's grid in days (rounded to whole ticks of the fit, at least one).
+        Default: one day, or the fit's tick when it is coarser. Durations, deal ages and the
+        period bounds count in whole steps from `as_of`; moves faster than a step count as taking
+        none. With a fine tick (seconds), ``grid_days=1/24`` rounds less at (24x the steps)^2
+        the work; a week speeds up very long periods. At most 65,536 steps ahead.
     use_groups : bool
         Score each deal with its own group's rows when the model was fitted with groups.
     progress : callable, optional
@@ -114,6 +122,7 @@ def forecast(
         arrivals_lookback_days=arrivals_lookback_days,
         arrivals_by=arrivals_by or "",
         parameter_draws=parameter_draws if parameter_uncertainty else 0,
+        grid_days=grid_days,
     )
     if not (isinstance(probabilities, str) and probabilities == "time_bounded"):
         raw = _with_baseline(raw, model, probabilities, scenarios, seed, threads, log)
@@ -375,7 +384,8 @@ class Forecast:
 
     def win_date_distribution(self, opportunity_id: Any) -> pd.Series:
         """P(the open deal is won by the end of each day of the period), a cumulative Series
-        indexed by date (from as_of's day to the period end), from the same recursion."""
+        indexed by date (from as_of's day to the period end), from the same recursion (one entry
+        per step of the forecast's grid: per day by default)."""
         r = self._raw
         ids = self._log.opportunity_ids()[np.asarray(r["opportunity"], dtype=np.int64)]
         where = np.flatnonzero(ids.astype(str) == str(opportunity_id))
@@ -385,13 +395,14 @@ class Forecast:
             )
         i = int(where[0])
         tick = self._model.core.options.tick_seconds
+        grid = int(r.get("grid_ticks", self._model.core.grid_ticks))
         end_instant = int((self.end + pd.Timedelta(days=1)).tz_convert("UTC").value // 10**9)
-        h_end = (end_instant - 1 - int(r["as_of"])) // tick
-        horizons = np.arange(h_end + 1, dtype=np.float64)
+        h_end = (end_instant - 1 - int(r["as_of"])) // (tick * grid)  # whole grid steps
+        horizons = np.arange(h_end + 1, dtype=np.float64) * grid  # in ticks
         stage = np.full(len(horizons), int(r["stage"][i]), dtype=np.int32)
         age = np.full(len(horizons), float(r["age_ticks"][i]))
         g = int(r["group"][i])
-        p = np.asarray(self._model.core.p_win_within(stage, age, horizons, g))
+        p = np.asarray(self._model.core.p_win_within(stage, age, horizons, g, grid))
         dates = (
             (self.as_of + pd.to_timedelta(horizons * tick, unit="s"))
             .tz_convert(self.tz)

@@ -425,21 +425,26 @@ class FunnelModel:
         Stages may be names or codes; Won gives 1, Lost 0. Without a horizon the probability is
         P(eventually won) given the age (the destination mix of the semi-Markov kernel conditioned
         on the age, through the chain); with `horizon_days` (scalar or array, NaN for none) it is
-        the time-bounded probability from the same kernel by the day-grid recursion.
+        the time-bounded probability from the same kernel by the day-grid recursion. Whatever
+        the fit's tick, ages and horizons count in whole days (floored; in whole ticks when the
+        tick is coarser than a day), up to 65,536 days ahead.
         """
         st = np.atleast_1d(np.asarray(stage))
         if st.dtype.kind in "OUS":
             f = self.funnel
             st = np.array([f.code_of(str(x)) for x in st], dtype=np.int32)
         st = st.astype(np.int32)
+        # Days to ticks as days * 86400 / tick: whole days stay whole numbers of ticks (dividing by
+        # the tick in days, 1/86400 for seconds, could land an ulp below and floor a day short).
+        tick = float(self._m.options.tick_seconds)
         age = np.ascontiguousarray(
-            np.broadcast_to(np.asarray(age_days, dtype=np.float64), st.shape) / self._tick_days
+            np.broadcast_to(np.asarray(age_days, dtype=np.float64), st.shape) * 86400.0 / tick
         )
         g = self._group(group)
         if horizon_days is None:
             return np.asarray(self._m.p_win(st, age, g))
         horizon = np.ascontiguousarray(
-            np.broadcast_to(np.asarray(horizon_days, dtype=np.float64), st.shape) / self._tick_days
+            np.broadcast_to(np.asarray(horizon_days, dtype=np.float64), st.shape) * 86400.0 / tick
         )
         return np.asarray(self._m.p_win_within(st, age, horizon, g))
 

@@ -76,7 +76,8 @@ def plan(
     )
     targets = _split(target, reps, expected)
     t0, t1 = _day_bounds(start, end, tz)
-    tick = grouped.core.options.tick_seconds
+    # Seconds in one step of the model's grid (won_within counts whole steps: days by default).
+    tick = grouped.core.options.tick_seconds * grouped.core.grid_ticks
     t = int(when.value // 10**9)
     h_end = (t1 - 1 - t) // tick
     h_start = (t0 - 1 - t) // tick if t0 > t else -1
