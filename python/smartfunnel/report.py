@@ -29,6 +29,7 @@ from .forecasting import Forecast, forecast
 from .model import FitOptions, FunnelModel, fit
 
 ProgressCallback = Callable[[float], bool]
+_STALLED_SHOWN = 50  # stalled deals listed in the page; the rest in a folded table
 
 
 @dataclasses.dataclass(eq=False)
@@ -1325,18 +1326,21 @@ def render_html(report: Report, full_document: bool = True) -> str:
             f"p{r.stalled_quantile * 100:.0f} of its time in stage (or, where that lies beyond "
             "the data, than every stay that left the stage), largest first.</p>"
         )
-        body += _table(
-            st,
-            "table-stalled",
-            [
-                ("deal", "opportunity_id", "text"),
-                ("rep", "owner", "text"),
-                ("stage", "stage", "text"),
-                ("days in stage", "age_days", "days"),
-                ("amount", "amount", "money"),
-                ("why", "reasons", "text"),
-            ],
-        )
+        stalled_cols: list[Column] = [
+            ("deal", "opportunity_id", "text"),
+            ("rep", "owner", "text"),
+            ("stage", "stage", "text"),
+            ("days in stage", "age_days", "days"),
+            ("amount", "amount", "money"),
+            ("why", "reasons", "text"),
+        ]
+        shown = st.head(_STALLED_SHOWN)
+        body += _table(shown, "table-stalled", stalled_cols)
+        if len(st) > len(shown):  # the rest folded away: a page a manager can scroll
+            body += (
+                f"<details><summary>the other {len(st) - len(shown):,} stalled deals</summary>"
+                f"{_table(st.iloc[len(shown) :], 'table-stalled-more', stalled_cols)}</details>"
+            )
         parts.append(_section("stalled", "Stalled deals", body))
     else:
         parts.append(
