@@ -5,6 +5,7 @@
 
 #include "smartfunnel/funnel.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -60,8 +61,16 @@ struct field_history {
   [[nodiscard]] std::optional<T> at(std::size_t opp, time_point t) const {
     if (offset.empty()) return std::nullopt;
     std::uint64_t lo = offset[opp], hi = offset[opp + 1];
+    // Changes per opportunity are usually few, where a short scan is fastest; a deal with many
+    // (a nightly sync rewriting its amount for years) gets a binary search. Both find the last
+    // change at or before t (the last of several at the same time).
+    if (hi - lo > 16) {
+      const auto first = time.begin() + static_cast<std::ptrdiff_t>(lo);
+      const auto after = std::upper_bound(first, time.begin() + static_cast<std::ptrdiff_t>(hi), t);
+      if (after == first) return std::nullopt;
+      return value[static_cast<std::size_t>(after - time.begin()) - 1];
+    }
     std::optional<T> out;
-    // Changes per opportunity are few; a short scan beats a binary search in practice.
     for (auto i = lo; i < hi && time[i] <= t; ++i) out = value[i];
     return out;
   }
