@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
+#include <span>
 
 namespace smartfunnel {
 
@@ -139,6 +141,97 @@ void merge_changes(field_history<T>& h, std::size_t n_opp, std::vector<pending_c
   h = std::move(out);
 }
 
+// Hints the cache to fetch a line about to be written (no effect on results).
+inline void prefetch_write(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 1);
+#else
+  (void)p;
+#endif
+}
+
+// Dense indices of integer opportunity ids in order of first appearance. Ids spanning a range no
+// wider than twice the row count (auto-increment keys, the usual case) use a direct table of 4
+// bytes per value of the range (at most 8 per row, less than the hash table) and one small
+// lookup per row; other ids use an open-addressing hash table. Either way the ids are listed by
+// dense index.
+class int_id_index {
+public:
+  explicit int_id_index(std::span<const std::int64_t> ids) {
+    if (ids.empty()) return;
+    std::int64_t lo = ids[0], hi = ids[0];
+    for (const auto id : ids) {
+      lo = std::min(lo, id);
+      hi = std::max(hi, id);
+    }
+    const auto span = static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo);
+    if (span < 2 * static_cast<std::uint64_t>(ids.size()) + 4096) {
+      base_ = lo;
+      table_.assign(span + 1, none);
+      ids_.reserve(std::min<std::uint64_t>(ids.size(), span + 1));
+    } else {
+      hash_ = detail::flat_int_map(ids.size() / 4);
+      hashed_ = true;
+    }
+  }
+  [[nodiscard]] bool hashed() const noexcept { return hashed_; }
+  /// Hints the cache to fetch the entry of `id` (call the one matching hashed(): GCC 12 drops
+  /// both prefetches of a function choosing between them).
+  void prefetch_hashed(std::int64_t id) const noexcept { hash_.prefetch(id); }
+  void prefetch_direct(std::int64_t id) const noexcept {
+    prefetch_write(table_.data() + (static_cast<std::uint64_t>(id) - static_cast<std::uint64_t>(base_)));
+  }
+  /// The dense index of `id`, assigning the next one when it is new.
+  std::uint32_t intern(std::int64_t id) {
+    if (!hashed_) {
+      auto& slot = table_[static_cast<std::uint64_t>(id) - static_cast<std::uint64_t>(base_)];
+      if (slot == none) {
+        slot = static_cast<std::uint32_t>(ids_.size());
+        ids_.push_back(id);
+      }
+      return slot;
+    }
+    if (id == last_id_ && !ids_.empty()) return last_dense_; // rows of one id often come together
+    auto [dense, inserted] = hash_.try_emplace(id, static_cast<std::uint32_t>(ids_.size()));
+    if (inserted) ids_.push_back(id);
+    last_id_ = id;
+    last_dense_ = dense;
+    return dense;
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return ids_.size(); }
+  /// The ids by dense index (moved out, without spare capacity).
+  std::vector<std::int64_t> take_ids() {
+    ids_.shrink_to_fit();
+    return std::move(ids_);
+  }
+
+private:
+  static constexpr std::uint32_t none = 0xffffffffu;
+  std::int64_t base_ = 0;
+  std::vector<std::uint32_t> table_;
+  detail::flat_int_map hash_{0};
+  bool hashed_ = false;
+  std::int64_t last_id_ = 0;
+  std::uint32_t last_dense_ = 0;
+  std::vector<std::int64_t> ids_;
+};
+
+// Sorts a short range stably by `less` (insertion sort: no allocation; an opportunity's rows are
+// few), a long one with std::stable_sort.
+template <class It, class Less>
+void stable_sort_small(It b, It e, Less less) {
+  if (e - b > 32) {
+    if (!std::is_sorted(b, e, less)) std::stable_sort(b, e, less);
+    return;
+  }
+  for (auto i = b; i != e; ++i) {
+    auto x = *i;
+    auto j = i;
+    for (; j > b && less(x, *(j - 1)); --j) *j = *(j - 1);
+    *j = x;
+  }
+}
+
 } // namespace
 
 event_log event_log::from_columns(const smartfunnel::funnel& f, const event_columns& c,
@@ -181,7 +274,7 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
   // Pass 1: per-row checks and interning of opportunities (dense ids in order of appearance).
   std::vector<std::uint32_t> opp(n);
   std::vector<std::uint8_t> keep(n, 1);
-  detail::flat_int_map int_index(names ? 0 : n / 4);
+  int_id_index int_index(names ? std::span<const std::int64_t>{} : c.opportunity);
   std::vector<std::int64_t> name_index(names ? c.opportunity_names.size() : 0, -1);
   // A name listed more than once is one opportunity: every code maps to its name's first code.
   std::vector<std::size_t> name_first(name_index.size());
@@ -192,12 +285,8 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
       name_first[i] = first.try_emplace(c.opportunity_names[i], i).first->second;
   }
   std::uint32_t n_opp = 0;
-  bool have_last = false;
-  std::int64_t last_id = 0;
-  std::uint32_t last_dense = 0;
   constexpr std::size_t prefetch_distance = 16;
   for (std::size_t r = 0; r < n; ++r) {
-    if (!names && r + prefetch_distance < n) int_index.prefetch(c.opportunity[r + prefetch_distance]);
     const auto row = static_cast<std::int64_t>(r);
     bool ok = true;
     auto bad = [&](const char* column, const std::string& why, bool stage_error = false) {
@@ -250,16 +339,22 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
       auto& slot = name_index[name_first[static_cast<std::size_t>(oc)]];
       if (slot < 0) slot = n_opp++;
       opp[r] = static_cast<std::uint32_t>(slot);
-    } else if (have_last && oc == last_id) {
-      opp[r] = last_dense; // rows of one opportunity usually come together: skip the hash
-    } else {
-      auto [dense, inserted] = int_index.try_emplace(oc, n_opp);
-      if (inserted) ++n_opp;
-      opp[r] = dense;
-      have_last = true;
-      last_id = oc;
-      last_dense = dense;
     }
+  }
+  if (!names) {
+    // Integer ids are interned in a loop of their own: short, so many prefetched lookups are in
+    // flight at once.
+    auto intern_rows = [&](auto prefetch) {
+      for (std::size_t r = 0; r < n; ++r) {
+        if (r + prefetch_distance < n) prefetch(c.opportunity[r + prefetch_distance]);
+        if (keep[r]) opp[r] = int_index.intern(c.opportunity[r]);
+      }
+    };
+    if (int_index.hashed())
+      intern_rows([&](std::int64_t id) { int_index.prefetch_hashed(id); });
+    else
+      intern_rows([&](std::int64_t id) { int_index.prefetch_direct(id); });
+    n_opp = static_cast<std::uint32_t>(int_index.size());
   }
 
   // Opportunity ids by dense index.
@@ -268,8 +363,7 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
     for (std::size_t i = 0; i < name_index.size(); ++i)
       if (name_index[i] >= 0) log.str_ids_[static_cast<std::size_t>(name_index[i])] = c.opportunity_names[i];
   } else {
-    log.int_ids_.resize(n_opp);
-    int_index.for_each([&](std::int64_t id, std::uint32_t dense) { log.int_ids_[dense] = id; });
+    log.int_ids_ = int_index.take_ids();
   }
 
   // Static per-opportunity values: created time and attributes, constant per opportunity.
@@ -323,9 +417,10 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
   }
 
   // Pass 2: order rows by (opportunity, time, input row): a counting sort by opportunity that
-  // scatters compact records (time, row, stage), then a stable sort by time within each
-  // opportunity (usually already sorted). Later passes read the records sequentially instead of
-  // gathering the caller's columns in random order.
+  // scatters compact records (time, row, stage); pass 3 then sorts each opportunity's records by
+  // time (stably, usually few and often sorted already) just before reading them. Later passes read
+  // the records sequentially instead of gathering the caller's columns in random order. The
+  // random accesses (counts, scatter) are prefetched a few rows ahead.
   if (n > std::numeric_limits<std::uint32_t>::max())
     throw data_error(-1, "opportunity", "at most 4294967295 rows per call, got " + std::to_string(n));
   struct record {
@@ -334,30 +429,33 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
     stage_code code;
   };
   std::vector<std::pair<std::int64_t, std::uint32_t>> sorted_ids; // for the changes table
-  std::vector<std::uint64_t> start(static_cast<std::size_t>(n_opp) + 1, 0);
-  for (std::size_t r = 0; r < n; ++r)
+  std::vector<std::uint32_t> start(static_cast<std::size_t>(n_opp) + 1, 0);
+  for (std::size_t r = 0; r < n; ++r) {
+    if (r + prefetch_distance < n) prefetch_write(start.data() + opp[r + prefetch_distance] + 1);
     if (keep[r]) ++start[opp[r] + 1];
+  }
   std::partial_sum(start.begin(), start.end(), start.begin());
-  std::vector<record> order(start.back());
+  const std::size_t n_kept = start.back();
+  // Every record is written by the scatter below: no zero-filling first.
+  const std::unique_ptr<record[]> order(new record[n_kept]);
   {
-    std::vector<std::uint64_t> fill(start.begin(), start.end() - 1);
-    for (std::size_t r = 0; r < n; ++r)
+    std::vector<std::uint32_t> fill(start.begin(), start.end() - 1);
+    for (std::size_t r = 0; r < n; ++r) {
+      if (r + 2 * prefetch_distance < n) prefetch_write(fill.data() + opp[r + 2 * prefetch_distance]);
+      if (const auto ahead = r + prefetch_distance; ahead < n && keep[ahead])
+        prefetch_write(order.get() + fill[opp[ahead]]);
       if (keep[r])
         order[fill[opp[r]]++] = {c.time[r], static_cast<std::uint32_t>(r),
                                  static_cast<stage_code>(stage_map[static_cast<std::size_t>(c.stage[r])])};
+    }
   }
-  for (std::uint32_t o = 0; o < n_opp; ++o) {
-    auto b = order.begin() + static_cast<std::ptrdiff_t>(start[o]);
-    auto e = order.begin() + static_cast<std::ptrdiff_t>(start[o + 1]);
-    auto by_time = [](const record& x, const record& y) { return x.time < y.time; };
-    if (!std::is_sorted(b, e, by_time)) std::stable_sort(b, e, by_time);
-  }
+  const auto by_time = [](const record& x, const record& y) { return x.time < y.time; };
 
   // Pass 3: per opportunity, collapse duplicates, apply the after-terminal rule, build columns and
   // field histories (changes only).
   log.offset_.assign(static_cast<std::size_t>(n_opp) + 1, 0);
-  log.time_.reserve(order.size());
-  log.stage_.reserve(order.size());
+  log.time_.reserve(n_kept);
+  log.stage_.reserve(n_kept);
   const bool has_amount = !c.amount.empty(), has_owner = !c.owner.empty(), has_close = !c.close_date.empty();
   std::vector<std::uint32_t> owner_map;
   if (has_owner) {
@@ -393,6 +491,7 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
     std::int64_t terminal_row = -1;
     stage_code terminal = 0;
     kept_at_time.clear();
+    stable_sort_small(&order[start[o]], &order[start[o + 1]], by_time);
     for (auto k = start[o]; k < start[o + 1]; ++k) {
       const auto [t, r32, code] = order[k];
       const std::size_t r = r32;

@@ -11,8 +11,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <map>
+#include <random>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace sf = smartfunnel;
@@ -148,6 +153,72 @@ TEST(event_log, sorts_by_opportunity_then_time_then_input_order) {
   EXPECT_EQ(events_of(log, 0), (ev{{day(0), 0}, {day(5), 2}, {day(5), 1}, {day(7), 3}}));
   EXPECT_EQ(events_of(log, 1), (ev{{day(2), 0}, {day(3), 1}}));
   EXPECT_EQ(log.created()[0], day(0)); // the earliest event, not the first row
+}
+
+// Shuffled rows of many opportunities, ids given three ways: compact (a dense range, even at the
+// bottom of the int64 range), sparse (spread over the whole int64 range, extremes included) and
+// compact again with one far-away id. Ingestion must give the same log up to the ids: opportunities
+// in order of first appearance, each one's rows ordered by time then input row. The expectation is
+// built here from the rows with std::map and std::stable_sort.
+TEST(event_log, groups_shuffled_rows_the_same_whatever_the_spread_of_integer_ids) {
+  std::mt19937_64 rng(7);
+  struct row {
+    std::size_t opp;
+    int stage;
+    sf::time_point time;
+  };
+  std::vector<row> rows;
+  const std::size_t n_opp = 3000;
+  for (std::size_t o = 0; o < n_opp; ++o) {
+    // Mostly a few rows; every 500th opportunity has 100 (past the short-range sort).
+    const std::size_t k = o % 500 == 0 ? 100 : 1 + rng() % 6;
+    for (std::size_t j = 0; j < k; ++j)
+      // Open stages only (no terminal rule); times collide often (ties keep input order), and a
+      // tie of equal stages is a duplicate unless the stages differ, so the stage follows j.
+      rows.push_back(
+          {o, static_cast<int>(j % 3), sf::time_point{86400} * static_cast<sf::time_point>(rng() % 8)});
+  }
+  std::shuffle(rows.begin(), rows.end(), rng);
+  // Drop rows repeating (opportunity, stage, time): they would be collapsed as duplicates.
+  {
+    std::set<std::tuple<std::size_t, int, sf::time_point>> seen;
+    std::erase_if(rows, [&](const row& r) { return !seen.insert({r.opp, r.stage, r.time}).second; });
+  }
+  constexpr auto lo = std::numeric_limits<std::int64_t>::min();
+  constexpr auto hi = std::numeric_limits<std::int64_t>::max();
+  const std::vector<std::function<std::int64_t(std::size_t)>> id_kinds = {
+      [](std::size_t o) { return static_cast<std::int64_t>(o) + 1000; },
+      [lo](std::size_t o) { return lo + static_cast<std::int64_t>(o); },
+      [lo, hi](std::size_t o) {
+        return o == 0 ? lo : o == 1 ? hi : static_cast<std::int64_t>(o * 0x9E3779B97F4A7C15ull);
+      },
+      [hi](std::size_t o) { return o == 5 ? hi : static_cast<std::int64_t>(o); },
+  };
+  // Expected: opportunities by first appearance, rows by (time, input row).
+  std::vector<std::size_t> first_order;
+  std::map<std::size_t, std::vector<std::size_t>> rows_of;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    if (!rows_of.contains(rows[r].opp)) first_order.push_back(rows[r].opp);
+    rows_of[rows[r].opp].push_back(r);
+  }
+  for (auto& [o, rs] : rows_of)
+    std::stable_sort(rs.begin(), rs.end(),
+                     [&](std::size_t a, std::size_t b) { return rows[a].time < rows[b].time; });
+  for (const auto& id_of : id_kinds) {
+    table t;
+    for (const auto& r : rows)
+      t.add(id_of(r.opp), enterprise().names()[static_cast<std::size_t>(r.stage)], r.time);
+    const auto log = t.log(enterprise());
+    ASSERT_EQ(log.n_opportunities(), first_order.size());
+    ASSERT_EQ(log.n_events(), rows.size());
+    for (std::size_t d = 0; d < first_order.size(); ++d) {
+      const auto o = first_order[d];
+      ASSERT_EQ(log.int_ids()[d], id_of(o)) << "dense " << d;
+      ev expected;
+      for (auto r : rows_of[o]) expected.emplace_back(rows[r].time, rows[r].stage);
+      ASSERT_EQ(events_of(log, d), expected) << "opportunity " << id_of(o);
+    }
+  }
 }
 
 TEST(event_log, keeps_consecutive_events_in_the_same_stage) {
