@@ -4,8 +4,12 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
+#include <numeric>
+#include <random>
+#include <vector>
 
 namespace {
 
@@ -86,5 +90,35 @@ void BM_ingest(benchmark::State& state) {
   set_counters(state, d.log);
 }
 BENCHMARK(BM_ingest)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond);
+
+// Ingestion of the rows in random order, opportunity, stage and time only: what
+// EventLog.from_frame hands over for benches/python/bench_fit.py (rows in arrival order).
+// Argument 1: the ids spread over the whole int64 range (the hash table instead of the direct one).
+void BM_ingest_shuffled(benchmark::State& state) {
+  const auto& d = data(static_cast<std::size_t>(state.range(0)));
+  std::vector<std::size_t> perm(d.events.opportunity.size());
+  std::iota(perm.begin(), perm.end(), std::size_t{0});
+  std::shuffle(perm.begin(), perm.end(), std::mt19937_64(0));
+  std::vector<std::int64_t> opp(perm.size());
+  std::vector<std::int32_t> stage(perm.size());
+  std::vector<time_point> time(perm.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) {
+    const auto id = static_cast<std::uint64_t>(d.events.opportunity[perm[i]]);
+    opp[i] = static_cast<std::int64_t>(state.range(1) ? id * 0x9E3779B97F4A7C15ull : id);
+    stage[i] = d.events.stage[perm[i]];
+    time[i] = d.events.time[perm[i]];
+  }
+  event_columns cols;
+  cols.opportunity = opp;
+  cols.stage = stage;
+  cols.stage_names = d.events.stage_names;
+  cols.time = time;
+  for (auto _ : state) benchmark::DoNotOptimize(event_log::from_columns(bench_funnel(), cols));
+  set_counters(state, d.log);
+}
+BENCHMARK(BM_ingest_shuffled)
+    ->ArgsProduct({{1'000'000, 10'000'000}, {0, 1}})
+    ->ArgNames({"events", "sparse_ids"})
+    ->Unit(benchmark::kMillisecond);
 
 } // namespace

@@ -368,7 +368,7 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
 
   // Static per-opportunity values: created time and attributes, constant per opportunity.
   log.created_.assign(n_opp, missing_time);
-  std::vector<std::int64_t> created_row(n_opp, -1);
+  std::vector<std::int64_t> created_row(c.created.empty() ? 0 : n_opp, -1);
   log.attributes_.resize(c.attributes.size());
   std::vector<std::vector<std::int64_t>> attr_row(c.attributes.size());
   // Input codes -> codes into the attribute's dictionary (a name listed twice is one value).
@@ -380,7 +380,8 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
     log.attributes_[a].code.assign(n_opp, missing_code);
     attr_row[a].assign(n_opp, -1);
   }
-  for (std::size_t r = 0; r < n; ++r) {
+  const bool any_static = !c.created.empty() || !c.attributes.empty();
+  for (std::size_t r = 0; any_static && r < n; ++r) {
     if (!keep[r]) continue;
     const auto row = static_cast<std::int64_t>(r);
     const auto o = opp[r];
@@ -429,26 +430,26 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
     stage_code code;
   };
   std::vector<std::pair<std::int64_t, std::uint32_t>> sorted_ids; // for the changes table
-  std::vector<std::uint32_t> start(static_cast<std::size_t>(n_opp) + 1, 0);
+  // Counts go to start[o + 2], so that after the prefix sum start[o + 1] is where opportunity o
+  // begins: the scatter advances it as its cursor, leaving it where o ends (and o + 1 begins).
+  std::vector<std::uint32_t> start(static_cast<std::size_t>(n_opp) + 2, 0);
   for (std::size_t r = 0; r < n; ++r) {
-    if (r + prefetch_distance < n) prefetch_write(start.data() + opp[r + prefetch_distance] + 1);
-    if (keep[r]) ++start[opp[r] + 1];
+    if (r + prefetch_distance < n) prefetch_write(start.data() + opp[r + prefetch_distance] + 2);
+    if (keep[r]) ++start[opp[r] + 2];
   }
   std::partial_sum(start.begin(), start.end(), start.begin());
   const std::size_t n_kept = start.back();
   // Every record is written by the scatter below: no zero-filling first.
   const std::unique_ptr<record[]> order(new record[n_kept]);
-  {
-    std::vector<std::uint32_t> fill(start.begin(), start.end() - 1);
-    for (std::size_t r = 0; r < n; ++r) {
-      if (r + 2 * prefetch_distance < n) prefetch_write(fill.data() + opp[r + 2 * prefetch_distance]);
-      if (const auto ahead = r + prefetch_distance; ahead < n && keep[ahead])
-        prefetch_write(order.get() + fill[opp[ahead]]);
-      if (keep[r])
-        order[fill[opp[r]]++] = {c.time[r], static_cast<std::uint32_t>(r),
-                                 static_cast<stage_code>(stage_map[static_cast<std::size_t>(c.stage[r])])};
-    }
+  for (std::size_t r = 0; r < n; ++r) {
+    if (r + 2 * prefetch_distance < n) prefetch_write(start.data() + opp[r + 2 * prefetch_distance] + 1);
+    if (const auto ahead = r + prefetch_distance; ahead < n && keep[ahead])
+      prefetch_write(order.get() + start[opp[ahead] + 1]);
+    if (keep[r])
+      order[start[opp[r] + 1]++] = {c.time[r], static_cast<std::uint32_t>(r),
+                                    static_cast<stage_code>(stage_map[static_cast<std::size_t>(c.stage[r])])};
   }
+  start.pop_back(); // start[o], start[o + 1]: opportunity o's records
   const auto by_time = [](const record& x, const record& y) { return x.time < y.time; };
 
   // Pass 3: per opportunity, collapse duplicates, apply the after-terminal rule, build columns and
