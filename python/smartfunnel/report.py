@@ -362,6 +362,7 @@ def build_report(
                 horizon_days=horizon,
                 fit=dataclasses.replace(opts, as_of=None),
                 include_arrivals=fc.include_arrivals,
+                stale_after_days=stale_after_days,
                 progress=part(share, 0.99, "backtest"),
             )
     part(0.99, 1.0, "tables")(0.0)

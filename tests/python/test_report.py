@@ -334,6 +334,19 @@ def test_backtest_replays_past_periods_against_what_was_won(tmp_path, capsys, sa
     )
 
 
+def test_backtest_follows_the_stale_rule(sample):
+    # The replayed forecasts count deals as lost after 30 days in a stage, as the report's own.
+    r = build_report(
+        sample.log, as_of=AS_OF, period=PERIOD, stale_after_days=30, backtest_periods=2
+    )
+    dates = ["2024-09-30", "2024-12-30"]  # 182 and 91 days before 2025-03-31
+    stale = sf.backtest(sample.log, dates, horizon_days=91, stale_after_days=30).table
+    plain = sf.backtest(sample.log, dates, horizon_days=91).table
+    assert r.backtest is not None
+    assert r.backtest.table["P50"].tolist() == stale["P50"].tolist()
+    assert r.backtest.table["P50"].tolist() != plain["P50"].tolist()
+
+
 def test_cli_on_a_long_csv(tmp_path, capsys):
     rows = [
         ("o1", "A", "2024-01-01"),
