@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,26 @@ void BM_monte_carlo_kernel(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * d.p.size() * totals.size()));
 }
 BENCHMARK(BM_monte_carlo_kernel)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
+
+// With parameter uncertainty: 10,000 scenarios, one thread, each deal's probability varied over
+// `draws` posterior draws (scenario s uses draw s % draws).
+void BM_monte_carlo_draws(benchmark::State& state) {
+  const auto& d = make(100'000);
+  const auto draws = static_cast<std::size_t>(state.range(0));
+  static std::map<std::size_t, std::vector<double>> cache;
+  auto& p = cache[draws];
+  if (p.empty()) {
+    p.resize(d.p.size() * draws);
+    for (std::size_t i = 0; i < d.p.size(); ++i)
+      for (std::size_t k = 0; k < draws; ++k)
+        p[i * draws + k] = d.p[i] * (0.75 + 0.5 * static_cast<double>((i * 7 + k * 13) % 101) / 100.0);
+  }
+  const std::size_t scenarios = 10'000;
+  for (auto _ : state)
+    benchmark::DoNotOptimize(smartfunnel::monte_carlo_cents_draws(d.cents, p, draws, d.key, scenarios, 1, 1));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * d.p.size() * scenarios));
+}
+BENCHMARK(BM_monte_carlo_draws)->Arg(7)->Arg(50)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_exact_distribution(benchmark::State& state) {
   const auto& d = make(100'000);

@@ -1,6 +1,7 @@
 #pragma once
-// The kernels behind monte_carlo_cents, one per instruction set, chosen at run time. Exposed so
-// that the tests can run every kernel the machine supports against the Random123 reference.
+// The kernels behind monte_carlo_cents and monte_carlo_cents_draws, one per instruction set,
+// chosen at run time. Exposed so that the tests can run every kernel the machine supports against
+// the Random123 reference.
 
 #include <cstdint>
 #include <span>
@@ -22,5 +23,11 @@ enum class mc_isa { portable, sse2, avx2, avx512 };
 void monte_carlo_cents_with(mc_isa isa, std::span<const std::int64_t> cents, std::span<const double> p,
                             std::span<const std::uint64_t> key, std::uint64_t seed,
                             std::span<std::int64_t> totals);
+
+/// monte_carlo_cents_draws on the calling thread with the given kernel: p holds `draws` values per
+/// deal (deal-major) and scenario s uses draw s % draws; adds into totals like the above.
+void monte_carlo_cents_draws_with(mc_isa isa, std::span<const std::int64_t> cents, std::span<const double> p,
+                                  std::size_t draws, std::span<const std::uint64_t> key, std::uint64_t seed,
+                                  std::span<std::int64_t> totals);
 
 } // namespace smartfunnel::detail
