@@ -108,6 +108,7 @@ def backtest(
     calibration_bins: int = 10,
     parameter_uncertainty: bool = False,
     parameter_draws: int = 50,
+    grid_days: float | None = None,
     threads: int = 1,
     progress: Callable[[float], bool] | None = None,
 ) -> Backtest:
@@ -127,6 +128,8 @@ def backtest(
     Each method's revenue distribution is the exact distribution of its independent per-deal
     outcomes, so all are scored the same way: error, bias, P10-P90 coverage, pinball loss, and for
     deals Brier score, log loss and a calibration table.
+
+    `grid_days` is the time-bounded recursion's grid, as in :func:`smartfunnel.forecast`.
 
     Dates are independent: with ``threads > 1`` they run in parallel (the compiled fits and
     forecasts release the GIL), with identical results. `progress` is called with the fraction of
@@ -158,6 +161,7 @@ def backtest(
             include_arrivals=include_arrivals,
             parameter_draws=parameter_draws if parameter_uncertainty else 0,
             seed=0,
+            grid_days=grid_days,
         )
         # What was won in the period, from the whole log: the "realised" wins as of its end.
         actual_raw = _core.forecast(

@@ -1278,6 +1278,7 @@ def backtest(
     calibration_bins: int = 10,
     parameter_uncertainty: bool = False,
     parameter_draws: int = 50,
+    grid_days: float | None = None,
     split_every: int = 8,
 ) -> Backtest:
     """:func:`smartfunnel.backtest` on Dask: each date's model is a distributed fit as of that
@@ -1316,6 +1317,7 @@ def backtest(
             stale_after_days=stale_after_days,
             parameter_uncertainty=parameter_uncertainty,
             parameter_draws=parameter_draws,
+            grid_days=grid_days,
             split_every=split_every,
         )
         dmodel = delayed(model.core, pure=True)

@@ -237,6 +237,7 @@ def build_report(
     backtest_periods: int = 0,
     horizons: Sequence[float] = (30.0, 90.0, 180.0),
     stale_after_days: float | None = None,
+    grid_days: float | None = None,
     progress: Any = None,
 ) -> Report:
     """Fit, forecast and coach from `log`, and gather the tables of a report.
@@ -278,6 +279,9 @@ def build_report(
         entering it counts as lost. Without it, deals older than every stay that left their stage
         are scored from the model's constant-hazard tail (an extrapolation), which the report
         counts and warns about.
+    grid_days : float, optional
+        The time-bounded recursion's grid of the forecast and the backtest (see
+        :func:`smartfunnel.forecast`; default one day, or the fit's tick when coarser).
     progress : smartfunnel.progress.Progress or callable, optional
         A progress bar (its parts follow the steps) or a callable taking the fraction done.
 
@@ -305,6 +309,7 @@ def build_report(
         scenarios=scenarios,
         seed=seed,
         stale_after_days=stale_after_days,
+        grid_days=grid_days,
         progress=part(0.15 * share, 0.75 * share, "forecast"),
     )
     part(0.75 * share, share, "coaching")(0.0)
@@ -363,6 +368,7 @@ def build_report(
                 fit=dataclasses.replace(opts, as_of=None),
                 include_arrivals=fc.include_arrivals,
                 stale_after_days=stale_after_days,
+                grid_days=grid_days,
                 progress=part(share, 0.99, "backtest"),
             )
     part(0.99, 1.0, "tables")(0.0)

@@ -278,6 +278,11 @@ def test_backtest_equal_local(client, data):
     wide_sf = wide.table[wide.table["method"] == "smartfunnel"].iloc[0]
     point_sf = point[point["method"] == "smartfunnel"].iloc[0]
     assert wide_sf["P90"] - wide_sf["P10"] > point_sf["P90"] - point_sf["P10"]
+    # On a weekly grid, as locally (and not the daily grid's numbers).
+    weekly = _run(sfd.backtest, log, dates[:1], horizon_days=60, grid_days=7)
+    local_weekly = sf.backtest(local, dates[:1], horizon_days=60, grid_days=7)
+    pd.testing.assert_frame_equal(weekly.table, local_weekly.table, check_exact=False, rtol=1e-9)
+    assert weekly.table["expected"].iloc[0] != point_sf["expected"]
     # The actuals are sums of the wins booked in each period, from the events.
     ev = s.events
     first = want.table.iloc[0]

@@ -347,6 +347,19 @@ def test_backtest_follows_the_stale_rule(sample):
     assert r.backtest.table["P50"].tolist() != plain["P50"].tolist()
 
 
+def test_grid_days_reaches_the_forecast_and_the_backtest(sample):
+    r = build_report(sample.log, as_of=AS_OF, period=PERIOD, grid_days=7, backtest_periods=1)
+    weekly = sf.forecast(sf.fit(sample.log, as_of=AS_OF), sample.log, *PERIOD, grid_days=7)
+    daily = sf.forecast(sf.fit(sample.log, as_of=AS_OF), sample.log, *PERIOD)
+    assert r.forecast.expected == weekly.expected != daily.expected
+    # The one replayed period (91 days before 2025-03-31) on the same weekly grid.
+    bt = sf.backtest(sample.log, ["2024-12-30"], horizon_days=91, grid_days=7).table
+    assert r.backtest is not None
+    assert r.backtest.table["expected"].tolist() == bt["expected"].tolist()
+    default = sf.backtest(sample.log, ["2024-12-30"], horizon_days=91).table
+    assert bt["expected"].tolist() != default["expected"].tolist()
+
+
 def test_cli_on_a_long_csv(tmp_path, capsys):
     rows = [
         ("o1", "A", "2024-01-01"),
