@@ -24,6 +24,7 @@ import dataclasses
 import html
 import os
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,14 +298,59 @@ _reading: contextvars.ContextVar[Callable[[Path, bool], None] | None] = contextv
 )
 
 
-def _read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
+# Set by read(sep=..., decimal=...): how its CSV files are parsed (None: the pandas default).
+_csv_options: contextvars.ContextVar[dict[Any, Any] | None] = contextvars.ContextVar(
+    "smartfunnel_imports_csv", default=None
+)
+
+
+def _read_csv(
+    path: str | os.PathLike[str], *, sep: str | None = None, decimal: str | None = None
+) -> pd.DataFrame:
     hook = _reading.get()
     if hook is not None:
         hook(Path(path), False)
-    frame = pd.read_csv(path, low_memory=False)
+    given = _csv_options.get() or {}
+    given = given.get(Path(path), given)  # read() sniffs each file
+    sep, decimal = sep or given.get("sep"), decimal or given.get("decimal")
+    frame = pd.read_csv(path, low_memory=False, sep=sep or ",", decimal=decimal or ".")
     if hook is not None:
         hook(Path(path), True)
     return frame
+
+
+_SEPARATORS = (",", ";", "\t", "|")
+_COMMA_NUMBER = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d+),\d+$")
+_DOT_NUMBER = re.compile(r"^[+-]?\d*\.\d+$")
+
+
+def _sniff_csv(path: Path) -> tuple[str, str]:
+    """The separator and decimal mark of a CSV file, from its first 64 kB.
+
+    The separator is the one of , ; tab | the header line has most often outside quotes (a comma
+    when none). The decimal mark is a comma only with another separator, when numbers such as
+    28.000,00 or 3,5 appear and none such as 3.5.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return ",", "."
+    lines = head.splitlines()
+    if not lines:
+        return ",", "."
+    header = re.sub(r'"[^"]*"', "", lines[0])
+    counts = {c: header.count(c) for c in _SEPARATORS}
+    sep = max(_SEPARATORS, key=lambda c: (counts[c], c == ","))
+    sep = sep if counts[sep] else ","
+    decimal = "."
+    if sep != ",":
+        cells = [c.strip().strip('"') for line in lines[1:200] for c in line.split(sep)]
+        if any(_COMMA_NUMBER.match(c) for c in cells) and not any(
+            _DOT_NUMBER.match(c) for c in cells
+        ):
+            decimal = ","
+    return sep, decimal
 
 
 def _frame(data: pd.DataFrame | str | os.PathLike[str], what: str) -> pd.DataFrame:
@@ -332,8 +378,13 @@ def _parse_times(
     """Times as UTC datetimes (NaT where missing or bad) and the mask of present-but-bad values.
 
     datetime64 columns are taken as they are (naive = UTC); numbers are epoch seconds; text is
-    parsed as ISO 8601 unless `time_format` (a strptime format, or "mixed") is given.
+    parsed as ISO 8601 unless `time_format` (a strptime format, or "mixed") is given. `dayfirst`
+    alone: the day-first format of the first value that is not ISO 8601 (see _dayfirst_format).
+    Without either, the ones :func:`read` was given apply.
     """
+    if time_format is None and not dayfirst:
+        given = _time_options.get() or {}
+        time_format, dayfirst = given.get("time_format"), bool(given.get("dayfirst"))
     s = values
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         return s.dt.tz_convert("UTC"), np.zeros(len(s), dtype=bool)
@@ -346,6 +397,8 @@ def _parse_times(
         return parsed, (~ok) & num.notna().to_numpy()
     present = s.notna().to_numpy() & (s.astype("string").str.strip() != "").fillna(False).to_numpy()
     text = s.where(present)
+    if time_format is None and dayfirst:
+        time_format = _dayfirst_format(text)
     parsed = pd.to_datetime(
         text, utc=True, errors="coerce", format=time_format or "ISO8601", dayfirst=dayfirst
     )
@@ -353,6 +406,103 @@ def _parse_times(
 
 
 _TIME_HINT = "expected ISO 8601 text such as 2024-03-01 or 2024-03-01T09:30:00Z; pass time_format="
+
+# Set by read(time_format=..., dayfirst=...): how times are parsed where a reader is given none.
+_time_options: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "smartfunnel_imports_times", default=None
+)
+
+_ISO_START = re.compile(r"^\s*[+-]?\d{4}-\d{1,2}")
+
+
+def _ordered_format(value: str, dayfirst: bool) -> str | None:
+    """The strptime format of `value` with the day before the month (or after, not `dayfirst`),
+    whichever order the value itself allows (so an impossible day or month then fails)."""
+    from pandas.tseries.api import guess_datetime_format
+
+    with warnings.catch_warnings():  # "Parsing dates in %m/%d/%Y format when dayfirst=True..."
+        warnings.simplefilter("ignore", UserWarning)
+        fmt = guess_datetime_format(value, dayfirst=dayfirst)
+    if fmt is None or "%m" not in fmt or "%d" not in fmt:
+        return fmt
+    if (fmt.index("%d") < fmt.index("%m")) != dayfirst:
+        fmt = fmt.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
+    return fmt
+
+
+def _dayfirst_format(text: pd.Series) -> str:
+    """The day-first format of a text column: ISO 8601 when every value is, else the format of the
+    first value that is not, with the day first ("mixed" when no format fits it)."""
+    values = text.dropna().astype(str).str.strip()
+    other = values[~values.str.match(_ISO_START)]
+    if other.empty:
+        return "ISO8601"
+    return _ordered_format(str(other.iloc[0]), dayfirst=True) or "mixed"
+
+
+def _impossible(value: str, fmt: str) -> str:
+    """'month 25 is impossible' when `value`, read by `fmt`, has a day or month out of range."""
+    directives = re.findall(r"%([a-zA-Z])", fmt)
+    numbers = re.findall(r"\d+", value)
+    if len(directives) != len(numbers):
+        return ""
+    for d, n in zip(directives, numbers):
+        if d == "m" and not 1 <= int(n) <= 12:
+            return f"month {n} is impossible"
+        if d == "d" and not 1 <= int(n) <= 31:
+            return f"day {n} is impossible"
+    return ""
+
+
+def _time_trouble(
+    values: pd.Series,
+    bad: np.ndarray,
+    time_format: str | None,
+    dayfirst: bool,
+    column: str,
+    table: str,
+) -> str | None:
+    """The message for times that fail as a whole, not row by row: all of them, or every one that
+    fails reads in the other day/month order (a US file read day-first, or the reverse)."""
+    if not bad.any() or not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
+        return None
+    if time_format is None and not dayfirst:
+        given = _time_options.get() or {}
+        time_format, dayfirst = given.get("time_format"), bool(given.get("dayfirst"))
+    text = values.astype("string").str.strip()
+    present = (text.notna() & (text != "")).to_numpy(dtype=bool)
+    used = time_format or (_dayfirst_format(text[present]) if dayfirst else "ISO8601")
+    pos = int(np.flatnonzero(bad)[0])
+    example = str(text.iloc[pos])
+    alt = None
+    for order in (False, True):
+        fmt = _ordered_format(example, dayfirst=order)
+        if fmt is None or fmt == used:
+            continue
+        parsed = pd.to_datetime(text[present], format=fmt, errors="coerce", utc=True)
+        if parsed.notna().all():
+            alt = fmt
+            break
+    n_bad, n_present = int(bad.sum()), int(present.sum())
+    if alt is None and n_bad < n_present:
+        return None
+    why = _impossible(example, used) if used not in ("ISO8601", "mixed") else ""
+    how = "ISO 8601 dates" if used == "ISO8601" else f"dates in the format {used!r}"
+    if alt is not None:
+        kind = "month-first (US)" if alt.index("%m") < alt.index("%d") else "day-first"
+        fix = (
+            f"every time reads as a {kind} date ({alt!r}): pass time_format={alt!r} "
+            f"(--time-format '{alt}' on the command line)"
+        )
+    else:
+        fix = (
+            "pass time_format= a strptime format such as '%d/%m/%Y' (--time-format), or "
+            "dayfirst=True (--dayfirst) for day-first dates"
+        )
+    return (
+        f"{table}, column {column!r}: {n_bad:,} of {n_present:,} times ({n_bad / n_present:.0%}) "
+        f"are not {how}, e.g. row {pos} {example!r}{': ' + why if why else ''}; {fix}"
+    )
 
 
 def _won_lost(name: str) -> str | None:
@@ -412,6 +562,57 @@ def infer_funnel(
     seen = {n: i for i, n in enumerate(open_)}
     stages = sorted(open_, key=lambda n: (-score[n], seen[n]))
     return _core.Funnel(stages, won=won, lost=lost or ["Lost"], name=name)
+
+
+def _clean_stages(
+    names: pd.Series,
+    stage_map: Mapping[str, str] | None,
+    issues: _Issues,
+    table: str,
+    column: str,
+) -> pd.Series:
+    """Stage names trimmed of surrounding spaces, then renamed by `stage_map`; each a note.
+
+    A trailing space is no new stage: without the trim "Demo " and "Demo" would be two stages.
+    An empty name after the trim is missing.
+    """
+    raw = names.astype("string")
+    text = raw.str.strip()
+    text = text.mask(text == "")
+    trimmed = (raw.notna() & (text != raw).fillna(True)).to_numpy(dtype=bool)
+    if trimmed.any():
+        pairs = list(dict.fromkeys(zip(raw[trimmed].tolist(), text[trimmed].tolist())))
+        shown = ", ".join(
+            f"{a!r} → {b!r}" if b is not pd.NA else f"{a!r} → missing" for a, b in pairs[:3]
+        )
+        issues.add(
+            table,
+            None,
+            None,
+            column,
+            None,
+            "note",
+            f"{int(trimmed.sum()):,} stage names trimmed of surrounding spaces ({shown}"
+            f"{', ...' if len(pairs) > 3 else ''}): the same stage, not a new one",
+        )
+    if stage_map:
+        counts = text.value_counts()
+        for old, new in stage_map.items():
+            n = int(counts.get(old, 0))
+            issues.add(
+                table,
+                None,
+                None,
+                column,
+                old,
+                "note",
+                f"stage map: {old!r} renamed {new!r} ({n:,} row{'s' if n != 1 else ''})"
+                if n
+                else f"stage map: {old!r} is no stage in the data (stages: "
+                f"{sorted(map(str, counts.index))[:12]}): nothing renamed",
+            )
+        text = text.map(lambda v: stage_map.get(v, v) if isinstance(v, str) else v).astype("string")
+    return text
 
 
 # -- generic long format -------------------------------------------------------------------------
@@ -499,15 +700,14 @@ def from_long(
     no_id = ids.isna().to_numpy()
     bad(no_id, opportunity, "no opportunity id: the row cannot be attributed")
     keep &= ~no_id
-    stages = frame[stage].astype("string")
-    if stage_map:
-        stages = stages.map(lambda s: stage_map.get(s, s) if isinstance(s, str) else s).astype(
-            "string"
-        )
+    stages = _clean_stages(frame[stage], stage_map, issues, table, stage)
     no_stage = stages.isna().to_numpy() & keep
     bad(no_stage, stage, "no stage name")
     keep &= ~no_stage
     times, bad_time = _parse_times(frame[time], time_format, dayfirst)
+    trouble = _time_trouble(frame[time], bad_time & keep, time_format, dayfirst, time, table)
+    if trouble:
+        raise _convert.data_error(trouble, None, time)
     bad(bad_time & keep, time, f"not a time ({_TIME_HINT}'%d/%m/%Y' or 'mixed')")
     keep &= ~bad_time
     no_time = times.isna().to_numpy() & keep
@@ -746,9 +946,22 @@ def _snapshot_dataset(
     *,
     table: str,
     source: str,
+    teams: pd.DataFrame | str | os.PathLike[str] | None = None,
 ) -> Imported:
-    """A public snapshot dataset: open deals priced from the price list, then from_snapshot, with
-    the data's end (the last date in the file) as as_of."""
+    """A public snapshot dataset: open deals priced from the price list, the agents' teams
+    joined, then from_snapshot, with the data's end (the last date in the file) as as_of."""
+    team_quality = None
+    if teams is not None:
+        teams_table = Path(teams).name if isinstance(teams, (str, os.PathLike)) else "teams"
+        frame, names, team_quality = _join_teams(
+            frame,
+            teams,
+            agent=cols.owner,
+            id_col=cols.opportunity,
+            table=table,
+            teams_table=teams_table,
+        )
+        cols = dataclasses.replace(cols, attributes=(*cols.attributes, *names))
     frame, priced = _fill_list_prices(
         frame,
         products,
@@ -774,9 +987,71 @@ def _snapshot_dataset(
         priced,
         _snapshot_quality(frame, report, cols.opportunity, table, cols.amount, cols.closed),
     )
+    if team_quality is not None:
+        both = _Issues()
+        both.extend(quality)
+        both.extend(team_quality)
+        quality = both.frame()
     dates = [*cols.entered.values(), cols.closed]
     end = pd.concat([pd.to_datetime(frame[c], utc=True, errors="coerce") for c in dates]).max()
     return Imported(log=log, quality=quality, source=source, as_of=end)
+
+
+_TEAM_COLUMNS = ("manager", "regional_office")
+
+
+def _join_teams(
+    frame: pd.DataFrame,
+    teams: pd.DataFrame | str | os.PathLike[str],
+    *,
+    agent: str,
+    id_col: str,
+    table: str,
+    teams_table: str,
+) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+    """The snapshot with each agent's team columns (the dataset's sales_teams: sales_agent,
+    manager, regional_office) as attributes, the attribute names, and the notes; an agent the
+    team table does not list gets "(no team)", each such row reported."""
+    issues = _Issues()
+    team = _frame(teams, "teams")
+    cols = {str(c).lower(): c for c in team.columns}
+    who = cols.get("sales_agent")
+    extra = [cols[c] for c in _TEAM_COLUMNS if c in cols]
+    if who is None or not extra:
+        raise _convert.data_error(
+            f"{teams_table}: expected columns sales_agent, manager, regional_office "
+            f"(columns: {list(map(str, team.columns))})"
+        )
+    dup = team[who].duplicated(keep="first")
+    for r in np.flatnonzero(dup.to_numpy()).tolist():
+        issues.add(
+            teams_table, r, None, str(who), team[who].iloc[r], "rejected", "agent listed twice"
+        )
+    lookup = team[~dup].set_index(who)
+    out = frame.copy()
+    names: list[str] = []
+    for c in extra:
+        name = str(c)
+        if name in out.columns:
+            name = f"{name}_team"
+        values = out[agent].map(lookup[c])
+        missing = values.isna().to_numpy() & out[agent].notna().to_numpy()
+        for r in np.flatnonzero(missing).tolist():
+            why = f"agent not in {teams_table}: {name} is '(no team)'"
+            issues.add(table, r, out[id_col].iloc[r], agent, out[agent].iloc[r], "changed", why)
+        out[name] = values.astype("string").fillna("(no team)").astype(object)
+        names.append(name)
+    issues.add(
+        teams_table,
+        None,
+        None,
+        None,
+        None,
+        "note",
+        f"{', '.join(names)} of each deal's {agent} joined from {teams_table} as attributes "
+        f"({len(lookup):,} agents; fit or report by them with groups=, --groups)",
+    )
+    return out, names, issues.frame()
 
 
 def from_maven(
@@ -784,6 +1059,7 @@ def from_maven(
     funnel: _core.Funnel | None = None,
     *,
     products: pd.DataFrame | str | os.PathLike[str] | None = None,
+    teams: pd.DataFrame | str | os.PathLike[str] | None = None,
 ) -> Imported:
     """The Maven Analytics "CRM Sales Opportunities" snapshot (``sales_pipeline.csv``).
 
@@ -799,6 +1075,12 @@ def from_maven(
     case, so ``GTXPro`` is ``GTX Pro``), each such row reported as changed: the forecast then
     values the open pipeline at list prices instead of 0. :func:`read` passes the file when it is
     in the folder.
+
+    With ``teams`` (the dataset's ``sales_teams.csv``: sales_agent, manager, regional_office),
+    each deal's agent's manager and regional office become attributes ``manager`` and
+    ``regional_office`` (fit or report by them with ``groups=``); an agent the table does not
+    list gets "(no team)", reported as changed. :func:`read` passes the file when it is in the
+    folder.
     """
     funnel = funnel or _core.Funnel(
         ["Prospecting", "Engaging"], won="Won", lost="Lost", name="maven"
@@ -818,6 +1100,7 @@ def from_maven(
             attributes=("product", "account"),
         ),
         table="sales_pipeline",
+        teams=teams,
         source="Maven CRM Sales Opportunities snapshot (sales_pipeline)",
     )
 
@@ -827,6 +1110,7 @@ def from_sparklesquad(
     funnel: _core.Funnel | None = None,
     *,
     products: pd.DataFrame | str | os.PathLike[str] | None = None,
+    teams: pd.DataFrame | str | os.PathLike[str] | None = None,
 ) -> Imported:
     """The data.world sparklesquad "crm-dataset" snapshot (``sales-pipeline.csv``).
 
@@ -838,7 +1122,9 @@ def from_sparklesquad(
     as 0 and is reported. Owner: Sales_Agent; attributes: Product, Account.
 
     ``products`` (the dataset's ``products.csv``: Product, Sales_Price) values open deals without
-    a Close_Value at their product's list price, as in :func:`from_maven`.
+    a Close_Value at their product's list price, and ``teams`` (``sales-teams.csv``:
+    Sales_Agent, Manager, Regional_Office) adds the agent's team as attributes, as in
+    :func:`from_maven`.
     """
     funnel = funnel or _core.Funnel(["In_Progress"], won="Won", lost="Lost", name="sparklesquad")
     return _snapshot_dataset(
@@ -856,6 +1142,7 @@ def from_sparklesquad(
             attributes=("Product", "Account"),
         ),
         table="sales-pipeline",
+        teams=teams,
         source="sparklesquad crm-dataset snapshot (sales-pipeline)",
     )
 
@@ -966,6 +1253,7 @@ def from_salesforce(
     close_at: str = "close_date",
     owner: str | None = "OwnerId",
     attributes: Sequence[str] | None = None,
+    after_terminal: str = "reopen",
 ) -> Imported:
     """Import a Salesforce ``OpportunityHistory`` export with its ``Opportunity`` export.
 
@@ -1020,7 +1308,8 @@ def from_salesforce(
     - History before the opportunity's CreatedDate is kept and creation moved to the first
       history row (``changed``). History rows of unknown or deleted opportunities, deleted
       rows, and rows without a usable time or stage are ``rejected``.
-    - A deal moved out of a closed stage is reopened (``after_terminal="reopen"``).
+    - A deal moved out of a closed stage is reopened (``after_terminal="reopen"``, the default;
+      ``"error"`` rejects the stage events after Won/Lost, each one reported).
     """
     if close_at not in ("close_date", "history"):
         raise ValueError(f"close_at must be 'close_date' or 'history', got {close_at!r}")
@@ -1032,11 +1321,15 @@ def from_salesforce(
     owner = owner if owner is None or owner in raw.columns or owner != "OwnerId" else None
     _require(raw, [owner, *attributes], "Opportunity")
     issues = _Issues()
-    rename = (
-        (lambda s: s.map(lambda v: stage_map.get(v, v) if isinstance(v, str) else v))
-        if stage_map
-        else (lambda s: s)
-    )
+
+    def rename(names: pd.Series, where: str = "Opportunity") -> pd.Series:
+        # Trimmed in both tables; the map's notes once, on the history (it has every stage).
+        clean = _clean_stages(
+            names, stage_map if where != "Opportunity" else None, issues, where, "StageName"
+        )
+        if stage_map and where == "Opportunity":
+            clean = clean.map(lambda v: stage_map.get(v, v) if isinstance(v, str) else v)
+        return clean.astype(object).where(clean.notna(), None)
 
     # Opportunities.
     ok = np.ones(len(raw), dtype=bool)
@@ -1118,7 +1411,7 @@ def from_salesforce(
     h = pd.DataFrame(
         {
             "opportunity_id": hid.to_numpy(),
-            "stage": rename(hist["StageName"]).to_numpy(dtype=object),
+            "stage": rename(hist["StageName"], "OpportunityHistory").to_numpy(dtype=object),
             "time": times.to_numpy(),
             "amount": pd.to_numeric(hist["Amount"], errors="coerce").to_numpy(dtype=np.float64)
             if "Amount" in hist
@@ -1346,7 +1639,7 @@ def from_salesforce(
         created="created",
         attributes=list(attributes),
         validation="lenient",
-        after_terminal="reopen",
+        after_terminal=after_terminal,
         changes=changes.reset_index(drop=True),
     )
     rej = log.rejected
@@ -1369,6 +1662,56 @@ def from_salesforce(
         as_of=data_end,
         stages=stages_table,
     )
+
+
+def _owner_names(
+    opportunities: pd.DataFrame,
+    users: pd.DataFrame | str | os.PathLike[str],
+    *,
+    owner: str = "OwnerId",
+    table: str = "User",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The Opportunity export with each OwnerId replaced by the user's Name (a Salesforce
+    ``User`` export: Id, Name), and the notes: how many owners were named, and each id the
+    User export does not have (kept as the id)."""
+    issues = _Issues()
+    people = _frame(users, "users")
+    _require(people, ["Id", "Name"], table)
+    ids = people["Id"].astype("string").str.strip()
+    names = people["Name"].astype("string").str.strip()
+    known = pd.Series(names.to_numpy(), index=ids.to_numpy()).dropna()
+    known = known[~known.index.duplicated()]
+    if owner not in opportunities.columns:
+        issues.add(table, None, None, None, None, "note", f"no {owner} column: names not used")
+        return opportunities, issues.frame()
+    given = opportunities[owner].astype("string").str.strip()
+    named = given.map(known)
+    unknown = given.notna() & named.isna()
+    out = opportunities.copy()
+    out[owner] = named.where(~unknown, given).astype(object).where(given.notna(), None)
+    owners = given.dropna().unique()
+    issues.add(
+        table,
+        None,
+        None,
+        "Name",
+        None,
+        "note",
+        f"owners named from {table}: {int(pd.Series(owners).isin(known.index).sum()):,} of "
+        f"{len(owners):,} OwnerIds",
+    )
+    for oid in given[unknown].unique():
+        r = int(np.flatnonzero((given == oid).fillna(False).to_numpy())[0])
+        issues.add(
+            "Opportunity",
+            r,
+            opportunities["Id"].iloc[r] if "Id" in opportunities else None,
+            owner,
+            oid,
+            "note",
+            f"OwnerId {oid!r} is not in {table}: the id is the owner's name",
+        )
+    return out, issues.frame()
 
 
 # -- HubSpot: deals (wide, date entered/exited per stage) + pipeline stages ----------------------
@@ -1759,6 +2102,211 @@ def from_hubspot(
     )
 
 
+# -- HubSpot: the deals export of the web app (Date entered "Stage (Pipeline)" columns) ---------
+
+_HS_UI_DATE = re.compile(r'^Date (entered|exited) "(.+) \(([^()]*)\)"$')
+_HS_UI_COLUMNS = {
+    "id": ("Record ID", "Deal ID", "Object ID"),
+    "stage": ("Deal Stage", "Stage"),
+    "pipeline": ("Pipeline",),
+    "amount": ("Amount",),
+    "owner": ("Deal owner", "Owner"),
+    "created": ("Create Date", "Created Date", "Create date"),
+    "close_date": ("Close Date", "Close date"),
+}
+
+
+def from_hubspot_export(
+    deals: pd.DataFrame | str | os.PathLike[str],
+    funnel: _core.Funnel | None = None,
+    *,
+    stages: pd.DataFrame | str | os.PathLike[str] | None = None,
+    pipeline: str | None = None,
+    attributes: Sequence[str] = (),
+    stage_map: Mapping[str, str] | None = None,
+    time_format: str | None = None,
+    dayfirst: bool = False,
+) -> Imported:
+    """Import the deals export of the HubSpot web app (Deals → Export), no API needed.
+
+    The web app names its columns by label: ``Record ID``, ``Deal Stage`` (the stage label),
+    ``Pipeline``, ``Amount``, ``Deal owner`` (the owner's name), ``Create Date``, ``Close Date``,
+    and one ``Date entered "<stage> (<pipeline>)"`` / ``Date exited "<stage> (<pipeline>)"``
+    pair per stage. The rows are then read as :func:`from_hubspot` reads the API export (same
+    rules, same quality records, naming the export's own columns).
+
+    Parameters
+    ----------
+    deals : DataFrame or CSV path
+    funnel : Funnel, optional
+        Default: the open stages in the order of the export's columns (the web app lists them
+        in pipeline order), Won/Lost from the names (Closed Won, Closed Lost...), each a note;
+        or, with ``stages``, the pipeline stages' order and outcome, matched by label.
+    stages : DataFrame or CSV path, optional
+        The pipeline stages (as for :func:`from_hubspot`).
+    pipeline : str, optional
+        The pipeline's name as in the columns; needed when the export has several.
+    attributes : sequence of str
+        Static deal columns (``Deal Type``...).
+    stage_map : mapping, optional
+        ``{label: funnel name}``; labels are trimmed of surrounding spaces first.
+    time_format, dayfirst
+        As in :func:`from_long`.
+    """
+    table = Path(deals).name if isinstance(deals, (str, os.PathLike)) else "deals"
+    dl = _frame(deals, "deals")
+    issues = _Issues()
+    found = {k: _col(dl, v) for k, v in _HS_UI_COLUMNS.items()}
+    if found["id"] is None:
+        raise _convert.data_error(
+            f"{table}: no deal id column (expected one of {list(_HS_UI_COLUMNS['id'])}; columns: "
+            f"{list(map(str, dl.columns))})"
+        )
+    _require(dl, list(attributes), table)
+    dated = [(c, m) for c in map(str, dl.columns) if (m := _HS_UI_DATE.match(c)) is not None]
+    pipelines = list(dict.fromkeys(m.group(3).strip() for _, m in dated))
+    if pipeline is None and len(pipelines) > 1:
+        raise _convert.data_error(
+            f"{table}: stage dates of several pipelines {pipelines}: choose one with pipeline= "
+            "(--pipeline on the command line)"
+        )
+    chosen = pipeline if pipeline is not None else pipelines[0] if pipelines else None
+    if chosen not in pipelines:
+        raise _convert.data_error(
+            f"{table}: pipeline {chosen!r} has no stage date columns (pipelines: {pipelines})"
+        )
+    dated = [(c, m) for c, m in dated if m.group(3).strip() == chosen]
+    labels = list(dict.fromkeys(m.group(2).strip() for _, m in dated if m.group(1) == "entered"))
+    if len(pipelines) > 1:
+        issues.add(
+            table,
+            None,
+            None,
+            found["pipeline"],
+            chosen,
+            "note",
+            f"pipeline {chosen!r} read; the stage dates of {[p for p in pipelines if p != chosen]} "
+            "are not",
+        )
+    with_times = {"time_format": time_format, "dayfirst": dayfirst}
+    token = _time_options.set(with_times) if time_format or dayfirst else None
+    try:
+        # The API's shape: hs_v2_date_entered_<id> columns, the stage's label as its id.
+        api = pd.DataFrame({"hs_object_id": dl[found["id"]].to_numpy()}, index=dl.index)
+        back: dict[str, str] = {"hs_object_id": found["id"]}
+        for c, m in dated:
+            label = m.group(2).strip()
+            values = dl[c]
+            trouble = _time_trouble(
+                values, _parse_times(values)[1], time_format, dayfirst, c, table
+            )
+            if trouble:
+                raise _convert.data_error(trouble, None, c)
+            name = f"hs_v2_date_{m.group(1)}_{label}"
+            api[name], back[name] = values.to_numpy(), c
+        current = None
+        if found["stage"] is not None:
+            current = dl[found["stage"]].astype("string").str.strip()
+            suffix = f" ({chosen})"
+            current = current.map(
+                lambda v: (
+                    v[: -len(suffix)].strip() if isinstance(v, str) and v.endswith(suffix) else v
+                )
+            )
+            api["dealstage"], back["dealstage"] = current.to_numpy(dtype=object), found["stage"]
+        for key, name in (
+            ("amount", "amount"),
+            ("owner", "hubspot_owner_id"),
+            ("created", "createdate"),
+            ("close_date", "closedate"),
+            ("pipeline", "pipeline"),
+        ):
+            column = found[key]
+            if column is not None:
+                api[name], back[name] = dl[column].to_numpy(), column
+        for a in attributes:
+            api[a], back[a] = dl[a].to_numpy(), a
+        if "dealstage" not in api:
+            api["dealstage"] = None
+        if stages is not None:
+            meta = _hubspot_stages(_frame(stages, "stages"), None)
+            meta = meta[meta["stage"].isin(labels)]
+            missing = [s for s in labels if s not in set(meta["stage"])]
+            if missing:
+                raise _convert.data_error(
+                    f"{table}: stages {missing} are not in the pipeline stages "
+                    f"(labels: {list(meta['stage'])})"
+                )
+            order = dict(zip(meta["stage"], meta["order"]))
+            outcome = dict(zip(meta["stage"], meta["outcome"]))
+        else:
+            order = {s: i for i, s in enumerate(labels)}
+            outcome = {s: _won_lost(s) or "open" for s in labels}
+            if "won" not in outcome.values():
+                raise _convert.data_error(
+                    f"{table}: no stage reads as won among {labels} (give the funnel, or the "
+                    "pipeline stages file)",
+                    None,
+                    found["stage"],
+                )
+            issues.add(
+                table,
+                None,
+                None,
+                None,
+                None,
+                "note",
+                "stages in the order of the export's columns: "
+                f"{' → '.join(s for s in labels if outcome[s] == 'open')}; won "
+                f"{[s for s in labels if outcome[s] == 'won']}, lost "
+                f"{[s for s in labels if outcome[s] == 'lost']} from the names (pass a Funnel "
+                "or the pipeline stages to fix it)",
+            )
+        for old, new in (stage_map or {}).items():
+            issues.add(
+                table,
+                None,
+                None,
+                None,
+                old,
+                "note",
+                f"stage map: {old!r} renamed {new!r}"
+                if old in labels
+                else f"stage map: {old!r} is no stage in the export (stages: {labels}): "
+                "nothing renamed",
+            )
+        synthetic = pd.DataFrame(
+            {
+                "id": labels,
+                "label": labels,
+                "displayOrder": [order[s] for s in labels],
+                "isClosed": [outcome[s] != "open" for s in labels],
+                "isWon": [outcome[s] == "won" for s in labels],
+                "isLost": [outcome[s] == "lost" for s in labels],
+            }
+        )
+        several = len(pipelines) > 1 and found["pipeline"] is not None
+        inner = from_hubspot(
+            api,
+            synthetic,
+            funnel,
+            attributes=attributes,
+            stage_map=stage_map,
+            pipeline=chosen if several else None,
+        )
+    finally:
+        if token is not None:
+            _time_options.reset(token)
+    quality = inner.quality.copy()
+    quality["table"] = quality["table"].replace({"deals": table})
+    quality["column"] = quality["column"].map(lambda c: back.get(c, c) if isinstance(c, str) else c)
+    quality["reason"] = quality["reason"].str.replace("hubspot_owner_id", found["owner"] or "owner")
+    issues.extend(quality)
+    return dataclasses.replace(
+        inner, quality=issues.frame(), source="HubSpot deals (web app export)"
+    )
+
+
 # -- Olist marketing funnel ----------------------------------------------------------------------
 
 
@@ -2023,12 +2571,18 @@ def _pick(columns: Sequence[str], aliases: Sequence[str]) -> str | None:
     return next((lower[a] for a in aliases if a in lower), None)
 
 
-def _classify(columns: Sequence[str]) -> str | None:
+def _classify(columns: Sequence[str], path: Path | None = None) -> str | None:
     cols = set(columns)
     if {"OpportunityId", "StageName", "CreatedDate"} <= cols:
         return "salesforce_history"
     if {"Id", "StageName", "CreatedDate"} <= cols and cols & {"IsWon", "IsClosed"}:
         return "salesforce_opportunity"
+    if {"Id", "Name"} <= cols and (
+        "Username" in cols or (path is not None and path.stem.lower() in ("user", "users"))
+    ):
+        return "salesforce_user"
+    if any(_HS_UI_DATE.match(c) for c in cols):
+        return "hubspot_export"
     if any(c.startswith(("hs_v2_date_entered_", "hs_date_entered_")) for c in cols):
         return "hubspot_deals"
     lower = {c.lower() for c in cols}
@@ -2042,8 +2596,10 @@ def _classify(columns: Sequence[str]) -> str | None:
         return "maven"
     if {"Opportunity_ID", "Deal_Stage", "Created_On", "Close_Date"} <= cols:
         return "sparklesquad"
-    if {"product", "sales_price"} <= {c.lower() for c in cols}:
+    if {"product", "sales_price"} <= lower:
         return "products"
+    if {"sales_agent", *_TEAM_COLUMNS} <= lower:
+        return "teams"
     opp, time = _pick(columns, _OPP_ALIASES), _pick(columns, _TIME_ALIASES)
     if opp and time and _pick(columns, _STAGE_ALIASES):
         return "long"
@@ -2059,7 +2615,8 @@ _EXPECTED = """\
   - Salesforce: OpportunityHistory (OpportunityId, StageName, CreatedDate) + Opportunity (Id,
     StageName, CreatedDate, IsWon/IsClosed);
   - HubSpot: deals with hs_v2_date_entered_<stage id> columns + the pipeline stages (id, label,
-    displayOrder, probability, isClosed);
+    displayOrder, probability, isClosed), or the web app's export (Record ID, Deal Stage,
+    Date entered "<stage> (<pipeline>)" columns);
   - Olist marketing funnel: leads (mql_id, first_contact_date) + closed deals (mql_id, won_date);
   - Maven CRM Sales Opportunities (opportunity_id, deal_stage, engage_date, close_date);
   - sparklesquad crm-dataset (Opportunity_ID, Deal_Stage, Created_On, Close_Date)."""
@@ -2090,6 +2647,13 @@ def read(
     funnel: _core.Funnel | None = None,
     as_of: Any = None,
     progress: Callable[[float], bool | None] | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
+    dayfirst: bool = False,
+    time_format: str | None = None,
+    stage_map: Mapping[str, str] | None = None,
+    after_terminal: str | None = None,
+    pipeline: str | None = None,
 ) -> Imported:
     """Read CRM export files, recognising their format from their columns.
 
@@ -2116,6 +2680,23 @@ def read(
     progress : callable, optional
         Called with the fraction done (by bytes of the files parsed so far; building the log is
         the last 10%); returning False cancels (raises CancelledError).
+    sep, decimal : str, optional
+        The column separator and the decimal mark of the CSV files. Default: sniffed per file
+        (the separator of , ; tab | the header has most often; a decimal comma only with another
+        separator, when numbers such as 28.000,00 appear and none such as 3.5), with a note in
+        the quality report for each file that is not plain comma-separated with decimal points.
+    dayfirst, time_format
+        How text times are read (see :func:`from_long`), in every file. Default: ISO 8601.
+    stage_map : mapping, optional
+        ``{name in the export: name in the funnel}`` (long format, Salesforce, HubSpot); each
+        renaming is a note, and so is a name the data does not have.
+    after_terminal : {"reopen", "reject"}, optional
+        A stage event after Won/Lost: ``reopen`` reopens the deal, ``reject`` rejects the event
+        (each one reported). Default: the format's own rule (long format: reject; Salesforce:
+        reopen). Either way the count is a note.
+    pipeline : str, optional
+        The HubSpot pipeline to read when the export has several (its id in the API export,
+        its name in the web app's).
 
     Returns
     -------
@@ -2127,12 +2708,110 @@ def read(
         For files no format recognises (listing the formats expected), or an incomplete pair
         (e.g. an OpportunityHistory without its Opportunity export).
     """
+    if after_terminal not in (None, "reopen", "reject"):
+        raise ValueError(f"after_terminal must be 'reopen' or 'reject', got {after_terminal!r}")
+    for name, mark in (("sep", sep), ("decimal", decimal)):
+        if mark is not None and (not isinstance(mark, str) or len(mark) != 1):
+            raise ValueError(f"{name} must be one character, got {mark!r}")
+    if sep is not None and sep == decimal:
+        raise ValueError(f"sep and decimal must differ, both are {sep!r}")
+    if time_format is not None and not isinstance(time_format, str):
+        raise ValueError(f"time_format must be a strptime format or 'mixed', got {time_format!r}")
     files = _expand(paths)
+    chosen: dict[Path, dict[str, str]] = {}
+    for f, _ in files:
+        found = _sniff_csv(f) if sep is None or decimal is None else (",", ".")
+        chosen[f] = {"sep": sep or found[0], "decimal": decimal or found[1]}
+    tokens = (
+        _csv_options.set(dict(chosen)),
+        _time_options.set({"time_format": time_format, "dayfirst": dayfirst}),
+    )
+    try:
+        imp = _read(
+            files,
+            chosen,
+            funnel,
+            progress,
+            _ReadOptions(stage_map, after_terminal, pipeline=pipeline),
+        )
+    finally:
+        _time_options.reset(tokens[1])
+        _csv_options.reset(tokens[0])
+    issues = _Issues()
+    for name in imp.files:
+        c = chosen[Path(name)]
+        if (sep is None and c["sep"] != ",") or (decimal is None and c["decimal"] != "."):
+            names = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}
+            issues.add(
+                Path(name).name,
+                None,
+                None,
+                None,
+                None,
+                "note",
+                f"read with columns separated by {names[c['sep']]} and a decimal "
+                f"{'comma' if c['decimal'] == ',' else 'point'} (sniffed from the file; pass "
+                "sep= / decimal=, --sep / --decimal, to choose)",
+            )
+    reopened = int(imp.log.quality.get("reopened", 0))
+    after = imp.quality["reason"].astype(str).str.contains("after its terminal stage")
+    if reopened or after.any():
+        issues.add(
+            "events",
+            None,
+            None,
+            None,
+            None,
+            "note",
+            f"events after Won/Lost: {reopened:,} deals reopened, {int(after.sum()):,} events "
+            f"rejected (after_terminal={after_terminal or 'the format default'}; "
+            "--after-terminal reopen|reject)",
+        )
+    issues.extend(imp.quality)
+    when = imp.as_of
+    if as_of is not None:
+        when = pd.Timestamp(as_of)
+        when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+        later = int((imp.log.to_frame()["time"] > when).sum())
+        if later:
+            issues.add(
+                "events",
+                None,
+                None,
+                None,
+                None,
+                "note",
+                f"{later} events after as_of {when:%Y-%m-%d} are kept; a fit as of that "
+                "date does not see them",
+            )
+    return dataclasses.replace(imp, quality=issues.frame(), as_of=when)
+
+
+@dataclass(frozen=True)
+class _ReadOptions:
+    stage_map: Mapping[str, str] | None = None
+    after_terminal: str | None = None
+    time_format: str | None = None
+    dayfirst: bool = False
+    pipeline: str | None = None
+
+
+def _read(
+    files: list[tuple[Path, bool]],
+    chosen: Mapping[Path, Mapping[str, str]],
+    funnel: _core.Funnel | None,
+    progress: Callable[[float], bool | None] | None,
+    opts: _ReadOptions,
+) -> Imported:
+    given = _time_options.get() or {}
+    opts = dataclasses.replace(
+        opts, time_format=given.get("time_format"), dayfirst=bool(given.get("dayfirst"))
+    )
     kinds: dict[str, list[Path]] = {}
     unused: list[Path] = []
     for f, explicit in files:
-        header = pd.read_csv(f, nrows=0)
-        kind = _classify([str(c) for c in header.columns])
+        header = pd.read_csv(f, nrows=0, sep=chosen[f]["sep"])
+        kind = _classify([str(c) for c in header.columns], f)
         if kind is None:
             if explicit:
                 raise _convert.data_error(
@@ -2144,8 +2823,12 @@ def read(
         kinds.setdefault(kind, []).append(f)
     if "products" in kinds and not kinds.keys() & {"maven", "sparklesquad"}:
         unused += kinds.pop("products")  # a price list only values snapshot deals
+    if "teams" in kinds and not kinds.keys() & {"maven", "sparklesquad"}:
+        unused += kinds.pop("teams")  # the agents' teams of a snapshot dataset
+    if "salesforce_user" in kinds and "salesforce_history" not in kinds:
+        unused += kinds.pop("salesforce_user")  # owner names of a Salesforce export
     if progress is None:
-        imp = _read_kinds(kinds, funnel)
+        imp = _read_kinds(kinds, funnel, opts)
     else:
         used = [f for fs in kinds.values() for f in fs]
         total = float(sum(f.stat().st_size for f in used)) or 1.0
@@ -2163,7 +2846,7 @@ def read(
         token = _reading.set(hook)
         try:
             tell(0.0)
-            imp = _read_kinds(kinds, funnel)
+            imp = _read_kinds(kinds, funnel, opts)
         finally:
             _reading.reset(token)
         tell(1.0)
@@ -2171,26 +2854,9 @@ def read(
     issues.extend(imp.quality)
     for f in unused:
         issues.add(f.name, None, None, None, None, "note", "file not used: no format reads it")
-    when = imp.as_of
-    if as_of is not None:
-        when = pd.Timestamp(as_of)
-        when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
-        later = int((imp.log.to_frame()["time"] > when).sum())
-        if later:
-            issues.add(
-                "events",
-                None,
-                None,
-                None,
-                None,
-                "note",
-                f"{later} events after as_of {when:%Y-%m-%d} are kept; a fit as of that "
-                "date does not see them",
-            )
     return dataclasses.replace(
         imp,
         quality=issues.frame(),
-        as_of=when,
         files=tuple(str(f) for f, _ in files if f not in unused),
     )
 
@@ -2227,7 +2893,18 @@ _PAIRS = {
 }
 
 
-def _read_kinds(kinds: dict[str, list[Path]], funnel: _core.Funnel | None) -> Imported:
+def _read_kinds(
+    kinds: dict[str, list[Path]], funnel: _core.Funnel | None, opts: _ReadOptions = _ReadOptions()
+) -> Imported:
+    hubspot_stages = None
+    if "hubspot_export" in kinds and "hubspot_stages" in kinds and "hubspot_deals" not in kinds:
+        hubspot_stages = _one(kinds, "hubspot_stages")  # optional beside the web app's export
+    if opts.stage_map and kinds.keys() & {"maven", "sparklesquad", "olist_leads"}:
+        raise _convert.data_error(
+            "stage_map (--stage-map) renames the stages of a stage history (long format, "
+            "Salesforce, HubSpot); the funnel of this dataset is fixed"
+        )
+    reject = {"reject": "error", "reopen": "reopen", None: None}[opts.after_terminal]
     for kind, (partner, what, needs) in _PAIRS.items():
         if kind in kinds and partner not in kinds:
             raise _convert.data_error(
@@ -2237,7 +2914,7 @@ def _read_kinds(kinds: dict[str, list[Path]], funnel: _core.Funnel | None) -> Im
     main = [
         k
         for k in kinds
-        if k != "products"
+        if k not in ("products", "teams", "salesforce_user")
         and (k not in _PAIRS or k in ("salesforce_history", "hubspot_deals", "olist_leads"))
     ]
     if len(main) != 1:
@@ -2250,11 +2927,43 @@ def _read_kinds(kinds: dict[str, list[Path]], funnel: _core.Funnel | None) -> Im
         raise _convert.data_error(f"several datasets in one import: {found} (read them separately)")
     kind = main[0]
     if kind == "salesforce_history":
+        history = _one(kinds, "salesforce_history")
+        opp_file = _one(kinds, "salesforce_opportunity")
+        opportunities: pd.DataFrame | Path = opp_file
+        named = None
+        if "salesforce_user" in kinds:
+            users = _one(kinds, "salesforce_user")
+            opportunities, named = _owner_names(
+                _read_csv(opp_file), _read_csv(users), table=users.name
+            )
         imp = from_salesforce(
-            _one(kinds, "salesforce_history"), _one(kinds, "salesforce_opportunity"), funnel
+            history,
+            opportunities,
+            funnel,
+            stage_map=opts.stage_map,
+            after_terminal=reject or "reopen",
         )
+        if named is not None:
+            issues = _Issues()
+            issues.extend(named)
+            issues.extend(imp.quality)
+            imp = dataclasses.replace(imp, quality=issues.frame())
     elif kind == "hubspot_deals":
-        imp = from_hubspot(_one(kinds, "hubspot_deals"), _one(kinds, "hubspot_stages"), funnel)
+        imp = from_hubspot(
+            _one(kinds, "hubspot_deals"),
+            _one(kinds, "hubspot_stages"),
+            funnel,
+            stage_map=opts.stage_map,
+            pipeline=opts.pipeline,
+        )
+    elif kind == "hubspot_export":
+        imp = from_hubspot_export(
+            _one(kinds, "hubspot_export"),
+            funnel,
+            stages=hubspot_stages,
+            stage_map=opts.stage_map,
+            pipeline=opts.pipeline,
+        )
     elif kind == "olist_leads":
         imp = from_olist(_one(kinds, "olist_leads"), _one(kinds, "olist_deals"))
     elif kind == "long":
@@ -2274,11 +2983,18 @@ def _read_kinds(kinds: dict[str, list[Path]], funnel: _core.Funnel | None) -> Im
             close_date=_pick(cols, ("close_date",)),
             created=_pick(cols, ("created",)),
             table=path.name,
+            stage_map=opts.stage_map,
+            time_format=opts.time_format,
+            dayfirst=opts.dayfirst,
+            after_terminal=reject or "error",
         )
     elif kind in ("maven", "sparklesquad"):
         path = _one(kinds, kind)
         prices = _one(kinds, "products") if "products" in kinds else None
-        imp = (from_maven if kind == "maven" else from_sparklesquad)(path, funnel, products=prices)
+        teams = _one(kinds, "teams") if "teams" in kinds else None
+        imp = (from_maven if kind == "maven" else from_sparklesquad)(
+            path, funnel, products=prices, teams=teams
+        )
     else:  # pragma: no cover - every kind is handled above or below
         raise _convert.data_error(f"unsupported format {kind}")
     if activities_file is not None:

@@ -16,7 +16,7 @@ import html
 import io
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -457,6 +457,8 @@ def _funnel_table(
     median = model.time_in_stage()["median_days"].to_numpy()
     tm = model.transition_matrix().to_numpy()
     summary = model.summary
+    if "group" in summary.index.names:  # fitted by groups: the funnel's own rows
+        summary = cast(pd.DataFrame, summary.xs("(all)", level="group"))
     won = list(model.funnel.won)
     lost_exits = (
         summary[summary["outcome"] == "lost"].groupby(level="stage", sort=False)["exits"].sum()

@@ -107,7 +107,10 @@ def test_from_long_maps_stages_parses_dates_and_reports_every_bad_cell():
     assert events["time"].iloc[1] == pd.Timestamp("2024-01-05T10:00:00Z")
     # Row 5's amount is not a number: c's amount in force is then the next row's (70), noted.
     note = imp.quality[imp.quality["row"].isna()]
-    assert list(note["column"]) == ["value"] and note["reason"].iloc[0].startswith("1 rows")
+    amount_note = note[note["column"] == "value"]
+    assert len(amount_note) == 1 and amount_note["reason"].iloc[0].startswith("1 rows")
+    # Each renaming of the stage map is a note too, with the name in the file.
+    assert set(note.loc[note["column"] == "stage_name", "value"]) == {"lead", "demo", "won", "lost"}
     q = imp.quality.dropna(subset=["row"]).set_index("row")
     assert set(q.index) == {4, 5, 7, 8}
     assert (
@@ -128,7 +131,8 @@ def test_from_long_maps_stages_parses_dates_and_reports_every_bad_cell():
         time="at",
         stage_map={"lead": "Lead", "demo": "Demo", "won": "Won", "lost": "Lost"},
     )
-    assert again.log.n_events == 7 and again.quality.empty
+    assert again.log.n_events == 7
+    assert list(again.quality["action"]) == ["note"] * 4  # the four renamings, nothing else
 
 
 def test_from_long_reports_unknown_stages_and_can_raise_instead():

@@ -461,16 +461,16 @@ def test_cli_errors(tmp_path, capsys):
     assert "--sample" in capsys.readouterr().err
     unknown = tmp_path / "unknown.csv"
     unknown.write_text("foo,bar\n1,2\n")
-    assert main(["report", str(unknown)]) == 1
+    assert main(["report", str(unknown)]) == 2
     assert "not recognised" in capsys.readouterr().err
     path = tmp_path / "events.csv"
     path.write_text("opportunity_id,stage,time\no1,A,2024-01-01\no2,B,2024-01-02\n")
-    assert main(["report", str(path), "--stages", "X,Y"]) == 1
+    assert main(["report", str(path), "--stages", "X,Y"]) == 2
     err = capsys.readouterr().err
     assert "no usable events" in err and "2 rows rejected" in err and "'A'" in err
-    assert main(["report", str(path), "--time", "when"]) == 1
+    assert main(["report", str(path), "--time", "when"]) == 2
     assert "'when'" in capsys.readouterr().err
-    assert main(["report", str(tmp_path / "missing.csv")]) == 1
+    assert main(["report", str(tmp_path / "missing.csv")]) == 2
     assert "missing.csv" in capsys.readouterr().err
 
 
