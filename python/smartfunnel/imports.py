@@ -657,16 +657,23 @@ def from_long(
     attributes : sequence of str
         Static columns (segment, product...).
     stage_map : mapping, optional
-        ``{name in the file: name in the funnel}``; names not in it are kept as they are.
+        ``{name in the file: name in the funnel}``; names not in it are kept as they are. Stage
+        names are trimmed of surrounding spaces first ("Demo " is "Demo"); the trim and each
+        renaming are notes.
     time_format : str, optional
         A strptime format (``"%d/%m/%Y"``) or ``"mixed"``, for times that are not ISO 8601.
     dayfirst : bool
-        With ``time_format="mixed"``: read 01/02/2024 as 1 February.
+        Read 01/02/2024 as 1 February: alone, the format is that of the first time that is not
+        ISO 8601, day before month; with ``time_format="mixed"``, each time is guessed. Times
+        that fail as a whole (all of them, or every failing one reads in the other day/month
+        order) raise a DataError naming the column, the share that failed, an example with the
+        impossible day or month, and the format to pass.
     errors : {"report", "raise"}
         report (default) keeps every usable row and reports the others; raise stops with a
         DataError at the first unusable row, naming the row, the column, the id and the value.
     after_terminal : {"error", "reopen"}
-        What an event after Won/Lost means (see :meth:`EventLog.from_frame`).
+        What an event after Won/Lost means (see :meth:`EventLog.from_frame`): "error" (default)
+        rejects it, reported; "reopen" reopens the deal.
     table : str
         The table name used in the quality report.
 
@@ -1285,6 +1292,9 @@ def from_salesforce(
         The Opportunity column of the owner (OwnerId; the history has no owner).
     attributes : sequence of str, optional
         Opportunity columns kept as static attributes. Default: Type and LeadSource when present.
+    after_terminal : {"reopen", "error"}
+        A stage event after Won/Lost: "reopen" (default) reopens the deal, "error" rejects the
+        event (reported).
 
     Returns
     -------
