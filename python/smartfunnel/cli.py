@@ -86,6 +86,12 @@ def _date(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date (expected e.g. 2024-03-31 or 2024-03-31T18:00)"
         )
+    low, high = pd.Timestamp("1678-01-01"), pd.Timestamp("2261-12-31")  # periods stay in range
+    naive = when.tz_convert(None) if when.tzinfo is not None else when
+    if not low <= naive <= high:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is out of range (expected a date from {low:%Y-%m-%d} to {high:%Y-%m-%d})"
+        )
     return text
 
 
@@ -130,6 +136,11 @@ def _utc(text: str) -> pd.Timestamp:
 def _check_inputs(paths: Sequence[str]) -> None:
     """Each INPUT exists and is a non-empty file or a folder, before anything is parsed."""
     for p in map(pathlib.Path, paths):
+        if p.is_symlink() and not p.exists():
+            raise _UsageError(
+                f"INPUT {str(p)!r}: a symbolic link to nothing (or in a loop); expected a CSV "
+                "export or a folder"
+            )
         if not p.exists():
             hint = "" if p.parent.exists() else f" (folder {str(p.parent)!r} does not exist)"
             raise _UsageError(f"INPUT {str(p)!r}: no such file or folder{hint}")
@@ -489,18 +500,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     try:
         return _report(args)
+    except (UnicodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        names = ", ".join(map(str, args.input)) or "the input"
+        print(f"smartfunnel report: reading {names}: {_one_line(err)}", file=sys.stderr)
+        return USAGE_ERROR
     except (
         _UsageError,
         DataError,
         UnknownStageError,
         InvalidOptionsError,
         OSError,
-        UnicodeError,
         ValueError,
         KeyError,
         OverflowError,
-        pd.errors.ParserError,
-        pd.errors.EmptyDataError,
     ) as err:
         print(f"smartfunnel report: {_one_line(err)}", file=sys.stderr)
         return USAGE_ERROR

@@ -797,6 +797,14 @@ def from_long(
     for a in attributes:
         events[a] = frame[a].to_numpy()
     events = events[keep]
+    if funnel is None and not keep.any() and len(frame):  # nothing to infer the funnel from
+        why = pd.Series([r["reason"] for r in issues._records if r["action"] == "rejected"])
+        counts = "; ".join(f"{n:,} {r}" for r, n in why.value_counts().items())
+        raise _convert.data_error(f"{table}: none of the {len(frame):,} rows is usable ({counts})")
+    if funnel is None and not len(frame):
+        raise _convert.data_error(
+            f"{table}: no rows (only a header: {list(map(str, frame.columns))})"
+        )
 
     if funnel is None:
         funnel = infer_funnel(events, opportunity="opportunity_id", stage="stage", time="time")

@@ -102,6 +102,7 @@ def test_empty_file_in_a_child_process(tmp_path):
         (["--level", "0"], "argument --level: '0' is out of range"),
         (["--stale-after", "0"], "argument --stale-after: '0' is out of range (expected a number of days > 0)"),
         (["--period", "2024-04-01", "2024-02-30"], "argument --period: '2024-02-30' is not a date"),
+        (["--as-of", "9999-12-31"], "argument --as-of: '9999-12-31' is out of range (expected a date from 1678-01-01 to 2261-12-31)"),
         (["--period", "2024-06-30", "2024-04-01"], "--period 2024-06-30 2024-04-01: the end is before the start"),
         (["--progress", "bogus"], "argument --progress: invalid choice: 'bogus'"),
         (["--after-terminal", "keep"], "argument --after-terminal: invalid choice: 'keep'"),
@@ -132,6 +133,30 @@ def status(argv: list[str]) -> int:
 def test_period_ends_checked_after_parsing(events_csv, capsys):
     assert main(["report", str(events_csv), "--period", "2024-06-30", "2024-04-01"]) == 2
     assert "the end is before the start" in one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x7fELF\x02\x01\x01\x00\xff\xfe\x00\x00", "is not UTF-8 text"),
+        ("opportunity_id,stage,time\no1,Lead,2024-01-01\n".encode("utf-16"), "is not UTF-8 text"),
+        (b"opportunity_id,stage,time\n", "x.csv: no rows (only a header: ['opportunity_id', 'stage', 'time'])"),
+        (b"opportunity_id,stage,time\n,Lead,2024-01-01\n,Won,2024-01-02\n", "x.csv: none of the 2 rows is usable (2 no opportunity id"),
+    ],
+)  # fmt: skip
+def test_files_that_are_no_usable_export(tmp_path, capsys, content, expected):
+    path = tmp_path / "x.csv"
+    path.write_bytes(content)
+    assert main(["report", str(path)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert expected in line and path.name in line
+
+
+def test_a_symlink_loop(tmp_path, capsys):
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop)
+    assert main(["report", str(loop)]) == 2
+    assert "a symbolic link to nothing (or in a loop)" in one_line(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("what", ["missing", "folder", "empty folder", "directory named x.csv"])
