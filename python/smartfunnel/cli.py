@@ -234,16 +234,11 @@ def _csv_files(path: str) -> list[pathlib.Path]:
     return found
 
 
-def _span(log: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
-    times = log.to_frame()["time"]
-    return times.min(), times.max()
-
-
 def _check_dates(args: argparse.Namespace, log: Any, as_of: Any) -> None:
     """--as-of and --period against the data: no analysis before the first event."""
     if log.n_events == 0:
         return
-    first, last = _span(log)
+    first, last = log.first_time, log.last_time
     if args.as_of is not None and _utc(args.as_of) < first:
         raise _UsageError(
             f"--as-of {args.as_of} is before the data (first event {first:%Y-%m-%d}, last "

@@ -592,7 +592,8 @@ def _clean_stages(
             column,
             None,
             "note",
-            f"{int(trimmed.sum()):,} stage names trimmed of surrounding spaces ({shown}"
+            f"{int(trimmed.sum()):,} stage name{'s' if trimmed.sum() != 1 else ''} trimmed of "
+            f"surrounding spaces ({shown}"
             f"{', ...' if len(pairs) > 3 else ''}): the same stage, not a new one",
         )
     if stage_map:
@@ -715,6 +716,18 @@ def from_long(
     trouble = _time_trouble(frame[time], bad_time & keep, time_format, dayfirst, time, table)
     if trouble:
         raise _convert.data_error(trouble, None, time)
+    if time_format is None and dayfirst and not pd.api.types.is_numeric_dtype(frame[time].dtype):
+        chosen = _dayfirst_format(frame[time].astype("string")[keep])
+        issues.add(
+            table,
+            None,
+            None,
+            time,
+            None,
+            "note",
+            f"times read day-first as {chosen!r} "
+            "(the format of the first time that is not ISO 8601)",
+        )
     bad(bad_time & keep, time, f"not a time ({_TIME_HINT}'%d/%m/%Y' or 'mixed')")
     keep &= ~bad_time
     no_time = times.isna().to_numpy() & keep

@@ -236,6 +236,9 @@ def test_day_first_dates(tmp_path):
     expected = pd.to_datetime(frame["time"], format="%d.%m.%Y", utc=True)
     got = imp.log.to_frame().sort_values(["opportunity_id", "time"])["time"]
     assert sorted(got) == sorted(expected)
+    assert "times read day-first as '%d.%m.%Y' (the format of the first time" in " ".join(
+        imp.quality["reason"]
+    )
 
 
 # -- separators, decimal marks ---------------------------------------------------------------------
@@ -283,7 +286,9 @@ def test_trailing_spaces_make_no_second_stage(tmp_path, capsys):
     assert list(imp.funnel.stages) == ["Lead", "Demo"]
     n_spaced = int((frame["stage"] != frame["stage"].str.strip()).sum())
     trimmed = imp.quality[imp.quality["reason"].str.contains("trimmed", na=False)]
-    assert len(trimmed) == 1 and trimmed["reason"].iloc[0].startswith(f"{n_spaced:,} stage names")
+    assert len(trimmed) == 1 and trimmed["reason"].iloc[0].startswith(
+        f"{n_spaced:,} stage names trimmed"
+    )
     assert "'Demo ' → 'Demo'" in trimmed["reason"].iloc[0]
     assert main(["report", str(path)]) == 0
     out = capsys.readouterr().out
@@ -399,6 +404,28 @@ def test_hubspot_web_app_export_with_several_pipelines(tmp_path, capsys):
     assert imp.log.n_events == 8  # the Sales Pipeline's entries alone
 
 
+def test_hubspot_web_app_export_with_the_pipeline_stages(tmp_path):
+    folder = tmp_path / "hubspot"
+    folder.mkdir()
+    hubspot_ui(folder)
+    # The stages file orders Demo Scheduled before Appointment Scheduled (its displayOrder), and
+    # says which closed stage is won by isWon, whatever the names.
+    pd.DataFrame(
+        {
+            "id": ["appt", "demo", "won", "lost"],
+            "label": ["Appointment Scheduled", "Demo Scheduled", "Closed Won", "Closed Lost"],
+            "displayOrder": [1, 0, 2, 3],
+            "isClosed": [False, False, True, True],
+            "isWon": [False, False, True, False],
+        }
+    ).to_csv(folder / "stages.csv", index=False)
+    imp = sf.imports.read(folder)
+    assert imp.source == "HubSpot deals (web app export)"
+    assert list(imp.funnel.stages) == ["Demo Scheduled", "Appointment Scheduled"]
+    assert not imp.quality["reason"].str.contains("order of the export's columns").any()
+    assert imp.log.n_events == 8
+
+
 # -- Salesforce owner names from a User export ----------------------------------------------------
 def salesforce_folder(tmp_path, users=True):
     folder = tmp_path / "salesforce"
@@ -444,6 +471,18 @@ def test_salesforce_owner_names_from_the_user_export(tmp_path):
     # Without the User export the owners are the ids, as before.
     plain = sf.imports.read(salesforce_folder(tmp_path / "no-users", users=False))
     assert set(plain.log.core.owner_names) == {"005X", "005Y", "005Z"}
+
+
+def test_salesforce_stage_names_are_trimmed(tmp_path):
+    folder = salesforce_folder(tmp_path)
+    hist = pd.read_csv(folder / "OpportunityHistory.csv")
+    hist.loc[1, "StageName"] = "Proposal  "
+    hist.to_csv(folder / "OpportunityHistory.csv", index=False)
+    imp = sf.imports.read(folder)
+    assert list(imp.funnel.stages) == ["Prospecting", "Proposal"]
+    trimmed = imp.quality[imp.quality["reason"].str.contains("trimmed", na=False)]
+    assert list(trimmed["table"]) == ["OpportunityHistory"]
+    assert trimmed["reason"].iloc[0].startswith("1 stage name trimmed of surrounding spaces")
 
 
 def test_a_user_export_alone_is_an_unused_file(tmp_path, events_csv):
