@@ -543,3 +543,57 @@ def test_report_by_regional_office(shared_data, tmp_path, capsys):
     model = sf.fit(sf.imports.read(folder).log, groups=["regional_office"])
     offices = pd.read_csv(folder / "sales_teams.csv")["regional_office"].unique()
     assert {k[0] for k in model.groups if k} == set(offices)
+
+
+def test_sparklesquad_teams_join_against_pandas(shared_data):
+    folder = shared_data / "sparklesquad-crm-dataset"
+    imp = sf.imports.read(folder)
+    pipeline = pd.read_csv(folder / "sales-pipeline.csv")
+    teams = pd.read_csv(folder / "sales-teams.csv")
+    expected = pipeline.merge(teams, on="Sales_Agent", how="left").set_index("Opportunity_ID")
+    attrs = {name: (names, codes) for name, names, codes in imp.log.core.attributes}
+    ids = imp.log.opportunity_ids()
+    for col in ("Manager", "Regional_Office"):
+        names, codes = attrs[col]
+        got = pd.Series(np.asarray(names, dtype=object)[codes], index=ids)
+        assert (got == expected.loc[got.index, col].fillna("(no team)")).all(), col
+
+
+# -- imports.read: its reading options are checked, and what they mean ---------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sep": ";;"}, "sep must be one character, got ';;'"),
+        ({"decimal": ""}, "decimal must be one character, got ''"),
+        ({"sep": ",", "decimal": ","}, "sep and decimal must differ, both are ','"),
+        ({"after_terminal": "keep"}, "after_terminal must be 'reopen' or 'reject', got 'keep'"),
+        ({"time_format": 5}, "time_format must be a strptime format or 'mixed', got 5"),
+    ],
+)
+def test_read_refuses_bad_options(events_csv, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        sf.imports.read(events_csv, **kwargs)
+
+
+def test_dates_that_fail_as_a_whole_name_the_column(tmp_path):
+    _, frame = us_dates(tmp_path)
+    with pytest.raises(sf.DataError) as info:
+        sf.imports.from_long(frame, amount="amount")
+    assert info.value.column == "time"
+    # Among good ISO times, one bad cell is rejected row by row, not an error about the format.
+    iso = pd.DataFrame(EVENTS, columns=["opportunity_id", "stage", "time", "amount"])
+    iso.loc[3, "time"] = "02/30/2024"
+    imp = sf.imports.from_long(iso)
+    bad = imp.quality[imp.quality["action"] == "rejected"]
+    assert list(bad["row"]) == [3] and list(bad["column"]) == ["time"]
+
+
+def test_named_columns_with_a_separator(tmp_path, capsys):
+    frame = pd.DataFrame(EVENTS, columns=["deal", "phase", "when", "value"])
+    path = tmp_path / "odd.csv"
+    frame.to_csv(path, index=False, sep=";")
+    argv = ["report", str(path), "--opportunity", "deal", "--stage", "phase", "--time", "when"]
+    assert main([*argv, "--amount", "value"]) == 0
+    out = capsys.readouterr().out
+    assert "8 events, 4 opportunities" in out
+    assert "import note 2" in out  # the separator sniffed, the funnel inferred
