@@ -437,12 +437,14 @@ def _parser() -> argparse.ArgumentParser:
     reading.add_argument(
         "--sep",
         type=_mark("one character, e.g. ';' or tab"),
+        metavar="CHAR",
         help="column separator (default: sniffed per file among , ; tab |, said in a note)",
     )
     reading.add_argument(
         "--decimal",
         type=_mark("'.' or ','"),
         choices=[".", ","],
+        metavar="MARK",
         help="decimal mark of numbers (default: sniffed, a comma only with another separator)",
     )
     reading.add_argument(

@@ -90,8 +90,8 @@ def from_snapshot(
     order = {name: i for i, name in enumerate(funnel.stages)}
     rows, notes = [], []
     cur = frame[stage].astype(str).to_numpy()
-    close = pd.to_datetime(frame[closed], utc=True, errors="coerce")
-    dates = {s: pd.to_datetime(frame[c], utc=True, errors="coerce") for s, c in entered.items()}
+    close = _snapshot_times(frame[closed])
+    dates = {s: _snapshot_times(frame[c]) for s, c in entered.items()}
     amounts = frame[amount].astype(float) if amount else pd.Series(0.0, index=frame.index)
     for i in range(len(frame)):
         events = []
@@ -148,6 +148,16 @@ def from_snapshot(
     report.insert(0, "row", [i for i, _ in notes])
     report["reason"] = [why for _, why in notes]
     return log, report
+
+
+def _snapshot_times(values: pd.Series) -> pd.Series:
+    """A snapshot's dates: as pandas reads them, or by the time_format / dayfirst given to
+    :func:`read`."""
+    if _time_options.get():
+        given = _time_options.get() or {}
+        if given.get("time_format") or given.get("dayfirst"):
+            return _parse_times(values)[0]
+    return pd.to_datetime(values, utc=True, errors="coerce")
 
 
 # -- the result of an import and its quality report ----------------------------------------------
@@ -1021,7 +1031,7 @@ def _snapshot_dataset(
         both.extend(team_quality)
         quality = both.frame()
     dates = [*cols.entered.values(), cols.closed]
-    end = pd.concat([pd.to_datetime(frame[c], utc=True, errors="coerce") for c in dates]).max()
+    end = pd.concat([_snapshot_times(frame[c]) for c in dates]).max()
     return Imported(log=log, quality=quality, source=source, as_of=end)
 
 

@@ -107,7 +107,7 @@ def test_empty_file_in_a_child_process(tmp_path):
         (["--progress", "bogus"], "argument --progress: invalid choice: 'bogus'"),
         (["--after-terminal", "keep"], "argument --after-terminal: invalid choice: 'keep'"),
         (["--sep", ";;"], "argument --sep: ';;' is not one character"),
-        (["--decimal", ";"], "argument --decimal: invalid choice: ';'"),
+        (["--decimal", ";"], "argument --decimal: invalid choice: ';' (choose from '.', ',')"),
         (["--time-format", "dd/mm/yyyy"], "argument --time-format: 'dd/mm/yyyy' is no strptime format"),
         (["--stage-map", "Demo"], "argument --stage-map: 'Demo' is not OLD=NEW"),
         (["--groups", "region"], "--groups 'region' is no attribute of the data (attributes: none"),
@@ -597,3 +597,22 @@ def test_named_columns_with_a_separator(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "8 events, 4 opportunities" in out
     assert "import note 2" in out  # the separator sniffed, the funnel inferred
+
+
+def test_stage_map_on_a_snapshot_dataset_is_refused(shared_data, capsys):
+    folder = shared_data / "maven-crm-sales-opportunities"
+    assert main(["report", str(folder), "--stage-map", "Engaging=Demo"]) == 2
+    assert "the funnel of this dataset is fixed" in one_line(capsys.readouterr().err)
+
+
+def test_snapshot_dates_follow_the_time_format(tmp_path, shared_data):
+    folder = shared_data / "maven-crm-sales-opportunities"
+    frame = pd.read_csv(folder / "sales_pipeline.csv")
+    us = frame.copy()
+    for col in ("engage_date", "close_date"):
+        us[col] = pd.to_datetime(frame[col]).dt.strftime("%m/%d/%Y")
+    us.to_csv(tmp_path / "sales_pipeline.csv", index=False)
+    got = sf.imports.read(tmp_path / "sales_pipeline.csv", time_format="%m/%d/%Y")
+    want = sf.imports.read(folder / "sales_pipeline.csv")
+    pd.testing.assert_frame_equal(got.log.to_frame(), want.log.to_frame())
+    assert got.as_of == want.as_of == pd.Timestamp(frame["close_date"].max(), tz="UTC")
