@@ -183,8 +183,8 @@ def _read(args: argparse.Namespace, bar: Progress) -> imports.Imported:
     notes = []
     for i, path in enumerate(files):
         bar.update(0.2 * i / len(files), f"reading {path.name}")
-        sep, decimal = imports._sniff_csv(path)
-        sep, decimal = args.sep or sep, args.decimal or decimal
+        sep, decimal = imports.sniff_csv(path, args.sep)
+        decimal = args.decimal or decimal
         if (args.sep is None and sep != ",") or (args.decimal is None and decimal != "."):
             notes.append(
                 (

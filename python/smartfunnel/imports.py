@@ -334,8 +334,9 @@ _COMMA_NUMBER = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d+),\d+$")
 _DOT_NUMBER = re.compile(r"^[+-]?\d*\.\d+$")
 
 
-def _sniff_csv(path: Path) -> tuple[str, str]:
-    """The separator and decimal mark of a CSV file, from its first 64 kB.
+def sniff_csv(path: str | os.PathLike[str], sep: str | None = None) -> tuple[str, str]:
+    """The separator and decimal mark of a CSV file, from its first 64 kB (what :func:`read`
+    uses when it is given neither; with `sep`, only the decimal mark is sniffed).
 
     The separator is the one of , ; tab | the header line has most often outside quotes (a comma
     when none). The decimal mark is a comma only with another separator, when numbers such as
@@ -349,10 +350,11 @@ def _sniff_csv(path: Path) -> tuple[str, str]:
     lines = head.splitlines()
     if not lines:
         return ",", "."
-    header = re.sub(r'"[^"]*"', "", lines[0])
-    counts = {c: header.count(c) for c in _SEPARATORS}
-    sep = max(_SEPARATORS, key=lambda c: (counts[c], c == ","))
-    sep = sep if counts[sep] else ","
+    if sep is None:  # else given: only the decimal mark is sniffed
+        header = re.sub(r'"[^"]*"', "", lines[0])
+        counts = {c: header.count(c) for c in _SEPARATORS}
+        sep = max(_SEPARATORS, key=lambda c: (counts[c], c == ","))
+        sep = sep if counts[sep] else ","
     decimal = "."
     if sep != ",":
         cells = [c.strip().strip('"') for line in lines[1:200] for c in line.split(sep)]
@@ -2761,8 +2763,13 @@ def read(
     files = _expand(paths)
     chosen: dict[Path, dict[str, str]] = {}
     for f, _ in files:
-        found = _sniff_csv(f) if sep is None or decimal is None else (",", ".")
+        found = sniff_csv(f, sep) if sep is None or decimal is None else (sep, decimal)
         chosen[f] = {"sep": sep or found[0], "decimal": decimal or found[1]}
+        if chosen[f]["sep"] == chosen[f]["decimal"]:
+            raise _convert.data_error(
+                f"{str(f)!r}: columns separated by {chosen[f]['sep']!r}, the decimal mark given: "
+                "pass sep= (--sep) as well"
+            )
     tokens = (
         _csv_options.set(dict(chosen)),
         _time_options.set({"time_format": time_format, "dayfirst": dayfirst}),
@@ -2804,8 +2811,8 @@ def read(
             None,
             None,
             "note",
-            f"events after Won/Lost: {reopened:,} deals reopened, {int(after.sum()):,} events "
-            f"rejected (after_terminal={after_terminal or 'the format default'}; "
+            f"events after Won/Lost: {reopened:,} deal{'s' if reopened != 1 else ''} reopened, "
+            f"{int(after.sum()):,} event{'s' if after.sum() != 1 else ''} rejected (after_terminal={after_terminal or 'the format default'}; "
             "--after-terminal reopen|reject)",
         )
     issues.extend(imp.quality)

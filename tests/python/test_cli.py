@@ -322,7 +322,7 @@ def test_after_terminal_reopen_or_reject(tmp_path, capsys):
     assert list(bad["row"]) == [len(EVENTS)] and list(bad["id"]) == ["o2"]
     reopened = sf.imports.read(path, after_terminal="reopen")
     assert reopened.log.n_events == len(rows) and reopened.log.quality["reopened"] == 1
-    for imp, said in ((rejected, "0 deals reopened, 1 events rejected"), (reopened, "1 deals reopened, 0 events")):  # fmt: skip
+    for imp, said in ((rejected, "0 deals reopened, 1 event rejected"), (reopened, "1 deal reopened, 0 events")):  # fmt: skip
         assert imp.quality["reason"].str.contains(said, regex=False).any()
     assert main(["report", str(path), "--after-terminal", "reopen"]) == 0
     assert "reopened 1" in capsys.readouterr().out
@@ -573,6 +573,11 @@ def test_sparklesquad_teams_join_against_pandas(shared_data):
 def test_read_refuses_bad_options(events_csv, kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         sf.imports.read(events_csv, **kwargs)
+
+
+def test_a_decimal_comma_in_a_comma_separated_file_needs_its_separator(events_csv):
+    with pytest.raises(sf.DataError, match="columns separated by ',', the decimal mark given"):
+        sf.imports.read(events_csv, decimal=",")
 
 
 def test_dates_that_fail_as_a_whole_name_the_column(tmp_path):
