@@ -153,10 +153,9 @@ def from_snapshot(
 def _snapshot_times(values: pd.Series) -> pd.Series:
     """A snapshot's dates: as pandas reads them, or by the time_format / dayfirst given to
     :func:`read`."""
-    if _time_options.get():
-        given = _time_options.get() or {}
-        if given.get("time_format") or given.get("dayfirst"):
-            return _parse_times(values)[0]
+    given = _time_options.get() or {}
+    if given.get("time_format") or given.get("dayfirst"):
+        return _parse_times(values)[0]
     return pd.to_datetime(values, utc=True, errors="coerce")
 
 
