@@ -623,7 +623,7 @@ def _clean_stages(
                 else f"stage map: {old!r} is no stage in the data (stages: "
                 f"{sorted(map(str, counts.index))[:12]}): nothing renamed",
             )
-        text = text.map(lambda v: stage_map.get(v, v) if isinstance(v, str) else v).astype("string")
+        text = text.replace(dict(stage_map)).astype("string")  # vectorised, exact names
     return text
 
 

@@ -621,3 +621,13 @@ def test_snapshot_dates_follow_the_time_format(tmp_path, shared_data):
     want = sf.imports.read(folder / "sales_pipeline.csv")
     pd.testing.assert_frame_equal(got.log.to_frame(), want.log.to_frame())
     assert got.as_of == want.as_of == pd.Timestamp(frame["close_date"].max(), tz="UTC")
+
+
+def test_stage_map_renames_at_once(events_csv):
+    # Lead <-> Demo: each row renamed once, by the map as given (not Lead -> Demo -> Lead).
+    imp = sf.imports.read(events_csv, stage_map={"Lead": "Demo", "Demo": "Lead"})
+    events = imp.log.to_frame()
+    first = events.groupby("opportunity_id", sort=True)["stage"].first().astype(str)
+    assert first.to_dict() == {"o1": "Demo", "o2": "Demo", "o3": "Demo", "o4": "Demo"}
+    o1 = events[events["opportunity_id"] == "o1"]["stage"].astype(str).tolist()
+    assert o1 == ["Demo", "Lead", "Won"]
