@@ -50,17 +50,41 @@ template <class T>
 void save_file(const T& object, const std::filesystem::path& path, const std::string& format,
                const std::string& metadata) {
   const auto f = parse_archive_format(format);
-  py::gil_scoped_release release;
-  save(object, path, f, metadata);
+  try {
+    py::gil_scoped_release release;
+    save(object, path, f, metadata);
+  } catch (const save_target_error& e) {
+    // OSError(errno, reason, filename): the subclass from errno (IsADirectoryError,
+    // PermissionError...), the reason in a sentence naming the target.
+    const int code = e.code().category() == std::generic_category() ? e.code().value() : 0;
+    py::object exc = py::reinterpret_steal<py::object>(
+        PyObject_CallFunction(PyExc_OSError, "iss", code, e.reason().c_str(), path.string().c_str()));
+    if (!exc) throw py::error_already_set();
+    PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+    throw py::error_already_set();
+  }
 }
 
+// Python holds every name as str: a loaded object whose strings are not UTF-8 is a corrupt archive
+// (check_utf8 names the field), never a UnicodeDecodeError later.
 py::object loads(const py::bytes& data) {
   const std::string_view bytes = data; // bytes are immutable: safe to read without the GIL
   auto object = [&] {
     py::gil_scoped_release release;
-    return load_any_from_string(bytes);
+    auto o = load_any_from_string(bytes);
+    check_utf8(o);
+    return o;
   }();
   return to_python(std::move(object));
+}
+
+// Metadata is the caller's note, any bytes: str when it is UTF-8 text (always, from Python), else
+// bytes.
+py::object metadata_object(const std::string& metadata) {
+  PyObject* text = PyUnicode_DecodeUTF8(metadata.data(), static_cast<Py_ssize_t>(metadata.size()), "strict");
+  if (text != nullptr) return py::reinterpret_steal<py::object>(text);
+  PyErr_Clear();
+  return py::bytes(metadata);
 }
 
 py::dict info_dict(const archive_info& info) {
@@ -69,7 +93,7 @@ py::dict info_dict(const archive_info& info) {
   d["format"] = std::string(to_string(info.format));
   d["format_version"] = info.format_version;
   d["payload_bytes"] = info.payload_bytes;
-  d["metadata"] = info.metadata;
+  d["metadata"] = metadata_object(info.metadata);
   return d;
 }
 
@@ -82,7 +106,9 @@ void add_pickle_and_save(py::module_& m, const char* name, Make make) {
                        T object = [&] {
                          const std::string_view bytes = state;
                          py::gil_scoped_release release;
-                         return load_from_string<T>(bytes);
+                         T loaded = load_from_string<T>(bytes);
+                         check_utf8(loaded);
+                         return loaded;
                        }();
                        return make(std::move(object));
                      }));
@@ -122,11 +148,13 @@ void register_serialization(py::module_& m) {
         archive_info info;
         auto object = [&] {
           py::gil_scoped_release release;
-          return load_any(path, &info);
+          auto o = load_any(path, &info);
+          check_utf8(o);
+          return o;
         }();
-        return py::make_tuple(to_python(std::move(object)), info.metadata);
+        return py::make_tuple(to_python(std::move(object)), py::bytes(info.metadata));
       },
-      py::arg("path"), "Load the object a file holds: (object, metadata).");
+      py::arg("path"), "Load the object a file holds: (object, metadata as bytes).");
   m.def(
       "archive_info",
       [](const std::filesystem::path& path) {
@@ -138,7 +166,8 @@ void register_serialization(py::module_& m) {
         return info_dict(info);
       },
       py::arg("path"),
-      "The checked envelope of an archive file: type, format, format_version, payload_bytes, metadata.");
+      "The checked envelope of an archive file: type, format, format_version, payload_bytes, metadata\n"
+      "(str, or bytes when a C++ caller's note is not UTF-8 text).");
 }
 
 } // namespace smartfunnel::bindings

@@ -26,6 +26,7 @@
 #include <iosfwd>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <variant>
 
 namespace smartfunnel {
@@ -91,11 +92,34 @@ inline constexpr archive_type archive_type_of =
     : std::same_as<T, fit_statistics> ? archive_type::fit_statistics
                                       : archive_type::funnel_model;
 
+/// The error of save for a target it refuses to replace: one that is not a regular file (a
+/// directory, device, FIFO, socket, or a symbolic link to one, to nothing or in a loop), or a
+/// regular file the caller has no write permission for (by its mode bits and owner, checked
+/// explicitly, since renaming over a file needs no permission on the file itself). path1() is the
+/// target; reason() says why in a sentence naming it.
+class save_target_error : public std::filesystem::filesystem_error {
+public:
+  save_target_error(const std::string& reason, const std::filesystem::path& target, std::error_code code)
+      : std::filesystem::filesystem_error("smartfunnel::save: " + reason, target, code), reason_(reason) {}
+  [[nodiscard]] const std::string& reason() const noexcept { return reason_; }
+
+private:
+  std::string reason_;
+};
+
 /// Saves `object` to `path` atomically: the archive is written to a temporary file in the same
 /// directory, flushed to disk and renamed over `path`, so a crash or an error mid-save leaves the
 /// previous file (if any) intact. `metadata` (at most archive_max_metadata_bytes) is stored
 /// verbatim and covered by the checksum.
-/// \throws std::filesystem::filesystem_error when the file cannot be written
+///
+/// Save only ever replaces a regular file the caller may write (a new file is created with mode
+/// 0666 minus the umask; a replaced file keeps its permissions). When `path` is a symbolic link to
+/// a regular file, the file it points to is replaced (in its own directory) and the link stays.
+/// For root, which may write any file, a file without any write bit (such as 0444) is still
+/// refused: it was made read-only on purpose.
+/// \throws save_target_error when the target is not a regular file or may not be written
+/// \throws std::filesystem::filesystem_error when the file cannot be written (path1() is always
+///         the target, never the temporary file)
 /// \throws archive_error when the object cannot be archived
 template <persistent T>
 void save(const T& object, const std::filesystem::path& path, archive_format format = archive_format::binary,
@@ -135,6 +159,16 @@ using persistent_object = std::variant<funnel, event_log, fit_options, fit_stati
 [[nodiscard]] persistent_object load_any(const std::filesystem::path& path, archive_info* info = nullptr);
 [[nodiscard]] persistent_object load_any(std::istream& in, archive_info* info = nullptr);
 [[nodiscard]] persistent_object load_any_from_string(std::string_view bytes, archive_info* info = nullptr);
+
+/// Throws corrupt_archive naming the first string of `object` (stage, owner, attribute and group
+/// names, string ids, rejected rows...) that is not well-formed UTF-8, with the offending byte and
+/// its offset. C++ objects may hold any bytes (ingestion keeps ids as given, and save and load
+/// carry them unchanged); callers that hold names as text, such as the Python package, call this on
+/// every object they load, so that a crafted or foreign archive is a corrupt_archive rather than a
+/// decoding error later.
+template <persistent T>
+void check_utf8(const T& object);
+void check_utf8(const persistent_object& object);
 
 /// The sufficient statistics in a funnel_model archive, without deriving the model. Loading a model
 /// derives every estimate again, at the cost of a fit with its options (groups, draws): for files

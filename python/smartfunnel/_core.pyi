@@ -495,7 +495,8 @@ class ActivityLog:
 
 def archive_info(path: os.PathLike | str | bytes) -> dict:
     """
-    The checked envelope of an archive file: type, format, format_version, payload_bytes, metadata.
+    The checked envelope of an archive file: type, format, format_version, payload_bytes, metadata
+    (str, or bytes when a C++ caller's note is not UTF-8 text).
     """
 
 def collect_statistics(log: EventLog, options: FitOptions) -> FitStatistics:
@@ -602,9 +603,9 @@ def forecast(
     Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.
     """
 
-def load(path: os.PathLike | str | bytes) -> tuple[typing.Any, str]:
+def load(path: os.PathLike | str | bytes) -> tuple[typing.Any, bytes]:
     """
-    Load the object a file holds: (object, metadata).
+    Load the object a file holds: (object, metadata as bytes).
     """
 
 def loads(data: bytes) -> typing.Any:

@@ -17,6 +17,8 @@
 
 #include "smartfunnel/detail/crc32c.hpp"
 
+#include <boost/archive/basic_archive.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -26,6 +28,7 @@
 #include <fstream>
 #include <random>
 #include <system_error>
+#include <vector>
 
 #if defined(__unix__) || defined(__APPLE__)
 #define SMARTFUNNEL_POSIX_FILES 1
@@ -156,11 +159,9 @@ struct header {
 header decode_header(const char* p) {
   if (std::memcmp(p, magic.data(), magic.size()) != 0) not_an_archive();
   const auto envelope_version = static_cast<std::uint16_t>(get(p + 8, 2));
+  // A newer envelope may lay out (and checksum) its header differently: judged before the checksum.
   if (envelope_version > archive_envelope_version)
-    throw newer_archive_format("the archive has envelope version " + std::to_string(envelope_version) +
-                               "; this smartfunnel reads up to version " +
-                               std::to_string(archive_envelope_version) +
-                               " (upgrade smartfunnel to load it)");
+    throw_unknown_number("envelope version", envelope_version, 1, archive_envelope_version);
   const auto stored_crc = static_cast<std::uint32_t>(get(p + 36, 4));
   const std::uint32_t crc = crc32c(p, 36);
   if (envelope_version == 0 || stored_crc != crc)
@@ -169,21 +170,16 @@ header decode_header(const char* p) {
   if (get(p + 32, 4) != 0) throw corrupt_archive("corrupt archive: reserved envelope bytes are not zero");
   header h;
   h.info.format_version = static_cast<std::uint16_t>(get(p + 12, 2));
-  if (h.info.format_version == 0) throw corrupt_archive("corrupt archive: format version 0");
-  if (h.info.format_version > archive_format_version)
-    throw newer_archive_format("the archive has format version " + std::to_string(h.info.format_version) +
-                               "; this smartfunnel reads up to version " +
-                               std::to_string(archive_format_version) + " (upgrade smartfunnel to load it)");
+  if (h.info.format_version == 0 || h.info.format_version > archive_format_version)
+    throw_unknown_number("format version", h.info.format_version, 1, archive_format_version);
   const auto type = static_cast<std::uint16_t>(get(p + 10, 2));
   h.info.type = static_cast<archive_type>(type);
   if (to_string(h.info.type) == "unknown")
-    throw newer_archive_format("the archive holds object type " + std::to_string(type) +
-                               ", which this smartfunnel does not know (written by a newer version?)");
+    throw_unknown_number("object type", type, 1, static_cast<unsigned>(archive_type::funnel_model));
   const auto format = static_cast<std::uint8_t>(p[14]);
   h.info.format = static_cast<archive_format>(format);
   if (to_string(h.info.format) == "unknown")
-    throw newer_archive_format("the archive uses archive format " + std::to_string(format) +
-                               ", which this smartfunnel does not know (written by a newer version?)");
+    throw_unknown_number("archive format", format, 1, static_cast<unsigned>(archive_format::xml));
   const auto platform = static_cast<std::uint8_t>(p[15]);
   if (h.info.format == archive_format::binary) {
     if (platform != platform_code())
@@ -341,6 +337,10 @@ void check_boost_header(std::string_view payload, archive_format format) {
       throw corrupt_archive("corrupt archive: Boost archive library version " + std::to_string(v) +
                             " is older than any smartfunnel wrote (" +
                             std::to_string(min_boost_library_version) + ")");
+    const boost::serialization::library_version_type boost_version = boost::archive::BOOST_ARCHIVE_VERSION();
+    const auto newest = static_cast<unsigned>(static_cast<std::uint_least16_t>(boost_version));
+    if (v > newest)
+      throw_unknown_number("Boost archive library version", v, min_boost_library_version, newest);
   };
   auto parse_decimal = [](std::string_view s, std::size_t at) {
     unsigned v = 0;
@@ -426,16 +426,118 @@ void write_stream(std::ostream& out, std::span<const std::string_view> parts) {
 
 #ifdef SMARTFUNNEL_POSIX_FILES
 
+namespace {
+
+std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+
+std::string octal_mode(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+[[noreturn]] void refuse(const std::string& reason, const fs::path& target, std::errc code) {
+  throw save_target_error(reason, target, std::make_error_code(code));
+}
+
+// What a file that is not a regular one is, for the error.
+std::string kind_of_file(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+[[noreturn]] void refuse_not_regular(const fs::path& target, const std::string& what, mode_t mode) {
+  refuse(what + " is " + kind_of_file(mode) + ", not a regular file: save only replaces regular files",
+         target, S_ISDIR(mode) ? std::errc::is_a_directory : std::errc::invalid_argument);
+}
+
+bool in_group(gid_t gid) {
+  if (gid == ::getegid()) return true;
+  const int n = ::getgroups(0, nullptr);
+  if (n <= 0) return false;
+  std::vector<gid_t> groups(static_cast<std::size_t>(n));
+  const int got = ::getgroups(n, groups.data());
+  return got > 0 && std::find(groups.begin(), groups.begin() + got, gid) != groups.begin() + got;
+}
+
+// Whether the caller may write a file of this mode and owner, from the mode bits (POSIX: the owner
+// bits for the owner, else the group bits for a member, else the others' bits). Root may write any
+// file, but a file without any write bit was made read-only on purpose: refused too. access(2) is
+// not used, since it says yes to root for every file.
+bool may_write(const struct stat& st) {
+  const uid_t uid = ::geteuid();
+  if (uid == 0) return (st.st_mode & (S_IWUSR | S_IWGRP | S_IWOTH)) != 0;
+  if (uid == st.st_uid) return (st.st_mode & S_IWUSR) != 0;
+  if (in_group(st.st_gid)) return (st.st_mode & S_IWGRP) != 0;
+  return (st.st_mode & S_IWOTH) != 0;
+}
+
+// The file save replaces for `path`: `path` itself when it does not exist yet or is a regular file
+// the caller may write; the file a symbolic link resolves to when that is one. Anything else is a
+// save_target_error naming `path`. `existing` receives the replaced file's status (st_mode 0 for a
+// new file).
+fs::path checked_target(const fs::path& path, struct stat& existing) {
+  existing = {};
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return path; // a new file: creating it in its directory is the test
+    throw io_error("smartfunnel::save: cannot inspect the target", path, err);
+  }
+  fs::path target = path;
+  std::string what = quoted(path);
+  if (S_ISLNK(st.st_mode)) {
+    if (::stat(path.c_str(), &st) != 0) {
+      const int err = errno;
+      if (err == ENOENT)
+        refuse(
+            what +
+                " is a symbolic link to a file that does not exist: save does not create files through links",
+            path, std::errc::no_such_file_or_directory);
+      if (err == ELOOP)
+        refuse(what + " is a symbolic link in a loop", path, std::errc::too_many_symbolic_link_levels);
+      throw io_error("smartfunnel::save: cannot inspect the target", path, err);
+    }
+    std::error_code ec;
+    target = fs::canonical(path, ec);
+    if (ec) throw fs::filesystem_error("smartfunnel::save: cannot resolve the symbolic link", path, ec);
+    what += " (a symbolic link to " + quoted(target) + ")";
+    if (::lstat(target.c_str(), &st) != 0)
+      throw io_error("smartfunnel::save: cannot inspect the target", path, errno);
+  }
+  if (!S_ISREG(st.st_mode)) refuse_not_regular(path, what, st.st_mode);
+  if (!may_write(st))
+    refuse(what + " is read-only for this user (mode " + octal_mode(st.st_mode) + ", owner uid " +
+               std::to_string(st.st_uid) + ", this process uid " + std::to_string(::geteuid()) +
+               "): save does not replace a file it may not write",
+           path, std::errc::permission_denied);
+  existing = st;
+  return target;
+}
+
+} // namespace
+
 void write_file_atomically(const fs::path& path, std::span<const std::string_view> parts) {
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  struct stat existing {};
+  const fs::path target = checked_target(path, existing);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  // Every error names `path` (what the caller asked for); the temporary file only in the message.
+  auto failed = [&path](const std::string& what, const fs::path& tmp, int err) {
+    return io_error(("smartfunnel::save: " + what + " (temporary file " + quoted(tmp) + ")").c_str(), path,
+                    err);
+  };
   fs::path tmp;
   int fd = -1;
   for (int attempt = 0; fd < 0; ++attempt) {
-    tmp = path;
+    tmp = target;
     tmp += ".tmp-" + random_suffix();
     fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0 && (errno != EEXIST || attempt > 8))
-      throw io_error("smartfunnel::save: cannot create a temporary file", tmp, errno);
+      throw failed("cannot create a temporary file", tmp, errno);
   }
   // Until the rename, any error closes and removes the temporary file; the target is untouched.
   struct cleanup {
@@ -448,8 +550,7 @@ void write_file_atomically(const fs::path& path, std::span<const std::string_vie
       ::unlink(tmp.c_str());
     }
   } guard{fd, tmp};
-  struct stat existing {};
-  if (::stat(path.c_str(), &existing) == 0 && S_ISREG(existing.st_mode))
+  if (existing.st_mode != 0)
     (void)::fchmod(fd, existing.st_mode & 07777); // keep the replaced file's permissions
   for (const auto& part : parts) {
     const char* p = part.data();
@@ -458,21 +559,18 @@ void write_file_atomically(const fs::path& path, std::span<const std::string_vie
       const ::ssize_t n = ::write(fd, p, std::min<std::size_t>(left, std::size_t{1} << 30));
       if (n < 0) {
         if (errno == EINTR) continue;
-        throw io_error("smartfunnel::save: cannot write the temporary file", tmp, errno);
+        throw failed("cannot write the archive", tmp, errno);
       }
       p += n;
       left -= static_cast<std::size_t>(n);
     }
   }
-  if (::fsync(fd) != 0) throw io_error("smartfunnel::save: cannot flush the temporary file", tmp, errno);
+  if (::fsync(fd) != 0) throw failed("cannot flush the archive to disk", tmp, errno);
   const int closed = ::close(fd);
   fd = -1;
-  if (closed != 0) throw io_error("smartfunnel::save: cannot close the temporary file", tmp, errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    throw fs::filesystem_error("smartfunnel::save: cannot rename the temporary file over the target", tmp,
-                               path, std::error_code(err, std::generic_category()));
-  }
+  if (closed != 0) throw failed("cannot close the archive", tmp, errno);
+  if (::rename(tmp.c_str(), target.c_str()) != 0)
+    throw failed("cannot rename the temporary file over the target", tmp, errno);
   guard.committed = true;
   // Make the rename itself durable (best effort: some file systems cannot sync a directory).
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -485,15 +583,24 @@ void write_file_atomically(const fs::path& path, std::span<const std::string_vie
 #else
 
 void write_file_atomically(const fs::path& path, std::span<const std::string_view> parts) {
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (fs::exists(st) && !fs::is_regular_file(st))
+    throw save_target_error("'" + path.string() + "' is not a regular file: save only replaces regular files",
+                            path, std::make_error_code(std::errc::invalid_argument));
+  if (fs::exists(st) && (st.permissions() & fs::perms::owner_write) == fs::perms::none)
+    throw save_target_error("'" + path.string() +
+                                "' is read-only: save does not replace a file it may not write",
+                            path, std::make_error_code(std::errc::permission_denied));
   fs::path tmp = path;
   tmp += ".tmp-" + random_suffix();
   try {
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) throw io_error("smartfunnel::save: cannot create a temporary file", tmp, errno);
+      if (!out) throw io_error("smartfunnel::save: cannot create a temporary file", path, errno);
       for (const auto& part : parts) out.write(part.data(), static_cast<std::streamsize>(part.size()));
       out.flush();
-      if (!out) throw io_error("smartfunnel::save: cannot write the temporary file", tmp, errno);
+      if (!out) throw io_error("smartfunnel::save: cannot write the archive", path, errno);
     }
     fs::rename(tmp, path);
   } catch (...) {
@@ -517,10 +624,22 @@ payload_scope::~payload_scope() { current = previous_; }
 
 void throw_corrupt(const std::string& what) { throw corrupt_archive(what); }
 
+void throw_unknown_number(const std::string& what, std::uint64_t number, std::uint64_t first,
+                          std::uint64_t last) {
+  const std::string range =
+      first == last ? std::to_string(first) : std::to_string(first) + " to " + std::to_string(last);
+  if (number > last && number - last <= newer_version_margin)
+    throw newer_archive_format("the archive has " + what + " " + std::to_string(number) +
+                               "; this smartfunnel reads " + range +
+                               ": it was written by a newer smartfunnel (upgrade smartfunnel to load it)");
+  throw corrupt_archive(
+      "corrupt archive: " + what + " " + std::to_string(number) + " is neither one this smartfunnel reads (" +
+      range + ") nor a plausible newer one (at most " + std::to_string(newer_version_margin) + " above " +
+      std::to_string(last) + "): the file is damaged or was not written by smartfunnel");
+}
+
 void throw_newer_class(const char* type, unsigned version, unsigned known) {
-  throw newer_archive_format(std::string("the archive's ") + type + " has class version " +
-                             std::to_string(version) + "; this smartfunnel reads up to version " +
-                             std::to_string(known) + " (upgrade smartfunnel to load it)");
+  throw_unknown_number(std::string(type) + " class version", version, 1, known);
 }
 
 std::uint64_t peek_text_length(std::string_view rest) noexcept {

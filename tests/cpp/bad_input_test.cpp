@@ -5,10 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <smartfunnel/detail/crc32c.hpp>
+#include <smartfunnel/serialization.hpp>
 #include <smartfunnel/smartfunnel.hpp>
+
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <string>
@@ -232,3 +237,35 @@ TEST_P(bad_input, raises_its_error_or_gets_its_documented_handling) {
 }
 
 INSTANTIATE_TEST_SUITE_P(matrix, bad_input, ::testing::ValuesIn(cases()), case_name);
+
+// Archives and save targets (issue 13; details in serialization_test.cpp): one row per class.
+TEST(bad_input, archives_and_save_targets) {
+  auto reseal = [](std::string b) { // lengths and checksums recomputed, as a forger would
+    auto put = [&b](std::size_t at, std::uint64_t v, int n) {
+      for (int i = 0; i < n; ++i)
+        b[at + static_cast<std::size_t>(i)] = static_cast<char>((v >> (8 * i)) & 0xFF);
+    };
+    put(28, sf::detail::crc32c(b.data() + 40, b.size() - 40), 4);
+    put(36, sf::detail::crc32c(b.data(), 36), 4);
+    return b;
+  };
+  const auto text = sf::save_to_string(matrix_funnel(), sf::archive_format::text);
+  // A stage name that is not UTF-8, in a payload with valid checksums: check_utf8 names it.
+  auto bad_name = text;
+  bad_name.replace(bad_name.find(" 7 Propose"), 10, " 7 Pro\xffose");
+  const auto loaded = sf::load_from_string<sf::funnel>(reseal(bad_name));
+  EXPECT_THROW(sf::check_utf8(loaded), sf::corrupt_archive);
+  // A garbage format version is corrupt; one just above the newest is newer.
+  auto garbage = text;
+  garbage[12] = '\xEF', garbage[13] = '\xBE';
+  EXPECT_THROW((void)sf::load_any_from_string(reseal(garbage)), sf::corrupt_archive);
+  garbage[12] = '\x02', garbage[13] = '\x00';
+  EXPECT_THROW((void)sf::load_any_from_string(reseal(garbage)), sf::newer_archive_format);
+  // Save targets: a device node, a read-only file (refused even as root).
+  EXPECT_THROW(sf::save(matrix_funnel(), "/dev/null"), sf::save_target_error);
+  const auto ro = std::filesystem::temp_directory_path() / ("sf-bad-input-ro-" + std::to_string(::getpid()));
+  sf::save(matrix_funnel(), ro);
+  std::filesystem::permissions(ro, std::filesystem::perms::owner_read);
+  EXPECT_THROW(sf::save(matrix_funnel(), ro), sf::save_target_error);
+  std::filesystem::remove(ro);
+}

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ namespace sf = smartfunnel;
 namespace fs = std::filesystem;
 using sftest::day;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 namespace {
 
@@ -662,7 +664,7 @@ TEST(serialization, newer_envelope_format_and_class_versions_are_refused) {
   write_le(newer_format, 12, 2, 2);
   EXPECT_THROW((void)sf::load_from_string<sf::funnel>(reseal(newer_format)), sf::newer_archive_format);
   auto newer_type = bytes;
-  write_le(newer_type, 10, 77, 2);
+  write_le(newer_type, 10, 7, 2); // a plausible new type (77 is garbage: see below)
   EXPECT_THROW((void)sf::load_any_from_string(reseal(newer_type)), sf::newer_archive_format);
   // The text archive starts "22 serialization::archive <library version> 0 1": the funnel's
   // tracking level 0 and class version 1.
@@ -675,7 +677,103 @@ TEST(serialization, newer_envelope_format_and_class_versions_are_refused) {
     (void)sf::load_from_string<sf::funnel>(reseal(newer_class));
     FAIL() << "expected newer_archive_format";
   } catch (const sf::newer_archive_format& e) {
-    EXPECT_THAT(e.what(), HasSubstr("funnel has class version 2"));
+    EXPECT_THAT(e.what(), HasSubstr("funnel class version 2; this smartfunnel reads 1"));
+    EXPECT_THAT(e.what(), HasSubstr("upgrade smartfunnel"));
+  }
+}
+
+// Issue 13, item 14: a number far above the newest known is garbage, not a newer version: a
+// corrupt_archive with the number and the range, without "upgrade". The rule: at most
+// detail::newer_version_margin (16) above the newest is a newer smartfunnel's.
+TEST(serialization, garbage_version_and_type_numbers_are_corrupt_not_newer) {
+  const auto bytes = sf::save_to_string(small_funnel(), sf::archive_format::text);
+  auto expect_corrupt = [](const std::string& b, const std::string& says) {
+    try {
+      (void)sf::load_any_from_string(b);
+      ADD_FAILURE() << "expected corrupt_archive: " << says;
+    } catch (const sf::newer_archive_format& e) {
+      ADD_FAILURE() << "newer_archive_format for garbage: " << e.what();
+    } catch (const sf::corrupt_archive& e) {
+      EXPECT_THAT(e.what(), HasSubstr(says));
+      EXPECT_THAT(e.what(), Not(HasSubstr("upgrade")));
+    }
+  };
+  auto at = [&bytes](std::size_t offset, std::uint64_t v, std::size_t n) {
+    auto b = bytes;
+    write_le(b, offset, v, n);
+    return reseal(b);
+  };
+  expect_corrupt(at(8, 0xBEEF, 2), "envelope version 48879 is neither one this smartfunnel reads (1)");
+  expect_corrupt(at(12, 0xBEEF, 2), "format version 48879 is neither one this smartfunnel reads (1)");
+  expect_corrupt(at(10, 0xBEEF, 2), "object type 48879 is neither one this smartfunnel reads (1 to 5)");
+  expect_corrupt(at(10, 0, 2), "object type 0 is neither");
+  expect_corrupt(at(14, 0xEE, 1), "archive format 238 is neither one this smartfunnel reads (1 to 3)");
+  // 1 + 16 is still a plausible newer version, 1 + 17 no longer.
+  EXPECT_THROW((void)sf::load_any_from_string(at(12, 17, 2)), sf::newer_archive_format);
+  expect_corrupt(at(12, 18, 2), "format version 18 is neither");
+  EXPECT_THROW((void)sf::load_any_from_string(at(10, 6, 2)), sf::newer_archive_format);
+  // A class version of 4 billion in the payload ("... 0 1 " is the funnel's tracking level and
+  // class version).
+  auto garbage_class = bytes;
+  auto pos = garbage_class.find("serialization::archive ") + 23;
+  while (std::isdigit(static_cast<unsigned char>(garbage_class[pos]))) ++pos;
+  ASSERT_EQ(garbage_class.substr(pos, 5), " 0 1 ");
+  garbage_class.replace(pos + 3, 1, "4000000000");
+  expect_corrupt(reseal(garbage_class),
+                 "funnel class version 4000000000 is neither one this smartfunnel reads (1)");
+  // The Boost library version in the payload header.
+  auto garbage_boost = bytes;
+  const auto lib = garbage_boost.find("serialization::archive ") + 23;
+  auto end = lib;
+  while (std::isdigit(static_cast<unsigned char>(garbage_boost[end]))) ++end;
+  garbage_boost.replace(lib, end - lib, "9999");
+  expect_corrupt(reseal(garbage_boost), "Boost archive library version 9999 is neither");
+}
+
+// Issue 13, item 14: strings read from an archive are UTF-8 for callers that hold text
+// (check_utf8, what the Python package calls on every load); C++ itself carries bytes unchanged.
+TEST(serialization, check_utf8_names_the_string_that_is_not_text) {
+  // Hand-written well-formed and ill-formed sequences (Unicode table 3-7).
+  const sf::funnel good({"caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"}, {"Won"},
+                        {"Lost"});
+  EXPECT_NO_THROW(sf::check_utf8(good));
+  for (const std::string bad :
+       {"\xff", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc3", "\xe2\x82", "\x80"}) {
+    const sf::funnel f({"A", "x" + bad}, {"Won"}, {"Lost"});
+    // Saved and loaded unchanged: the bytes are the C++ caller's.
+    const auto bytes = sf::save_to_string(f, sf::archive_format::text);
+    const auto again = sf::load_from_string<sf::funnel>(bytes);
+    EXPECT_EQ(again.names()[1], "x" + bad);
+    try {
+      sf::check_utf8(again);
+      ADD_FAILURE() << "expected corrupt_archive";
+    } catch (const sf::corrupt_archive& e) {
+      EXPECT_THAT(e.what(), HasSubstr("the funnel's stage name 1 is not valid UTF-8 text"));
+      EXPECT_THAT(e.what(), HasSubstr("at offset 1"));
+    }
+  }
+  // A payload forged with valid checksums: an owner name's "ann" becomes "a\xffn".
+  auto bytes = sf::save_to_string(small_log(), sf::archive_format::binary);
+  patch(bytes, le<std::uint64_t>(3) + "ann", le<std::uint64_t>(3) + "a\xffn");
+  const auto forged = sf::load_any_from_string(reseal(bytes));
+  try {
+    sf::check_utf8(forged);
+    FAIL() << "expected corrupt_archive";
+  } catch (const sf::corrupt_archive& e) {
+    EXPECT_THAT(e.what(),
+                HasSubstr("the event_log's owner name 0 is not valid UTF-8 text (byte 0xFF at offset 1)"));
+  }
+  // String ids, attribute values and group keys too.
+  sftest::table t;
+  t.add("deal-\xc3\x28", "A", day(0));
+  EXPECT_THROW(sf::check_utf8(t.log(small_funnel())), sf::corrupt_archive);
+  sf::fit_options o;
+  o.groups = {"owner", "seg\xfe"};
+  try {
+    sf::check_utf8(o);
+    FAIL() << "expected corrupt_archive";
+  } catch (const sf::corrupt_archive& e) {
+    EXPECT_THAT(e.what(), HasSubstr("fit option groups[1]"));
   }
 }
 
@@ -975,8 +1073,124 @@ TEST(serialization, save_overwrites_and_reports_unwritable_paths) {
   sf::save(small_funnel(), p);
   sf::save(golden_funnel(), p, sf::archive_format::xml);
   expect_same(sf::load<sf::funnel>(p), golden_funnel());
-  EXPECT_THROW(sf::save(small_funnel(), dir.path / "no" / "such" / "dir.sfnl"), fs::filesystem_error);
+  // Issue 13, item 14: the error names the target, not the temporary file.
+  const auto missing = dir.path / "no" / "such" / "dir.sfnl";
+  try {
+    sf::save(small_funnel(), missing);
+    FAIL() << "expected filesystem_error";
+  } catch (const fs::filesystem_error& e) {
+    EXPECT_EQ(e.path1(), missing);
+    EXPECT_EQ(e.code(), std::errc::no_such_file_or_directory);
+  }
   EXPECT_EQ(dir.entries(), 1u);
+}
+
+TEST(serialization, a_failed_write_names_the_target_not_the_temporary_file) {
+  const temp_dir dir;
+  const auto p = dir.path / "log.sfnl";
+  const auto big = random_log(3);
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = 1024;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string what;
+  fs::path path1;
+  try {
+    sf::save(big, p);
+  } catch (const fs::filesystem_error& e) {
+    what = e.what();
+    path1 = e.path1();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_EQ(path1, p);
+  EXPECT_THAT(what, HasSubstr("cannot write the archive"));
+  EXPECT_EQ(dir.entries(), 0u);
+}
+
+// Issue 13, item 6: save replaces only a regular file it may write.
+TEST(serialization, save_refuses_targets_that_are_not_regular_files) {
+  const temp_dir dir;
+  auto expect_refused = [](const fs::path& target, std::errc code, const std::string& says) {
+    try {
+      sf::save(small_funnel(), target);
+      ADD_FAILURE() << "expected save_target_error for " << target;
+    } catch (const sf::save_target_error& e) {
+      EXPECT_EQ(e.path1(), target);
+      EXPECT_EQ(e.code(), code);
+      EXPECT_THAT(e.reason(), HasSubstr("'" + target.string() + "'"));
+      EXPECT_THAT(e.reason(), HasSubstr(says));
+    }
+  };
+  // A device node (what the trial replaced as root): /dev/null stays a character device.
+  expect_refused("/dev/null", std::errc::invalid_argument, "is a character device, not a regular file");
+  struct stat st {};
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  expect_refused(dir.path, std::errc::is_a_directory, "is a directory");
+  const auto fifo = dir.path / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  expect_refused(fifo, std::errc::invalid_argument, "is a FIFO");
+  const auto to_device = dir.path / "to-device";
+  fs::create_symlink("/dev/null", to_device);
+  expect_refused(to_device, std::errc::invalid_argument,
+                 "a symbolic link to '/dev/null') is a character device");
+  EXPECT_TRUE(fs::is_symlink(to_device));
+  const auto dangling = dir.path / "dangling";
+  fs::create_symlink(dir.path / "nothing", dangling);
+  expect_refused(dangling, std::errc::no_such_file_or_directory,
+                 "symbolic link to a file that does not exist");
+  const auto loop = dir.path / "loop";
+  fs::create_symlink(loop, loop);
+  expect_refused(loop, std::errc::too_many_symbolic_link_levels, "loop");
+  // Nothing was created beside them: the FIFO and the three links only.
+  EXPECT_EQ(dir.entries(), 4u);
+}
+
+TEST(serialization, save_refuses_a_read_only_file_even_as_root) {
+  const temp_dir dir;
+  const auto p = dir.path / "f.sfnl";
+  sf::save(small_funnel(), p);
+  const auto before = read_file(p);
+  fs::permissions(p, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read); // 0444
+  try {
+    sf::save(golden_funnel(), p);
+    FAIL() << "expected save_target_error";
+  } catch (const sf::save_target_error& e) {
+    EXPECT_EQ(e.path1(), p);
+    EXPECT_EQ(e.code(), std::errc::permission_denied);
+    EXPECT_THAT(e.reason(), HasSubstr("is read-only for this user (mode 0444"));
+  }
+  EXPECT_EQ(read_file(p), before);
+  EXPECT_EQ(dir.entries(), 1u);
+  // Writable again (0644): replaced, keeping its mode.
+  fs::permissions(p, fs::perms::owner_write, fs::perm_options::add);
+  sf::save(golden_funnel(), p);
+  expect_same(sf::load<sf::funnel>(p), golden_funnel());
+  EXPECT_EQ(fs::status(p).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
+}
+
+TEST(serialization, save_through_a_symbolic_link_replaces_the_file_it_points_to) {
+  const temp_dir dir;
+  fs::create_directories(dir.path / "real");
+  const auto real = dir.path / "real" / "model.sfnl";
+  const auto link = dir.path / "current.sfnl";
+  sf::save(small_funnel(), real);
+  fs::create_symlink(real, link);
+  sf::save(golden_funnel(), link);
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(fs::read_symlink(link), real);
+  expect_same(sf::load<sf::funnel>(real), golden_funnel());
+  EXPECT_EQ(static_cast<std::size_t>(
+                std::distance(fs::directory_iterator(dir.path / "real"), fs::directory_iterator())),
+            1u);
+  // A link to a read-only file is refused like the file.
+  fs::permissions(real, fs::perms::owner_read);
+  EXPECT_THROW(sf::save(small_funnel(), link), sf::save_target_error);
+  expect_same(sf::load<sf::funnel>(real), golden_funnel());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -149,3 +149,39 @@ def test_datetime_objects_beyond_pandas_range_are_rejected_or_kept_exactly() -> 
         assert e.row == 1 and e.column == "time"
     else:
         assert int(np.asarray(log.core.times).max()) == YEAR_10000 - 86_400
+
+
+# Archives and save targets (issue 13; details in test_persistence.py): one row per class.
+def test_bad_archives_and_save_targets(tmp_path) -> None:
+    import struct
+
+    from smartfunnel import _core
+
+    def crc32c(data: bytes) -> int:  # from the definition (RFC 3720)
+        crc = 0xFFFFFFFF
+        for byte in data:
+            crc ^= byte
+            for _ in range(8):
+                crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        return crc ^ 0xFFFFFFFF
+
+    def reseal(b: bytes) -> bytes:
+        out = bytearray(b)
+        struct.pack_into("<I", out, 28, crc32c(bytes(out[40:])))
+        struct.pack_into("<I", out, 36, crc32c(bytes(out[:36])))
+        return bytes(out)
+
+    text = _core.dumps(FUNNEL, "text")
+    with pytest.raises(sf.CorruptArchiveError, match="stage name 0 is not valid UTF-8"):
+        _core.loads(reseal(text.replace(b" 1 A", b" 1 \xff")))
+    garbage = bytearray(text)
+    struct.pack_into("<H", garbage, 12, 0xBEEF)
+    with pytest.raises(sf.CorruptArchiveError, match="format version 48879"):
+        _core.loads(reseal(bytes(garbage)))
+    with pytest.raises(OSError, match="character device"):
+        FUNNEL.save("/dev/null")
+    ro = tmp_path / "ro"
+    FUNNEL.save(ro)
+    ro.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only"):
+        FUNNEL.save(ro)

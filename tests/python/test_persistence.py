@@ -8,8 +8,11 @@ definition (RFC 3720), independent of the library's own.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import multiprocessing
+import os
 import pickle
+import stat
 import struct
 import sys
 
@@ -354,3 +357,159 @@ def test_random_logs_and_fits_round_trip(opp_ids, data, fmt):
     assert_same_model(pickle.loads(pickle.dumps(model)), model)
     core = _core.loads(_core.dumps(model.core, fmt))
     assert_same_model(sf.FunnelModel(core, model.options), model)
+
+
+# -- issue 13: forged archives with valid checksums, unusable save targets -------------------------
+
+
+def with_metadata(b: bytes, metadata: bytes) -> bytes:
+    """The archive `b` with its metadata replaced (lengths and checksums recomputed)."""
+    old = struct.unpack_from("<I", b, 24)[0]
+    head = bytearray(b[:40])
+    struct.pack_into("<I", head, 24, len(metadata))
+    return reseal(bytes(head) + metadata + b[40 + old :])
+
+
+def test_non_utf8_names_in_a_valid_payload_are_corrupt_archives(tmp_path):
+    # "Demo" -> "De\xffo": same length, so the text archive's length prefix still holds.
+    data = _core.dumps(FUNNEL, "text")
+    assert data.count(b" 4 Demo") == 1
+    forged = reseal(data.replace(b" 4 Demo", b" 4 De\xffo"))
+    with pytest.raises(
+        sf.CorruptArchiveError, match=r"stage name 1 is not valid UTF-8 text \(byte 0xFF"
+    ):
+        _core.loads(forged)
+    (tmp_path / "f").write_bytes(forged)
+    with pytest.raises(sf.CorruptArchiveError, match="stage name 1"):
+        sf.load(tmp_path / "f")
+    # Through pickle (the binary archive) as well: an owner name of a log.
+    log = make_log()
+    binary = pickle.dumps(log.core)
+    assert binary.count(b"\x03\x00\x00\x00\x00\x00\x00\x00Ana") == 1
+    with pytest.raises(sf.CorruptArchiveError, match="owner name 0 is not valid UTF-8"):
+        pickle.loads(
+            binary.replace(
+                _core.dumps(log.core), reseal(_core.dumps(log.core).replace(b"Ana", b"A\xc0a"))
+            )
+        )
+
+
+def test_metadata_that_is_not_utf8_is_a_foreign_note(tmp_path, model):
+    # Only a C++ caller writes such a note: ignored, the options come from the payload.
+    (tmp_path / "m").write_bytes(with_metadata(_core.dumps(model.core), b"\xff\xfe note"))
+    loaded = sf.load(tmp_path / "m")
+    assert loaded == model and loaded.options.tick == pd.Timedelta(hours=1)
+    assert _core.archive_info(tmp_path / "m")["metadata"] == b"\xff\xfe note"
+
+
+def test_options_in_metadata_must_agree_with_the_payload(tmp_path, model):
+    model.save(tmp_path / "m")
+    good = (tmp_path / "m").read_bytes()
+    meta = good[40 : 40 + struct.unpack_from("<I", good, 24)[0]]
+    parsed = json.loads(meta)
+    assert parsed["options"]["prior"] == 1.0
+    parsed["options"]["prior"] = 123
+    (tmp_path / "forged").write_bytes(with_metadata(good, json.dumps(parsed).encode()))
+    with pytest.raises(
+        sf.CorruptArchiveError,
+        match=r"fit option prior=123 .* options in the archive have prior=1.0",
+    ):
+        sf.load(tmp_path / "forged")
+    # The same for saved FitOptions, and the class named in the metadata.
+    opts = sf.FitOptions(prior=2.0, draws=50)
+    opts.save(tmp_path / "o")
+    good = (tmp_path / "o").read_bytes()
+    meta = json.loads(good[40 : 40 + struct.unpack_from("<I", good, 24)[0]])
+    meta["options"]["draws"] = 7
+    (tmp_path / "o2").write_bytes(with_metadata(good, json.dumps(meta).encode()))
+    with pytest.raises(sf.CorruptArchiveError, match="draws=7"):
+        sf.load(tmp_path / "o2")
+    meta["options"]["draws"] = 50
+    meta["class"] = "EventLog"
+    (tmp_path / "o3").write_bytes(with_metadata(good, json.dumps(meta).encode()))
+    with pytest.raises(sf.CorruptArchiveError, match="describes a 'EventLog'"):
+        sf.load(tmp_path / "o3")
+    assert sf.load(tmp_path / "o") == opts
+
+
+def test_invalid_options_in_a_valid_payload_are_corrupt(tmp_path):
+    # A C++ caller may archive invalid options; Python's FitOptions are always valid.
+    o = _core.FitOptions()
+    o.level = 1.5
+    o.save(tmp_path / "o", "text")
+    with pytest.raises(sf.CorruptArchiveError, match=r"fit options are invalid.*level"):
+        sf.load(tmp_path / "o")
+
+
+def test_column_names_in_metadata_must_agree_with_the_log(tmp_path, log):
+    log.save(tmp_path / "l")
+    good = (tmp_path / "l").read_bytes()
+    meta = json.loads(good[40 : 40 + struct.unpack_from("<I", good, 24)[0]])
+    assert meta["columns"]["attributes"] == ["Segment"]
+    for key, value, says in [
+        (
+            "attributes",
+            ["Region"],
+            r"attribute columns \['Region'\] but the log holds \['Segment'\]",
+        ),
+        ("amount", None, "holds amount values but the metadata names no amount column"),
+        ("stage", 5, "stage column is not a name"),
+    ]:
+        forged = json.loads(json.dumps(meta))
+        forged["columns"][key] = value
+        (tmp_path / "f").write_bytes(with_metadata(good, json.dumps(forged).encode()))
+        with pytest.raises(sf.CorruptArchiveError, match=says):
+            sf.load(tmp_path / "f")
+
+
+def test_garbage_version_numbers_are_corrupt_not_newer(log):
+    data = bytearray(_core.dumps(log.core))
+    struct.pack_into("<H", data, 12, 0xBEEF)
+    with pytest.raises(
+        sf.CorruptArchiveError, match=r"format version 48879 is neither .* \(1\)"
+    ) as err:
+        _core.loads(reseal(bytes(data)))
+    assert "upgrade" not in str(err.value)
+    struct.pack_into("<H", data, 12, 1)
+    struct.pack_into("<H", data, 10, 0x7777)
+    with pytest.raises(sf.CorruptArchiveError, match=r"object type 30583 .* \(1 to 5\)"):
+        _core.loads(reseal(bytes(data)))
+
+
+def test_save_errors_name_the_target(tmp_path, model):
+    target = tmp_path / "missing" / "m.sfnl"
+    with pytest.raises(FileNotFoundError) as err:
+        model.save(target)
+    assert err.value.filename == str(target)
+
+
+def test_save_replaces_only_regular_files_it_may_write(tmp_path, model, log):
+    # /dev/null: a character device that the trial's save (as root) replaced with a file.
+    with pytest.raises(OSError, match="is a character device, not a regular file") as err:
+        model.save("/dev/null")
+    assert err.value.filename == "/dev/null"
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        log.save(tmp_path)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="is a FIFO"):
+        FUNNEL.save(fifo)
+    # A read-only file (0444) is refused even for root, which access(2) would let write it.
+    ro = tmp_path / "ro.sfnl"
+    log.save(ro)
+    before = ro.read_bytes()
+    ro.chmod(0o444)
+    with pytest.raises(PermissionError, match=r"is read-only for this user \(mode 0444") as err:
+        model.save(ro)
+    assert err.value.filename == str(ro)
+    assert ro.read_bytes() == before
+    # A symbolic link to a regular file: the file is replaced, the link stays.
+    (tmp_path / "real").mkdir()
+    real = tmp_path / "real" / "m.sfnl"
+    log.save(real)
+    link = tmp_path / "current.sfnl"
+    link.symlink_to(real)
+    model.save(link)
+    assert link.is_symlink() and isinstance(sf.load(real), sf.FunnelModel)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current.sfnl", "fifo", "real", "ro.sfnl"]

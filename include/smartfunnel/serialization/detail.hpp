@@ -116,13 +116,23 @@ void check_count(std::uint64_t count, std::size_t binary_bytes, const char* what
 
 /// Throws corrupt_archive with `what`.
 [[noreturn]] void throw_corrupt(const std::string& what);
-/// Throws newer_archive_format for a class version this library does not know.
+
+/// How far above the newest version (or type number) this library knows a number may be and still
+/// be read as a newer smartfunnel's: versions count up by one per release that changes a layout,
+/// so anything further is a damaged or foreign file.
+inline constexpr std::uint64_t newer_version_margin = 16;
+
+/// The error for a version or type number outside first..last, with the number and the range:
+/// newer_archive_format ("upgrade smartfunnel") when it is at most newer_version_margin above last,
+/// corrupt_archive otherwise (0, below first, or garbage).
+[[noreturn]] void throw_unknown_number(const std::string& what, std::uint64_t number, std::uint64_t first,
+                                       std::uint64_t last);
+/// throw_unknown_number for the class version of `type`.
 [[noreturn]] void throw_newer_class(const char* type, unsigned version, unsigned known);
 
 /// Rejects class versions outside 1..known.
 inline void check_class_version(const char* type, unsigned version, unsigned known) {
-  if (version > known) throw_newer_class(type, version, known);
-  if (version == 0) throw_corrupt(std::string("corrupt archive: ") + type + " has class version 0");
+  if (version == 0 || version > known) throw_newer_class(type, version, known);
 }
 
 // -- counts and scalars ---------------------------------------------------------------------------
