@@ -115,6 +115,8 @@ void register_forecast(py::module_& m) {
         arr["expected_wins"] = to_array(std::move(r.arrivals.expected_wins));
         arr["mean_amount"] = to_array(std::move(r.arrivals.mean_amount));
         arr["expected"] = to_array(std::move(r.arrivals.expected));
+        arr["amount_source"] = r.arrivals.amount_source;
+        arr["amount_count"] = to_array(std::move(r.arrivals.amount_count));
         arr["total_rate"] = r.arrivals.total.rate;
         arr["total_amount"] = to_array(std::move(r.arrivals.total.amount));
         arr["total_weight"] = to_array(std::move(r.arrivals.total.weight));

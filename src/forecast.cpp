@@ -627,9 +627,10 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
   score_deals(point_process, out.deals.p_win_period, &out.deals.p_win_ever, true);
   report(0.5);
 
-  // Arrivals: deals created in the lookback give the creation rate, the entry stages and the
-  // amounts; a deal created t steps from now is won in the period with the probability that the
-  // recursion gives from its entry stage.
+  // Arrivals: deals created in the lookback give the creation rate and the entry stages, deals
+  // won in the lookback the amounts (those created in it when too few won); a deal created t
+  // steps from now is won in the period with the probability that the recursion gives from its
+  // entry stage.
   std::vector<arrival_group_mc> arrival_mc;
   struct arrival_source {
     std::size_t model_group;
@@ -672,27 +673,51 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
     }
     if (options.arrivals_by == "owner" && !log.has_owners())
       throw invalid_options("arrivals_by: 'owner' was requested but the log has no owner column");
-    std::map<std::string, std::size_t> index;
-    std::vector<std::vector<double>> amounts;
-    double entries = 0.0;
     const auto created = log.created();
+    // The arrivals group of a deal: its owner at creation (or first event) or its attribute value.
+    auto arrival_key = [&](std::size_t o) -> std::string {
+      if (options.arrivals_by == "owner") {
+        auto w = log.owners().at(o, std::max(created[o], times[offsets[o]]));
+        return w ? log.owner_names()[*w] : "(missing)";
+      }
+      if (by_attribute) {
+        const auto& a = log.attributes()[*by_attribute];
+        return a.code[o] < 0 ? "(missing)" : a.values[static_cast<std::uint32_t>(a.code[o])];
+      }
+      return {};
+    };
+    std::map<std::string, std::size_t> index;
+    std::vector<std::vector<double>> amounts; // at entry, of the deals created in the lookback
+    double entries = 0.0;
     for (std::size_t o = 0; o + 1 < offsets.size(); ++o) {
       if (offsets[o] == offsets[o + 1]) continue;
       const time_point c = created[o];
       if (c <= from || c > as_of) continue;
-      std::string key;
-      if (options.arrivals_by == "owner") {
-        auto w = log.owners().at(o, std::max(c, times[offsets[o]]));
-        key = w ? log.owner_names()[*w] : "(missing)";
-      } else if (by_attribute) {
-        const auto& a = log.attributes()[*by_attribute];
-        key = a.code[o] < 0 ? "(missing)" : a.values[static_cast<std::uint32_t>(a.code[o])];
-      }
-      auto [it, inserted] = index.try_emplace(key, amounts.size());
+      auto [it, inserted] = index.try_emplace(arrival_key(o), amounts.size());
       if (inserted) amounts.emplace_back();
       amounts[it->second].push_back(log.amounts().at(o, times[offsets[o]]).value_or(0.0));
       entry[stages[offsets[o]]] += 1.0;
       entries += 1.0;
+    }
+    // The amounts at the win of the deals won in the lookback (won at as_of, the win inside
+    // (from, as_of]), per group that has new deals: what a new deal brings when it wins.
+    std::vector<std::vector<double>> won_amounts(amounts.size());
+    for (std::size_t o = 0; o + 1 < offsets.size(); ++o) {
+      const auto b = offsets[o];
+      const auto e = detail::visible_end(times, b, offsets[o + 1], as_of);
+      if (e == b || !f.is_won(stages[e - 1])) continue;
+      const time_point won_at = times[detail::run_start(stages, b, e - 1)];
+      if (won_at <= from) continue;
+      auto it = index.find(arrival_key(o));
+      if (it == index.end()) continue;
+      won_amounts[it->second].push_back(log.amounts().at(o, won_at).value_or(0.0));
+    }
+    std::vector<double> n_created(amounts.size());
+    std::vector<bool> from_wins(amounts.size());
+    for (std::size_t gi = 0; gi < amounts.size(); ++gi) {
+      n_created[gi] = static_cast<double>(amounts[gi].size());
+      from_wins[gi] = !won_amounts[gi].empty() && won_amounts[gi].size() >= options.arrivals_min_wins;
+      if (from_wins[gi]) amounts[gi] = std::move(won_amounts[gi]);
     }
     for (double& x : entry) x = entries > 0.0 ? x / entries : 0.0;
     // Amounts in a canonical order (ascending), so the amount a Monte Carlo draw picks does not
@@ -705,7 +730,7 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       if (!key.empty() && !levels.empty() && levels.front() == options.arrivals_by)
         mg = model.find_group({key}).value_or(0);
       const auto& am = amounts[gi];
-      const double rate = static_cast<double>(am.size()) / lookback_steps;
+      const double rate = n_created[gi] / lookback_steps;
       arrival_group_mc mc;
       mc.mean_wins_by_day = arrival_means(point_process(mg), rate);
       double wins = 0.0;
@@ -714,7 +739,9 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       for (double x : am) mean_amount += x;
       mean_amount = am.empty() ? 0.0 : mean_amount / static_cast<double>(am.size());
       out.arrivals.group.push_back(key);
-      out.arrivals.created.push_back(static_cast<double>(am.size()));
+      out.arrivals.created.push_back(n_created[gi]);
+      out.arrivals.amount_source.emplace_back(from_wins[gi] ? "won" : "created");
+      out.arrivals.amount_count.push_back(static_cast<double>(am.size()));
       out.arrivals.rate_per_day.push_back(rate * 86400.0 / static_cast<double>(step));
       out.arrivals.expected_wins.push_back(wins);
       out.arrivals.mean_amount.push_back(mean_amount);
@@ -727,7 +754,7 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
         mc.cents.push_back(std::llround(x * 100.0));
       }
       arrival_mc.push_back(std::move(mc));
-      arrival_sources.push_back({mg, static_cast<double>(am.size()), lookback_steps});
+      arrival_sources.push_back({mg, n_created[gi], lookback_steps});
     }
     if (out.arrivals.total.rate > 0.0)
       for (double& wgt : out.arrivals.total.weight) wgt /= out.arrivals.total.rate;

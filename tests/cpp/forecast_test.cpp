@@ -405,3 +405,62 @@ TEST(forecast, parameter_draws_add_up_over_partitions) {
   // The mixture is wider than the point forecast: parameter uncertainty adds variance.
   EXPECT_GT(want.variance, point.exact.variance);
 }
+
+TEST(forecast, arrivals_valued_like_won_deals) {
+  // As the Maven and sparklesquad exports: lost deals at 0, and deals whose amount at the win
+  // differs from their amount at creation. as_of = day 200, lookback 100 days: (day 100, day 200].
+  const sf::funnel f({"A"}, {"Won"}, {"Lost"});
+  table t;
+  t.add(1, "A", day(110), 100, "ann").add(1, "Won", day(130), 300, "ann");  // created and won inside
+  t.add(2, "A", day(120), 200, "ann").add(2, "Won", day(150), 500, "ann");  // created and won inside
+  t.add(3, "A", day(125), 150, "ann").add(3, "Lost", day(140), 0, "ann");   // lost at 0
+  t.add(4, "A", day(160), 400, "ann");                                      // open
+  t.add(5, "A", day(50), 800, "ann").add(5, "Won", day(180), 1000, "ann");  // won inside, created before
+  t.add(6, "A", day(20), 50, "ann").add(6, "Won", day(60), 9999, "ann");    // won before the lookback
+  t.add(7, "A", day(170), 600, "ann").add(7, "Won", day(250), 7000, "ann"); // won after as_of: unseen
+  t.add(8, "A", day(30), 90, "ann").add(8, "Lost", day(90), 0, "ann");
+  const auto log = t.log(f);
+  sf::fit_options o;
+  o.as_of = day(200);
+  o.draws = 0;
+  o.min_at_risk = 1;
+  const auto model = sf::fit(log, o);
+  sf::forecast_options fo;
+  fo.start = day(200);
+  fo.end = day(290);
+  fo.scenarios = 0;
+  fo.arrivals_lookback_days = 100.0;
+  fo.arrivals_min_wins = 3;
+  const auto fc = sf::forecast(model, log, fo);
+  ASSERT_EQ(fc.arrivals.group.size(), 1u);
+  // Created in the lookback: deals 1, 2, 3, 4, 7 (the rate); won in it: 1, 2, 5 at 300, 500, 1000.
+  EXPECT_NEAR(fc.arrivals.created[0], 5.0, eps);
+  EXPECT_NEAR(fc.arrivals.rate_per_day[0], 5.0 / 100.0, eps);
+  EXPECT_EQ(fc.arrivals.amount_source[0], "won");
+  EXPECT_NEAR(fc.arrivals.amount_count[0], 3.0, eps);
+  const double won_mean = (300.0 + 500.0 + 1000.0) / 3.0;
+  EXPECT_NEAR(fc.arrivals.mean_amount[0], won_mean, 1e-9);
+  EXPECT_NEAR(fc.arrivals.expected[0], fc.arrivals.expected_wins[0] * won_mean, 1e-9);
+  EXPECT_NEAR(fc.arrivals.total.mean(), fc.arrivals.expected_wins[0] * won_mean, 1e-9);
+  EXPECT_NEAR(fc.exact_arrivals.mean, fc.arrivals.expected_wins[0] * won_mean, 1e-6);
+  // Fewer wins than arrivals_min_wins: the amounts at entry of the deals created in the lookback.
+  fo.arrivals_min_wins = 4;
+  const auto fb = sf::forecast(model, log, fo);
+  EXPECT_EQ(fb.arrivals.amount_source[0], "created");
+  EXPECT_NEAR(fb.arrivals.amount_count[0], 5.0, eps);
+  EXPECT_NEAR(fb.arrivals.mean_amount[0], (100.0 + 200.0 + 150.0 + 400.0 + 600.0) / 5.0, 1e-9);
+  EXPECT_NEAR(fb.arrivals.expected_wins[0], fc.arrivals.expected_wins[0], eps); // same rate and process
+  // By owner: bob's one created deal and one win (inside the lookback) fall back on their own;
+  // ann keeps her three wins.
+  table u = t;
+  u.add(9, "A", day(150), 70, "bob").add(9, "Won", day(190), 2000, "bob");
+  const auto ulog = u.log(f);
+  const auto umodel = sf::fit(ulog, o);
+  fo.arrivals_min_wins = 2;
+  fo.arrivals_by = "owner";
+  const auto fu = sf::forecast(umodel, ulog, fo);
+  ASSERT_EQ(fu.arrivals.group, (std::vector<std::string>{"ann", "bob"}));
+  EXPECT_EQ(fu.arrivals.amount_source, (std::vector<std::string>{"won", "created"}));
+  EXPECT_NEAR(fu.arrivals.mean_amount[0], won_mean, 1e-9);
+  EXPECT_NEAR(fu.arrivals.mean_amount[1], 70.0, eps);
+}
