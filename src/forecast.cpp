@@ -422,6 +422,44 @@ std::int64_t poisson_draw(double mu, stream_uniforms& u) {
   return total;
 }
 
+// The creation rate's level at as_of: a Poisson intensity exp(a + b x) over the lookback, x in
+// (-1, 0] the creation time in lookbacks from as_of, fitted by maximum likelihood to the creation
+// times x_i. The score equations are mean(x) = g(b) = 1/(e^b - 1) - 1/b (g increases from -1 to
+// 0, g(0) = -1/2: no trend) and n = e^a (1 - e^-b) / b; the level e^a is in deals per lookback.
+// The trend is used when b is at least trend_z standard errors (Fisher information n g'(b)) from
+// 0, otherwise the flat rate n per lookback; the level is never carried forward past as_of.
+struct creation_trend {
+  double level = 0.0; // deals per lookback at as_of
+  double slope = 0.0; // b: log growth per lookback (0 when flat)
+};
+constexpr double trend_z = 2.0;
+double trend_g(double b) { return std::abs(b) < 1e-4 ? -0.5 + b / 12.0 : 1.0 / std::expm1(b) - 1.0 / b; }
+double trend_g_prime(double b) {
+  if (std::abs(b) < 1e-2) return 1.0 / 12.0 - b * b / 240.0;
+  const double e = std::expm1(b);
+  return 1.0 / (b * b) - std::exp(b) / (e * e);
+}
+creation_trend fit_creation_trend(std::span<const double> x) {
+  const double n = static_cast<double>(x.size());
+  creation_trend out{n, 0.0};
+  if (x.size() < 2) return out;
+  double mean = 0.0;
+  for (double v : x) mean += v;
+  mean /= n;
+  double lo = -50.0, hi = 50.0;
+  if (!(mean > trend_g(lo) && mean < trend_g(hi))) return out; // all at one end: no finite fit
+  for (int it = 0; it < 200 && hi - lo > 1e-12; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    (trend_g(mid) < mean ? lo : hi) = mid;
+  }
+  const double b = 0.5 * (lo + hi);
+  const double se = 1.0 / std::sqrt(n * trend_g_prime(b));
+  if (!(std::abs(b) >= trend_z * se)) return out;
+  out.slope = b;
+  out.level = std::abs(b) < 1e-12 ? n : n * b / -std::expm1(-b);
+  return out;
+}
+
 struct arrival_group_mc {
   std::vector<double> mean_wins_by_day; // Poisson mean of new deals won, by creation tick
   std::vector<std::int64_t> cents;      // amounts to draw from
@@ -636,6 +674,7 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
     std::size_t model_group;
     double created;
     double lookback_steps;
+    double trend_factor; // level at as_of over the flat rate (1 without a trend)
   };
   std::vector<arrival_source> arrival_sources;
   std::vector<double> entry(f.n_codes(), 0.0); // entry stages of the deals created in the lookback
@@ -687,15 +726,21 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       return {};
     };
     std::map<std::string, std::size_t> index;
-    std::vector<std::vector<double>> amounts; // at entry, of the deals created in the lookback
+    std::vector<std::vector<double>> amounts;   // at entry, of the deals created in the lookback
+    std::vector<std::vector<double>> created_x; // their creation times, in lookbacks from as_of
+    const double lookback_seconds = options.arrivals_lookback_days * 86400.0;
     double entries = 0.0;
     for (std::size_t o = 0; o + 1 < offsets.size(); ++o) {
       if (offsets[o] == offsets[o + 1]) continue;
       const time_point c = created[o];
       if (c <= from || c > as_of) continue;
       auto [it, inserted] = index.try_emplace(arrival_key(o), amounts.size());
-      if (inserted) amounts.emplace_back();
+      if (inserted) {
+        amounts.emplace_back();
+        created_x.emplace_back();
+      }
       amounts[it->second].push_back(log.amounts().at(o, times[offsets[o]]).value_or(0.0));
+      created_x[it->second].push_back(static_cast<double>(c - as_of) / lookback_seconds);
       entry[stages[offsets[o]]] += 1.0;
       entries += 1.0;
     }
@@ -730,7 +775,9 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       if (!key.empty() && !levels.empty() && levels.front() == options.arrivals_by)
         mg = model.find_group({key}).value_or(0);
       const auto& am = amounts[gi];
-      const double rate = n_created[gi] / lookback_steps;
+      const creation_trend trend =
+          options.arrivals_trend ? fit_creation_trend(created_x[gi]) : creation_trend{n_created[gi], 0.0};
+      const double rate = trend.level / lookback_steps;
       arrival_group_mc mc;
       mc.mean_wins_by_day = arrival_means(point_process(mg), rate);
       double wins = 0.0;
@@ -743,6 +790,8 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       out.arrivals.amount_source.emplace_back(from_wins[gi] ? "won" : "created");
       out.arrivals.amount_count.push_back(static_cast<double>(am.size()));
       out.arrivals.rate_per_day.push_back(rate * 86400.0 / static_cast<double>(step));
+      out.arrivals.rate_source.emplace_back(trend.slope != 0.0 ? "trend" : "flat");
+      out.arrivals.rate_growth_per_day.push_back(trend.slope / options.arrivals_lookback_days);
       out.arrivals.expected_wins.push_back(wins);
       out.arrivals.mean_amount.push_back(mean_amount);
       out.arrivals.expected.push_back(wins * mean_amount);
@@ -754,7 +803,8 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
         mc.cents.push_back(std::llround(x * 100.0));
       }
       arrival_mc.push_back(std::move(mc));
-      arrival_sources.push_back({mg, n_created[gi], lookback_steps});
+      arrival_sources.push_back(
+          {mg, n_created[gi], lookback_steps, trend.level / std::max(1.0, n_created[gi])});
     }
     if (out.arrivals.total.rate > 0.0)
       for (double& wgt : out.arrivals.total.weight) wgt /= out.arrivals.total.rate;
@@ -803,7 +853,8 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       for (std::size_t a = 0; a < arrival_sources.size(); ++a) {
         const auto& src = arrival_sources[a];
         detail::splitmix64 rng(detail::mix(options.seed, 0xa441ULL, d, a));
-        const double rate = detail::gamma(rng, src.created + 0.5) / src.lookback_steps; // Jeffreys
+        const double rate =
+            detail::gamma(rng, src.created + 0.5) / src.lookback_steps * src.trend_factor; // Jeffreys
         arrival_group_mc mc{arrival_means(drawn_process(src.model_group), rate), arrival_mc[a].cents};
         double wins = 0.0;
         for (double x : mc.mean_wins_by_day) wins += x;

@@ -57,6 +57,11 @@ struct forecast_options {
   double arrivals_lookback_days = 180.0;
   std::string arrivals_by; ///< "" (one rate), "owner" or an attribute name
   std::size_t arrivals_min_wins = 10;
+  /// The creation rate is the level at as_of of a log-linear trend fitted (Poisson maximum
+  /// likelihood) to the creation times in the lookback when the trend is at least two standard
+  /// errors from none, else the flat count over the lookback; the level is not extrapolated past
+  /// as_of. A growing pipeline's average over the lookback under-counts the deals to come.
+  bool arrivals_trend = true;
   /// Parameter uncertainty: this many posterior draws of the model's rows and creation rates
   /// (0: the point estimates only). Monte Carlo scenario s uses draw s % parameter_draws; the
   /// exact distribution becomes the mixture over the draws.
@@ -167,8 +172,12 @@ struct deal_forecasts {
 /// Wins from deals not created yet, per arrivals group ("" when one rate).
 struct arrivals_forecast {
   std::vector<std::string> group;
-  std::vector<double> created;       ///< deals created in the lookback
-  std::vector<double> rate_per_day;  ///< creation rate
+  std::vector<double> created;      ///< deals created in the lookback
+  std::vector<double> rate_per_day; ///< creation rate
+  /// "trend" (the level at as_of of the fitted trend) or "flat" (created / lookback), and the
+  /// trend's log growth per day (0 when flat).
+  std::vector<std::string> rate_source;
+  std::vector<double> rate_growth_per_day;
   std::vector<double> expected_wins; ///< Poisson mean of new deals won in the period
   std::vector<double> mean_amount;   ///< mean amount of a new deal that wins (of the amounts used)
   std::vector<double> expected;      ///< expected revenue (expected_wins * mean_amount)

@@ -464,3 +464,57 @@ TEST(forecast, arrivals_valued_like_won_deals) {
   EXPECT_NEAR(fu.arrivals.mean_amount[0], won_mean, 1e-9);
   EXPECT_NEAR(fu.arrivals.mean_amount[1], 70.0, eps);
 }
+
+TEST(forecast, arrivals_rate_follows_a_growing_pipeline) {
+  // No deal created in the first half of the 100-day lookback before as_of = day 200, then one a
+  // day (days 150..199): the flat count says 50 / 100 days, while the pipeline now brings about
+  // one a day. The rate is the level at as_of of the Poisson intensity r e^(g t), t in (-L, 0]
+  // days from as_of, fitted by maximum likelihood, so it solves the score equations
+  //   n = r (1 - e^(-g L)) / g  and  sum t_i = r * integral t e^(g t) dt over (-L, 0].
+  const sf::funnel f({"A"}, {"Won"}, {"Lost"});
+  table t;
+  for (std::int64_t k = 1; k <= 20; ++k) // closed before the lookback: the kernels
+    t.add(k, "A", day(k), 100, "ann").add(k, k % 2 == 0 ? "Won" : "Lost", day(k + 10), 100, "ann");
+  std::vector<double> x;
+  for (std::int64_t d = 150; d <= 199; ++d) {
+    t.add(100 + d, "A", day(d), 100, "ann");
+    x.push_back(static_cast<double>(d - 200));
+  }
+  const auto log = t.log(f);
+  sf::fit_options o;
+  o.as_of = day(200);
+  o.draws = 0;
+  const auto model = sf::fit(log, o);
+  sf::forecast_options fo;
+  fo.start = day(200);
+  fo.end = day(260);
+  fo.scenarios = 0;
+  fo.arrivals_lookback_days = 100.0;
+  const auto fc = sf::forecast(model, log, fo);
+  ASSERT_EQ(fc.arrivals.group.size(), 1u);
+  EXPECT_EQ(fc.arrivals.rate_source[0], "trend");
+  const double r = fc.arrivals.rate_per_day[0], g = fc.arrivals.rate_growth_per_day[0], L = 100.0;
+  const double n = 50.0;
+  ASSERT_GT(g, 0.0);
+  EXPECT_NEAR(r * (1.0 - std::exp(-g * L)) / g, n, 1e-6 * n);
+  const double sum_t = std::accumulate(x.begin(), x.end(), 0.0);
+  const double integral_t = -1.0 / (g * g) + std::exp(-g * L) * (L / g + 1.0 / (g * g));
+  EXPECT_NEAR(r * integral_t, sum_t, 1e-6 * std::abs(sum_t));
+  EXPECT_GT(r, 0.9); // near the one a day of the last 50 days, far above the flat 0.5
+  // Expected new wins scale with the rate (same entry stage and process).
+  fo.arrivals_trend = false;
+  const auto flat = sf::forecast(model, log, fo);
+  EXPECT_EQ(flat.arrivals.rate_source[0], "flat");
+  EXPECT_NEAR(flat.arrivals.rate_per_day[0], n / L, eps);
+  EXPECT_NEAR(fc.arrivals.expected_wins[0] / flat.arrivals.expected_wins[0], r / (n / L), 1e-9);
+  // Creations spread evenly over the lookback: no significant trend, the flat count.
+  table u;
+  for (std::int64_t k = 1; k <= 20; ++k)
+    u.add(k, "A", day(k), 100, "ann").add(k, k % 2 == 0 ? "Won" : "Lost", day(k + 10), 100, "ann");
+  for (std::int64_t d = 101; d <= 200; d += 2) u.add(100 + d, "A", day(d), 100, "ann");
+  const auto ulog = u.log(f);
+  fo.arrivals_trend = true;
+  const auto even = sf::forecast(sf::fit(ulog, o), ulog, fo);
+  EXPECT_EQ(even.arrivals.rate_source[0], "flat");
+  EXPECT_NEAR(even.arrivals.rate_per_day[0], 50.0 / L, eps);
+}

@@ -436,3 +436,13 @@ def test_maven_arrivals_valued_like_won_deals(shared_data):
     created = frame[(engaged > as_of - pd.Timedelta(days=180)) & (engaged <= as_of)]
     assert a["created"].iloc[0] == len(created)
     assert created["close_value"].fillna(0).mean() < 0.9 * won["close_value"].mean()
+    # The pipeline grows (engagements per month rise through the window): the rate is the trend's
+    # level at as_of, nearer the engagements of the next quarter than the flat count over 180 days.
+    assert list(a["rate_source"]) == ["trend"]
+    assert a["rate_growth_per_day"].iloc[0] > 0
+    flat = len(created) / 180.0
+    end = pd.Timestamp("2017-10-01", tz="UTC")
+    next_quarter = ((engaged >= as_of) & (engaged < end)).sum() / (end - as_of).days
+    rate = a["rate_per_day"].iloc[0]
+    assert rate > flat
+    assert abs(rate - next_quarter) < abs(flat - next_quarter)
