@@ -115,6 +115,10 @@ void register_forecast(py::module_& m) {
         arr["expected_wins"] = to_array(std::move(r.arrivals.expected_wins));
         arr["mean_amount"] = to_array(std::move(r.arrivals.mean_amount));
         arr["expected"] = to_array(std::move(r.arrivals.expected));
+        arr["amount_source"] = r.arrivals.amount_source;
+        arr["rate_source"] = r.arrivals.rate_source;
+        arr["rate_growth_per_day"] = to_array(std::move(r.arrivals.rate_growth_per_day));
+        arr["amount_count"] = to_array(std::move(r.arrivals.amount_count));
         arr["total_rate"] = r.arrivals.total.rate;
         arr["total_amount"] = to_array(std::move(r.arrivals.total.amount));
         arr["total_weight"] = to_array(std::move(r.arrivals.total.weight));

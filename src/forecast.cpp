@@ -422,6 +422,44 @@ std::int64_t poisson_draw(double mu, stream_uniforms& u) {
   return total;
 }
 
+// The creation rate's level at as_of: a Poisson intensity exp(a + b x) over the lookback, x in
+// (-1, 0] the creation time in lookbacks from as_of, fitted by maximum likelihood to the creation
+// times x_i. The score equations are mean(x) = g(b) = 1/(e^b - 1) - 1/b (g increases from -1 to
+// 0, g(0) = -1/2: no trend) and n = e^a (1 - e^-b) / b; the level e^a is in deals per lookback.
+// The trend is used when b is at least trend_z standard errors (Fisher information n g'(b)) from
+// 0, otherwise the flat rate n per lookback; the level is never carried forward past as_of.
+struct creation_trend {
+  double level = 0.0; // deals per lookback at as_of
+  double slope = 0.0; // b: log growth per lookback (0 when flat)
+};
+constexpr double trend_z = 2.0;
+double trend_g(double b) { return std::abs(b) < 1e-4 ? -0.5 + b / 12.0 : 1.0 / std::expm1(b) - 1.0 / b; }
+double trend_g_prime(double b) {
+  if (std::abs(b) < 1e-2) return 1.0 / 12.0 - b * b / 240.0;
+  const double e = std::expm1(b);
+  return 1.0 / (b * b) - std::exp(b) / (e * e);
+}
+creation_trend fit_creation_trend(std::span<const double> x) {
+  const double n = static_cast<double>(x.size());
+  creation_trend out{n, 0.0};
+  if (x.size() < 2) return out;
+  double mean = 0.0;
+  for (double v : x) mean += v;
+  mean /= n;
+  double lo = -50.0, hi = 50.0;
+  if (!(mean > trend_g(lo) && mean < trend_g(hi))) return out; // all at one end: no finite fit
+  for (int it = 0; it < 200 && hi - lo > 1e-12; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    (trend_g(mid) < mean ? lo : hi) = mid;
+  }
+  const double b = 0.5 * (lo + hi);
+  const double se = 1.0 / std::sqrt(n * trend_g_prime(b));
+  if (!(std::abs(b) >= trend_z * se)) return out;
+  out.slope = b;
+  out.level = std::abs(b) < 1e-12 ? n : n * b / -std::expm1(-b);
+  return out;
+}
+
 struct arrival_group_mc {
   std::vector<double> mean_wins_by_day; // Poisson mean of new deals won, by creation tick
   std::vector<std::int64_t> cents;      // amounts to draw from
@@ -627,14 +665,16 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
   score_deals(point_process, out.deals.p_win_period, &out.deals.p_win_ever, true);
   report(0.5);
 
-  // Arrivals: deals created in the lookback give the creation rate, the entry stages and the
-  // amounts; a deal created t steps from now is won in the period with the probability that the
-  // recursion gives from its entry stage.
+  // Arrivals: deals created in the lookback give the creation rate and the entry stages, deals
+  // won in the lookback the amounts (those created in it when too few won); a deal created t
+  // steps from now is won in the period with the probability that the recursion gives from its
+  // entry stage.
   std::vector<arrival_group_mc> arrival_mc;
   struct arrival_source {
     std::size_t model_group;
     double created;
     double lookback_steps;
+    double trend_factor; // level at as_of over the flat rate (1 without a trend)
   };
   std::vector<arrival_source> arrival_sources;
   std::vector<double> entry(f.n_codes(), 0.0); // entry stages of the deals created in the lookback
@@ -672,27 +712,57 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
     }
     if (options.arrivals_by == "owner" && !log.has_owners())
       throw invalid_options("arrivals_by: 'owner' was requested but the log has no owner column");
-    std::map<std::string, std::size_t> index;
-    std::vector<std::vector<double>> amounts;
-    double entries = 0.0;
     const auto created = log.created();
+    // The arrivals group of a deal: its owner at creation (or first event) or its attribute value.
+    auto arrival_key = [&](std::size_t o) -> std::string {
+      if (options.arrivals_by == "owner") {
+        auto w = log.owners().at(o, std::max(created[o], times[offsets[o]]));
+        return w ? log.owner_names()[*w] : "(missing)";
+      }
+      if (by_attribute) {
+        const auto& a = log.attributes()[*by_attribute];
+        return a.code[o] < 0 ? "(missing)" : a.values[static_cast<std::uint32_t>(a.code[o])];
+      }
+      return {};
+    };
+    std::map<std::string, std::size_t> index;
+    std::vector<std::vector<double>> amounts;   // at entry, of the deals created in the lookback
+    std::vector<std::vector<double>> created_x; // their creation times, in lookbacks from as_of
+    const double lookback_seconds = options.arrivals_lookback_days * 86400.0;
+    double entries = 0.0;
     for (std::size_t o = 0; o + 1 < offsets.size(); ++o) {
       if (offsets[o] == offsets[o + 1]) continue;
       const time_point c = created[o];
       if (c <= from || c > as_of) continue;
-      std::string key;
-      if (options.arrivals_by == "owner") {
-        auto w = log.owners().at(o, std::max(c, times[offsets[o]]));
-        key = w ? log.owner_names()[*w] : "(missing)";
-      } else if (by_attribute) {
-        const auto& a = log.attributes()[*by_attribute];
-        key = a.code[o] < 0 ? "(missing)" : a.values[static_cast<std::uint32_t>(a.code[o])];
+      auto [it, inserted] = index.try_emplace(arrival_key(o), amounts.size());
+      if (inserted) {
+        amounts.emplace_back();
+        created_x.emplace_back();
       }
-      auto [it, inserted] = index.try_emplace(key, amounts.size());
-      if (inserted) amounts.emplace_back();
       amounts[it->second].push_back(log.amounts().at(o, times[offsets[o]]).value_or(0.0));
+      created_x[it->second].push_back(static_cast<double>(c - as_of) / lookback_seconds);
       entry[stages[offsets[o]]] += 1.0;
       entries += 1.0;
+    }
+    // The amounts at the win of the deals won in the lookback (won at as_of, the win inside
+    // (from, as_of]), per group that has new deals: what a new deal brings when it wins.
+    std::vector<std::vector<double>> won_amounts(amounts.size());
+    for (std::size_t o = 0; o + 1 < offsets.size(); ++o) {
+      const auto b = offsets[o];
+      const auto e = detail::visible_end(times, b, offsets[o + 1], as_of);
+      if (e == b || !f.is_won(stages[e - 1])) continue;
+      const time_point won_at = times[detail::run_start(stages, b, e - 1)];
+      if (won_at <= from) continue;
+      auto it = index.find(arrival_key(o));
+      if (it == index.end()) continue;
+      won_amounts[it->second].push_back(log.amounts().at(o, won_at).value_or(0.0));
+    }
+    std::vector<double> n_created(amounts.size());
+    std::vector<bool> from_wins(amounts.size());
+    for (std::size_t gi = 0; gi < amounts.size(); ++gi) {
+      n_created[gi] = static_cast<double>(amounts[gi].size());
+      from_wins[gi] = !won_amounts[gi].empty() && won_amounts[gi].size() >= options.arrivals_min_wins;
+      if (from_wins[gi]) amounts[gi] = std::move(won_amounts[gi]);
     }
     for (double& x : entry) x = entries > 0.0 ? x / entries : 0.0;
     // Amounts in a canonical order (ascending), so the amount a Monte Carlo draw picks does not
@@ -705,7 +775,9 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       if (!key.empty() && !levels.empty() && levels.front() == options.arrivals_by)
         mg = model.find_group({key}).value_or(0);
       const auto& am = amounts[gi];
-      const double rate = static_cast<double>(am.size()) / lookback_steps;
+      const creation_trend trend =
+          options.arrivals_trend ? fit_creation_trend(created_x[gi]) : creation_trend{n_created[gi], 0.0};
+      const double rate = trend.level / lookback_steps;
       arrival_group_mc mc;
       mc.mean_wins_by_day = arrival_means(point_process(mg), rate);
       double wins = 0.0;
@@ -714,8 +786,12 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       for (double x : am) mean_amount += x;
       mean_amount = am.empty() ? 0.0 : mean_amount / static_cast<double>(am.size());
       out.arrivals.group.push_back(key);
-      out.arrivals.created.push_back(static_cast<double>(am.size()));
+      out.arrivals.created.push_back(n_created[gi]);
+      out.arrivals.amount_source.emplace_back(from_wins[gi] ? "won" : "created");
+      out.arrivals.amount_count.push_back(static_cast<double>(am.size()));
       out.arrivals.rate_per_day.push_back(rate * 86400.0 / static_cast<double>(step));
+      out.arrivals.rate_source.emplace_back(trend.slope != 0.0 ? "trend" : "flat");
+      out.arrivals.rate_growth_per_day.push_back(trend.slope / options.arrivals_lookback_days);
       out.arrivals.expected_wins.push_back(wins);
       out.arrivals.mean_amount.push_back(mean_amount);
       out.arrivals.expected.push_back(wins * mean_amount);
@@ -727,7 +803,8 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
         mc.cents.push_back(std::llround(x * 100.0));
       }
       arrival_mc.push_back(std::move(mc));
-      arrival_sources.push_back({mg, static_cast<double>(am.size()), lookback_steps});
+      arrival_sources.push_back(
+          {mg, n_created[gi], lookback_steps, trend.level / std::max(1.0, n_created[gi])});
     }
     if (out.arrivals.total.rate > 0.0)
       for (double& wgt : out.arrivals.total.weight) wgt /= out.arrivals.total.rate;
@@ -776,7 +853,8 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
       for (std::size_t a = 0; a < arrival_sources.size(); ++a) {
         const auto& src = arrival_sources[a];
         detail::splitmix64 rng(detail::mix(options.seed, 0xa441ULL, d, a));
-        const double rate = detail::gamma(rng, src.created + 0.5) / src.lookback_steps; // Jeffreys
+        const double rate =
+            detail::gamma(rng, src.created + 0.5) / src.lookback_steps * src.trend_factor; // Jeffreys
         arrival_group_mc mc{arrival_means(drawn_process(src.model_group), rate), arrival_mc[a].cents};
         double wins = 0.0;
         for (double x : mc.mean_wins_by_day) wins += x;

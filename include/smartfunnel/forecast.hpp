@@ -48,11 +48,20 @@ struct forecast_options {
   std::size_t threads = 1;
   /// Wins from deals not created yet: compound Poisson from the creation rate over the last
   /// arrivals_lookback_days before as_of (per owner or attribute value with arrivals_by), carried
-  /// through the same time-bounded model from each deal's entry stage; amounts drawn from the
-  /// amounts of the deals created in the lookback.
+  /// through the same time-bounded model from each deal's entry stage. A new deal that wins is
+  /// valued like the deals won in the lookback (their amounts at the win, equal weights), since
+  /// exports that record lost deals at 0, or deals re-priced before they close, make the amounts
+  /// at creation a poor guide to what a win brings; a group with fewer than arrivals_min_wins
+  /// such wins falls back to the amounts at entry of the deals created in the lookback.
   bool include_arrivals = true;
   double arrivals_lookback_days = 180.0;
   std::string arrivals_by; ///< "" (one rate), "owner" or an attribute name
+  std::size_t arrivals_min_wins = 10;
+  /// The creation rate is the level at as_of of a log-linear trend fitted (Poisson maximum
+  /// likelihood) to the creation times in the lookback when the trend is at least two standard
+  /// errors from none, else the flat count over the lookback; the level is not extrapolated past
+  /// as_of. A growing pipeline's average over the lookback under-counts the deals to come.
+  bool arrivals_trend = true;
   /// Parameter uncertainty: this many posterior draws of the model's rows and creation rates
   /// (0: the point estimates only). Monte Carlo scenario s uses draw s % parameter_draws; the
   /// exact distribution becomes the mixture over the draws.
@@ -163,12 +172,21 @@ struct deal_forecasts {
 /// Wins from deals not created yet, per arrivals group ("" when one rate).
 struct arrivals_forecast {
   std::vector<std::string> group;
-  std::vector<double> created;       ///< deals created in the lookback
-  std::vector<double> rate_per_day;  ///< creation rate
+  std::vector<double> created;      ///< deals created in the lookback
+  std::vector<double> rate_per_day; ///< creation rate
+  /// "trend" (the level at as_of of the fitted trend) or "flat" (created / lookback), and the
+  /// trend's log growth per day (0 when flat).
+  std::vector<std::string> rate_source;
+  std::vector<double> rate_growth_per_day;
   std::vector<double> expected_wins; ///< Poisson mean of new deals won in the period
-  std::vector<double> mean_amount;   ///< mean amount of the deals created in the lookback
+  std::vector<double> mean_amount;   ///< mean amount of a new deal that wins (of the amounts used)
   std::vector<double> expected;      ///< expected revenue (expected_wins * mean_amount)
-  compound_poisson total;            ///< all groups together
+  /// Where the amounts come from: "won" (the amounts at the win of the group's deals won in the
+  /// lookback) or "created" (too few wins: the amounts at entry of the deals created in the
+  /// lookback), and how many amounts were used.
+  std::vector<std::string> amount_source;
+  std::vector<double> amount_count;
+  compound_poisson total; ///< all groups together
   /// With parameter_draws > 0: all groups together under each posterior draw (the creation rates
   /// and the processes of that draw); empty without draws.
   std::vector<compound_poisson> total_draws;

@@ -619,24 +619,47 @@ def _value_at(
 def _created_in_lookback(
     part: _PartitionForecast, as_of: int, lookback_days: float
 ) -> pd.DataFrame:
-    """The deals created in (as_of - lookback, as_of] with what the arrivals model reads of them:
-    entry stage, creation time, amount at entry, owner at max(created, entry), attributes."""
+    """What the arrivals model reads of the partition: the deals created in (as_of - lookback,
+    as_of] (entry stage, creation time, amount at entry, owner at max(created, entry),
+    attributes; ``won_time`` -1), and the deals won in that window as seen at as_of (their won
+    stage, amount at the win and ``won_time``, owner and attributes as above), which value a new
+    deal's win."""
     core = part.log.core
     offsets = np.asarray(core.offsets, dtype=np.int64)
     created = np.asarray(core.created, dtype=np.int64)
+    times = np.asarray(core.times, dtype=np.int64)
+    stages = np.asarray(core.stages, dtype=np.int64)
     first = offsets[:-1]
     start = as_of - int(lookback_days * 86400.0)
-    sel = np.flatnonzero((offsets[1:] > first) & (created > start) & (created <= as_of))
-    times = np.asarray(core.times, dtype=np.int64)
-    entry_time = times[first[sel]]
+    new = np.flatnonzero((offsets[1:] > first) & (created > start) & (created <= as_of))
+    # The last event at or before as_of, and the entry of its stay (the start of its run).
+    seen = np.zeros(len(first), dtype=np.int64)
+    if len(times):
+        visible = (times <= as_of).astype(np.int64)
+        cum = np.concatenate([[0], np.cumsum(visible)])
+        seen = cum[offsets[1:]] - cum[first]
     names = np.asarray(core.funnel.names, dtype=object)
-    out = pd.DataFrame(
-        {
-            "stage": names[np.asarray(core.stages, dtype=np.int64)[first[sel]]],
-            "created": created[sel],
-        }
+    won_codes = np.asarray([core.funnel.code_of(w) for w in core.funnel.won], dtype=np.int64)
+    last = first + seen - 1
+    has = seen > 0
+    is_won = has & np.isin(stages[np.where(has, last, 0)] if len(stages) else last, won_codes)
+    run_begin = np.ones(len(stages), dtype=bool)
+    if len(stages):
+        run_begin[1:] = stages[1:] != stages[:-1]
+        run_begin[first[offsets[1:] > first]] = True
+    run_start = np.maximum.accumulate(np.where(run_begin, np.arange(len(stages)), 0))
+    won_at = np.where(is_won, times[run_start[np.where(is_won, last, 0)]] if len(times) else 0, 0)
+    won = np.flatnonzero(is_won & (won_at > start))
+    sel = np.concatenate([new, won])
+    won_time = np.concatenate([np.full(len(new), -1, dtype=np.int64), won_at[won]])
+    entry_time = times[first[sel]] if len(sel) else np.zeros(0, dtype=np.int64)
+    stage = np.concatenate(
+        [stages[first[new]], stages[last[won]]] if len(sel) else [np.zeros(0, dtype=np.int64)]
     )
-    amount, found = _value_at(core.amount_history, sel, entry_time)
+    out = pd.DataFrame({"stage": names[stage], "created": created[sel], "won_time": won_time})
+    amount, found = _value_at(
+        core.amount_history, sel, np.where(won_time >= 0, won_time, entry_time)
+    )
     out["amount"] = np.where(found, amount, 0.0).astype(np.float64)
     if core.has_owners:
         owner, found = _value_at(core.owner_history, sel, np.maximum(created[sel], entry_time))
@@ -735,17 +758,30 @@ def _arrivals(
     kw: dict[str, Any],
     include: bool,
 ) -> dict[str, Any] | None:
-    """The arrivals part, computed once on the client from the deals created in the lookback (a
-    log of their entry events only: the arrivals model reads nothing else of the log)."""
+    """The arrivals part, computed once on the client from the deals created in the lookback and
+    those won in it (a log of one event per deal: the arrivals model reads nothing else)."""
     if not include or len(created) == 0:
         return None
-    # One event per deal, just after as_of: the deals stay out of the pipeline (which the
-    # partitions forecast), while the arrivals read their creation time, entry stage, and the
-    # amount and owner in force from that event on, as in the whole log.
-    frame = created.assign(
-        opportunity_id=np.arange(len(created), dtype=np.int64), time=int(kw["as_of"]) + 1
+    # One event per deal. A created deal's is just after as_of: it stays out of the pipeline
+    # (which the partitions forecast), while the arrivals read its creation time, entry stage,
+    # and the amount and owner in force from that event on, as in the whole log. A won deal's is
+    # its win, with its amount at the win, created at the lookback's start (outside it: not a
+    # new deal).
+    as_of = int(kw["as_of"])
+    won = created["won_time"].to_numpy() >= 0
+    start = as_of - int(kw["arrivals_lookback_days"] * 86400.0)
+    frame = created.drop(columns="won_time").assign(
+        opportunity_id=np.arange(len(created), dtype=np.int64),
+        time=np.where(won, created["won_time"].to_numpy(), as_of + 1),
+        created=np.where(won, start, created["created"].to_numpy()),
     )
-    attrs = [c for c in created.columns if c not in ("stage", "time", "created", "amount", "owner")]
+    if not (~won).any():
+        return None
+    attrs = [
+        c
+        for c in created.columns
+        if c not in ("stage", "time", "created", "amount", "owner", "won_time")
+    ]
     log = _LocalEventLog.from_frame(
         funnel,
         frame,

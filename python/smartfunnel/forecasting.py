@@ -427,7 +427,12 @@ class Forecast:
     @property
     def arrivals(self) -> pd.DataFrame:
         """The wins from deals not created yet, per arrivals group, with the creation rate, expected
-        wins and revenue (empty without arrivals)."""
+        wins and revenue (empty without arrivals). ``rate_source`` says whether the rate is the
+        level at as_of of the creation times' log-linear trend ("trend", with its
+        ``rate_growth_per_day``) or the flat count over the lookback ("flat"). ``mean_amount`` is what a new deal brings when
+        it wins: the mean of the amounts at the win of the group's deals won in the lookback
+        (``amount_source`` "won"), or, with fewer than ``arrivals_min_wins`` of them, of the amounts
+        at entry of the deals created in it ("created"); ``amount_count`` amounts were used."""
         a = self._raw["arrivals"]
         return pd.DataFrame(
             {
@@ -436,6 +441,10 @@ class Forecast:
                 "expected_wins": np.asarray(a["expected_wins"]),
                 "mean_amount": np.asarray(a["mean_amount"]),
                 "expected": np.asarray(a["expected"]),
+                "rate_source": np.asarray(a.get("rate_source", []), dtype=object),
+                "rate_growth_per_day": np.asarray(a.get("rate_growth_per_day", [])),
+                "amount_source": np.asarray(a.get("amount_source", []), dtype=object),
+                "amount_count": np.asarray(a.get("amount_count", [])),
             },
             index=pd.Index(list(a["group"]), name="group"),
         )

@@ -405,3 +405,116 @@ TEST(forecast, parameter_draws_add_up_over_partitions) {
   // The mixture is wider than the point forecast: parameter uncertainty adds variance.
   EXPECT_GT(want.variance, point.exact.variance);
 }
+
+TEST(forecast, arrivals_valued_like_won_deals) {
+  // As the Maven and sparklesquad exports: lost deals at 0, and deals whose amount at the win
+  // differs from their amount at creation. as_of = day 200, lookback 100 days: (day 100, day 200].
+  const sf::funnel f({"A"}, {"Won"}, {"Lost"});
+  table t;
+  t.add(1, "A", day(110), 100, "ann").add(1, "Won", day(130), 300, "ann");  // created and won inside
+  t.add(2, "A", day(120), 200, "ann").add(2, "Won", day(150), 500, "ann");  // created and won inside
+  t.add(3, "A", day(125), 150, "ann").add(3, "Lost", day(140), 0, "ann");   // lost at 0
+  t.add(4, "A", day(160), 400, "ann");                                      // open
+  t.add(5, "A", day(50), 800, "ann").add(5, "Won", day(180), 1000, "ann");  // won inside, created before
+  t.add(6, "A", day(20), 50, "ann").add(6, "Won", day(60), 9999, "ann");    // won before the lookback
+  t.add(7, "A", day(170), 600, "ann").add(7, "Won", day(250), 7000, "ann"); // won after as_of: unseen
+  t.add(8, "A", day(30), 90, "ann").add(8, "Lost", day(90), 0, "ann");
+  const auto log = t.log(f);
+  sf::fit_options o;
+  o.as_of = day(200);
+  o.draws = 0;
+  o.min_at_risk = 1;
+  const auto model = sf::fit(log, o);
+  sf::forecast_options fo;
+  fo.start = day(200);
+  fo.end = day(290);
+  fo.scenarios = 0;
+  fo.arrivals_lookback_days = 100.0;
+  fo.arrivals_min_wins = 3;
+  const auto fc = sf::forecast(model, log, fo);
+  ASSERT_EQ(fc.arrivals.group.size(), 1u);
+  // Created in the lookback: deals 1, 2, 3, 4, 7 (the rate); won in it: 1, 2, 5 at 300, 500, 1000.
+  EXPECT_NEAR(fc.arrivals.created[0], 5.0, eps);
+  EXPECT_NEAR(fc.arrivals.rate_per_day[0], 5.0 / 100.0, eps);
+  EXPECT_EQ(fc.arrivals.amount_source[0], "won");
+  EXPECT_NEAR(fc.arrivals.amount_count[0], 3.0, eps);
+  const double won_mean = (300.0 + 500.0 + 1000.0) / 3.0;
+  EXPECT_NEAR(fc.arrivals.mean_amount[0], won_mean, 1e-9);
+  EXPECT_NEAR(fc.arrivals.expected[0], fc.arrivals.expected_wins[0] * won_mean, 1e-9);
+  EXPECT_NEAR(fc.arrivals.total.mean(), fc.arrivals.expected_wins[0] * won_mean, 1e-9);
+  EXPECT_NEAR(fc.exact_arrivals.mean, fc.arrivals.expected_wins[0] * won_mean, 1e-6);
+  // Fewer wins than arrivals_min_wins: the amounts at entry of the deals created in the lookback.
+  fo.arrivals_min_wins = 4;
+  const auto fb = sf::forecast(model, log, fo);
+  EXPECT_EQ(fb.arrivals.amount_source[0], "created");
+  EXPECT_NEAR(fb.arrivals.amount_count[0], 5.0, eps);
+  EXPECT_NEAR(fb.arrivals.mean_amount[0], (100.0 + 200.0 + 150.0 + 400.0 + 600.0) / 5.0, 1e-9);
+  EXPECT_NEAR(fb.arrivals.expected_wins[0], fc.arrivals.expected_wins[0], eps); // same rate and process
+  // By owner: bob's one created deal and one win (inside the lookback) fall back on their own;
+  // ann keeps her three wins.
+  table u = t;
+  u.add(9, "A", day(150), 70, "bob").add(9, "Won", day(190), 2000, "bob");
+  const auto ulog = u.log(f);
+  const auto umodel = sf::fit(ulog, o);
+  fo.arrivals_min_wins = 2;
+  fo.arrivals_by = "owner";
+  const auto fu = sf::forecast(umodel, ulog, fo);
+  ASSERT_EQ(fu.arrivals.group, (std::vector<std::string>{"ann", "bob"}));
+  EXPECT_EQ(fu.arrivals.amount_source, (std::vector<std::string>{"won", "created"}));
+  EXPECT_NEAR(fu.arrivals.mean_amount[0], won_mean, 1e-9);
+  EXPECT_NEAR(fu.arrivals.mean_amount[1], 70.0, eps);
+}
+
+TEST(forecast, arrivals_rate_follows_a_growing_pipeline) {
+  // No deal created in the first half of the 100-day lookback before as_of = day 200, then one a
+  // day (days 150..199): the flat count says 50 / 100 days, while the pipeline now brings about
+  // one a day. The rate is the level at as_of of the Poisson intensity r e^(g t), t in (-L, 0]
+  // days from as_of, fitted by maximum likelihood, so it solves the score equations
+  //   n = r (1 - e^(-g L)) / g  and  sum t_i = r * integral t e^(g t) dt over (-L, 0].
+  const sf::funnel f({"A"}, {"Won"}, {"Lost"});
+  table t;
+  for (std::int64_t k = 1; k <= 20; ++k) // closed before the lookback: the kernels
+    t.add(k, "A", day(k), 100, "ann").add(k, k % 2 == 0 ? "Won" : "Lost", day(k + 10), 100, "ann");
+  std::vector<double> x;
+  for (std::int64_t d = 150; d <= 199; ++d) {
+    t.add(100 + d, "A", day(d), 100, "ann");
+    x.push_back(static_cast<double>(d - 200));
+  }
+  const auto log = t.log(f);
+  sf::fit_options o;
+  o.as_of = day(200);
+  o.draws = 0;
+  const auto model = sf::fit(log, o);
+  sf::forecast_options fo;
+  fo.start = day(200);
+  fo.end = day(260);
+  fo.scenarios = 0;
+  fo.arrivals_lookback_days = 100.0;
+  const auto fc = sf::forecast(model, log, fo);
+  ASSERT_EQ(fc.arrivals.group.size(), 1u);
+  EXPECT_EQ(fc.arrivals.rate_source[0], "trend");
+  const double r = fc.arrivals.rate_per_day[0], g = fc.arrivals.rate_growth_per_day[0], L = 100.0;
+  const double n = 50.0;
+  ASSERT_GT(g, 0.0);
+  EXPECT_NEAR(r * (1.0 - std::exp(-g * L)) / g, n, 1e-6 * n);
+  const double sum_t = std::accumulate(x.begin(), x.end(), 0.0);
+  const double integral_t = -1.0 / (g * g) + std::exp(-g * L) * (L / g + 1.0 / (g * g));
+  EXPECT_NEAR(r * integral_t, sum_t, 1e-6 * std::abs(sum_t));
+  EXPECT_GT(r, 0.9); // near the one a day of the last 50 days, far above the flat 0.5
+  // Expected new wins scale with the rate (same entry stage and process).
+  fo.arrivals_trend = false;
+  const auto flat = sf::forecast(model, log, fo);
+  EXPECT_EQ(flat.arrivals.rate_source[0], "flat");
+  EXPECT_NEAR(flat.arrivals.rate_per_day[0], n / L, eps);
+  EXPECT_NEAR(fc.arrivals.expected_wins[0] / flat.arrivals.expected_wins[0], r / (n / L), 1e-9);
+  // Creations spread evenly over the lookback: no significant trend, the flat count.
+  table u;
+  for (std::int64_t k = 1; k <= 20; ++k)
+    u.add(k, "A", day(k), 100, "ann").add(k, k % 2 == 0 ? "Won" : "Lost", day(k + 10), 100, "ann");
+  for (std::int64_t d = 101; d <= 200; d += 2) u.add(100 + d, "A", day(d), 100, "ann");
+  const auto ulog = u.log(f);
+  fo.arrivals_trend = true;
+  const auto even = sf::forecast(sf::fit(ulog, o), ulog, fo);
+  EXPECT_EQ(even.arrivals.rate_source[0], "flat");
+  EXPECT_NEAR(even.arrivals.rate_per_day[0], 50.0 / L, eps);
+}

@@ -134,6 +134,8 @@ def test_fit_forecast_scorecard_equal_local(client, data, how):
     np.testing.assert_array_equal(dmc.scenarios, lmc.scenarios)
     assert dmc.quantiles().equals(lmc.quantiles())
     pd.testing.assert_frame_equal(dmc.arrivals, lmc.arrivals)
+    # New deals valued like the deals won in the lookback, read from the partitions too.
+    assert (lmc.arrivals["amount_source"] == "won").all()
 
     # Exact: the local distribution on the same lattice, to rounding.
     dex = _run(sfd.forecast, dmodel, log, *PERIOD, scenarios=0)

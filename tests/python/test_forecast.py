@@ -410,3 +410,39 @@ def test_grid_days_rounds_durations_to_its_step(sample_model):
     assert dates.iloc[-1] == pytest.approx(weekly.deals["p_win_period"].iloc[0], abs=1e-12)
     with pytest.raises(sf.InvalidOptionsError, match="grid_days"):
         sf.forecast(model, sim.log, grid_days=0, **kw)
+
+
+def test_maven_arrivals_valued_like_won_deals(shared_data):
+    # The Maven export records lost deals at close_value 0: a new deal that wins must be valued
+    # like the deals won in the arrivals lookback (close_value of the Won rows closed in
+    # (as_of - 180 days, as_of]), not like the deals created in it (lost ones at 0).
+    folder = shared_data / "maven-crm-sales-opportunities"
+    imp = sf.imports.read([folder])
+    as_of = pd.Timestamp("2017-07-01", tz="UTC")
+    model = sf.fit(imp.log, as_of=as_of)
+    fc = sf.forecast(model, imp.log, as_of, pd.Timestamp("2017-10-01", tz="UTC"))
+    frame = pd.read_csv(folder / "sales_pipeline.csv")
+    close = pd.to_datetime(frame["close_date"], utc=True)
+    won = frame[
+        (frame["deal_stage"] == "Won") & (close > as_of - pd.Timedelta(days=180)) & (close <= as_of)
+    ]
+    a = fc.arrivals
+    assert list(a["amount_source"]) == ["won"]
+    assert a["amount_count"].iloc[0] == len(won)
+    assert a["mean_amount"].iloc[0] == pytest.approx(won["close_value"].mean(), rel=1e-12)
+    # The amounts at creation of the deals created in the window (engaged in it), lost at 0,
+    # are what the arrivals used before: well below the won deals' mean.
+    engaged = pd.to_datetime(frame["engage_date"], utc=True)
+    created = frame[(engaged > as_of - pd.Timedelta(days=180)) & (engaged <= as_of)]
+    assert a["created"].iloc[0] == len(created)
+    assert created["close_value"].fillna(0).mean() < 0.9 * won["close_value"].mean()
+    # The pipeline grows (engagements per month rise through the window): the rate is the trend's
+    # level at as_of, nearer the engagements of the next quarter than the flat count over 180 days.
+    assert list(a["rate_source"]) == ["trend"]
+    assert a["rate_growth_per_day"].iloc[0] > 0
+    flat = len(created) / 180.0
+    end = pd.Timestamp("2017-10-01", tz="UTC")
+    next_quarter = ((engaged >= as_of) & (engaged < end)).sum() / (end - as_of).days
+    rate = a["rate_per_day"].iloc[0]
+    assert rate > flat
+    assert abs(rate - next_quarter) < abs(flat - next_quarter)
