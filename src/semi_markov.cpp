@@ -287,9 +287,16 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
     if (cw.exits >= min_at_risk * (1.0 - 1e-9)) {
       // Enough exits to tell dead deals from slow ones (min_at_risk, the evidence the kernel asks
       // of every step).
+      // The dead share is kept only where the likelihood-ratio test rejects "none dead" at the
+      // fit's level: the maximum likelihood estimate on the boundary pi >= 0 is positive about
+      // half the time when no deal is dead, which would bias every P(win) down.
       const auto [pi, h] = cw.fit();
-      k.dead_share = pi;
-      k.tail_hazard = h;
+      const double h_none = cw.exits / (cw.exits + cw.exit_steps + cens_steps);
+      const double drop =
+          0.5 * boost::math::quantile(boost::math::chi_squared_distribution<double>(1.0), options.level);
+      const bool dead = cw.loglik(pi, h) - cw.loglik(0.0, h_none) > drop;
+      k.dead_share = dead ? pi : 0.0;
+      k.tail_hazard = dead ? h : h_none;
       if (dead_intervals) std::tie(k.dead_low, k.dead_high) = cw.interval(pi, h, options.level);
     } else if (cw.exits > 0.0) {
       // Too few exits for a dead share: every stay still leaves, at the geometric rate.

@@ -52,7 +52,9 @@ struct stage_kernel {
   /// (1 - pi) h (1 - h)^(k - tail_start), one still open at step k (censored) contributes
   /// pi + (1 - pi) (1 - h)^(k - tail_start + 1). tail_start is half the supported steps, or earlier
   /// so that the window holds the last quarter of the (weighted) exits and at least min_at_risk of
-  /// them; fewer than min_at_risk exits in all: no dead share (pi = 0).
+  /// them; fewer than min_at_risk exits in all, or a likelihood-ratio test that does not reject
+  /// pi = 0 at options.level: no dead share (pi = 0, h the geometric estimate). dead_low and
+  /// dead_high bound the estimate whether or not it is kept.
   double dead_share = 0.0;
   /// Profile-likelihood interval of dead_share at options.level (NaN when not computed).
   double dead_low = std::numeric_limits<double>::quiet_NaN();

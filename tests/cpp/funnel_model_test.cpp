@@ -83,21 +83,6 @@ sf::fit_options unsmoothed(sf::time_point as_of) {
   return o;
 }
 
-// The mixture-cure tail of the hand log's stage A with min_at_risk = 1, by hand. The last exit is
-// at 7, so the window starts at half the supported steps, 10 / 2 = 5; at risk there: exits at 5
-// (B, C), 6 (Lost), 7 (Won) after 0, 0, 1, 2 steps in the window, and one stay open at 10 that
-// has survived 6 window steps. Likelihood: (1 - pi)^4 h^4 (1 - h)^3 (pi + (1 - pi)(1 - h)^6). Its
-// score equations (EM's fixed point, z = P(active | open at 10)): pi = (1 - z) / 5,
-// h = 4 / (7 + 6 z), z = (1 - pi) x / (pi + (1 - pi) x), x = (1 - h)^6. The tail starts at step
-// 11, so the active share of the mass there is z too (6 window steps survived).
-double hand_active_share() {
-  double z = 0.5;
-  for (int i = 0; i < 100000; ++i) {
-    const double pi = (1 - z) / 5, h = 4 / (7 + 6 * z), x = std::pow(1 - h, 6);
-    z = (1 - pi) * x / (pi + (1 - pi) * x);
-  }
-  return z;
-}
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -351,26 +336,15 @@ TEST(fit, p_win_conditions_on_the_age_in_stage) {
   // Age 4: the stays still in A are those with duration >= 5 (5B, 5C, 6Lost, 7Won, 10c). The
   // kernel holds the Aalen-Johansen increments still ahead, 3/20 for each of B, C, Lost and Won,
   // and the unresolved mass S(tau) = 3/20 in its tail, with the row's mix p = (B 11/34, C 6/34,
-  // Lost 11/34, Won 6/34), of which the active share a (hand_active_share) still leaves and the
-  // rest is dead (Lost). The eventual win from A at entry: the tail's dead mass
-  // delta = 3/20 (1 - a) is taken from every destination in proportion, so
-  // w_A = (1 - delta)(6/34 + 11/34 w_B), w_B = 1/2 + w_A / 2 (B has no open stay: no dead share),
-  // w_C = 0: w_A = 23 (1 - delta) / (68 - 11 (1 - delta)) (23/57 when nothing is dead).
-  const double act = hand_active_share();
-  const double keep = 1 - 3.0 / 20 * (1 - act);
-  const double w_a = 23 * keep / (68 - 11 * keep), w_b = (1 + w_a) / 2;
-  EXPECT_GT(act, 0.0);
-  EXPECT_LT(act, 0.1);
-  EXPECT_NEAR(model.process().kernel(A).dead_share, (1 - act) / 5, 1e-9);
-  EXPECT_NEAR(model.process().kernel(A).tail_hazard, 4 / (7 + 6 * act), 1e-9);
-  // Ahead at age 4, in units of 3/20: B, C, Lost, Won 1 each and the tail 1 (active: mix p).
-  EXPECT_NEAR(model.p_win(a, 4.0), (w_b + 1 + act * (11 * w_b + 6) / 34) / 5, 1e-9);
-  EXPECT_NEAR(model.p_win(a, 4.9), (w_b + 1 + act * (11 * w_b + 6) / 34) / 5, 1e-9); // floored
-  // Age 6: ahead are Lost (6) and Won (7), 3/20 each, and the tail.
-  EXPECT_NEAR(model.p_win(a, 6.0), (1 + act * (11 * w_b + 6) / 34) / 3, 1e-9);
-  // Age 1: nothing has left yet; the unconditional P(win), the chain's.
-  EXPECT_NEAR(model.p_win(a, 1.0), w_a, 1e-9);
-  EXPECT_NEAR(model.overall().chain.win[A], w_a, 1e-9);
+  // Lost 11/34, Won 6/34). Ahead, in units of 3/20 / 34: B 34 + 11, C 34 + 6, Lost 45, Won 40
+  // (170 in all), so P(win) = (45 w_B + 40 w_C + 40) / 170 = (45 * 40/57 + 40) / 170 = 8/19.
+  EXPECT_NEAR(model.p_win(a, 4.0), 8.0 / 19, eps);
+  EXPECT_NEAR(model.p_win(a, 4.9), 8.0 / 19, eps); // ages are floored to whole ticks
+  // Age 6: ahead are Lost (6) and Won (7), 3/20 each, and the tail: B 11, C 6, Lost 34 + 11,
+  // Won 34 + 6 (102 in all): P(win) = (11 * 40/57 + 40) / 102 = 80/171.
+  EXPECT_NEAR(model.p_win(a, 6.0), 80.0 / 171, eps);
+  // Age 1: nothing has left yet; the unconditional mix.
+  EXPECT_NEAR(model.p_win(a, 1.0), 23.0 / 57, eps);
 
   // With min_at_risk = 5 the last supported age is 5 (at risk 5 there, 3 at 6). The kernel holds
   // the increments up to 5 (B 1/8 + 3/20, C 3/20, Lost 1/8); the tail holds p minus them:
@@ -555,27 +529,17 @@ TEST(fit, prior_chain_and_age_conditioning_together) {
   expect_row(model.overall().stages[C].probability, {0, 0, 0, 1.0 / 6, 1.0 / 6, 2.0 / 3}, "C");
   // w_C = 1/6; w_B = 5/12 + 5/12 w_A + 1/12 * 1/6 = 31/72 + 5/12 w_A;
   // w_A = 101/540 + 169/540 w_B + 101/540 * 1/6 = 707/3240 + 169/540 w_B
-  //   => w_A (1 - 845/6480) = 13723/38880 => w_A = 13723/33810, w_B = 4055/6762, when nothing is
-  // dead. A's tail (the same stays as without the prior: hand_active_share) holds probability_c *
-  // 3/20 of each destination, of which the share 1 - a is dead: A keeps 1 - delta of every
-  // destination, delta = 3/20 (1 - a), and
-  //   w_A = (1 - delta) 13723/38880 / (1 - (1 - delta) 845/6480), w_B = 31/72 + 5/12 w_A.
-  const double act = hand_active_share();
-  const double keep = 1 - 3.0 / 20 * (1 - act);
-  const double w_a = keep * 13723.0 / 38880 / (1 - keep * 845.0 / 6480), w_b = 31.0 / 72 + 5.0 / 12 * w_a;
-  for (std::size_t s = 0; s < 3; ++s)
-    EXPECT_NEAR(model.overall().chain.win[s], (std::vector<double>{w_a, w_b, 1.0 / 6})[s], 1e-9) << s;
+  //   => w_A (1 - 845/6480) = 13723/38880 => w_A = 13723/33810, w_B = 4055/6762.
+  expect_row(model.overall().chain.win, {13723.0 / 33810, 4055.0 / 6762, 1.0 / 6}, "win");
   // Age 4: in the semi-Markov kernel destination c's resolved mass, probability_c * (1 - S(tau))
   // with 1 - S(tau) = 17/20, follows its own Aalen-Johansen increments, and its unresolved mass
   // probability_c * 3/20 waits in the tail. A's increments: B 1/8 at 2 and 3/20 at 5
   // (F_B = 11/40, share ahead 6/11); C 3/20 at 5 (share 1); Lost 1/8 at 3 and 3/20 at 6 (share
-  // 6/11); Won 3/20 at 7 (share 1). Ahead, x 1/(540 * 220): B 169 * (102 + 33 a),
-  // C 101 * (187 + 33 a), Won 101 * (187 + 33 a), Lost and the dead the rest (90070 in all), so
-  // P(win) = (169 (102 + 33 a) w_B + 101 (187 + 33 a) (w_C + 1)) / 90070 (53561681/121810668 when
-  // nothing is dead).
-  EXPECT_NEAR(model.p_win(0, 4.0),
-              (169 * (102 + 33 * act) * w_b + 101 * (187 + 33 * act) * (1.0 / 6 + 1)) / 90070, 1e-9);
-  EXPECT_NEAR(model.p_win(0, 0.0), w_a, 1e-9);
+  // 6/11); Won 3/20 at 7 (share 1). Ahead, x 1/(540 * 220): B 169 * (102 + 33) = 22815,
+  // C 101 * 220 = 22220, Lost 22815, Won 22220 (90070 in all), so
+  // P(win) = (22815 w_B + 22220 w_C + 22220) / 90070 = 53561681/121810668.
+  EXPECT_NEAR(model.p_win(0, 4.0), 53561681.0 / 121810668, eps);
+  EXPECT_NEAR(model.p_win(0, 0.0), 13723.0 / 33810, eps);
 }
 
 // ---------------------------------------------------------------------------------------------
