@@ -90,7 +90,7 @@ struct cure_window {
   }
   // max over h of the likelihood at dead share pi: (h, loglik), h searched on a log scale.
   [[nodiscard]] std::pair<double, double> profile(double pi) const {
-    auto [u, l] = golden([&](double x) { return loglik(pi, std::exp(x)); }, std::log(1e-12), 0.0, 60);
+    auto [u, l] = golden([&](double x) { return loglik(pi, std::exp(x)); }, std::log(1e-12), 0.0, 36);
     return {std::exp(u), l};
   }
   // Maximum likelihood (pi, h): golden sections on the profile, then EM steps (each raises the
@@ -99,10 +99,10 @@ struct cure_window {
     double cens = 0.0;
     for (double c : cens_w) cens += c;
     double pi = 0.0;
-    if (cens > 0.0) pi = golden([&](double x) { return profile(x).second; }, 0.0, 1.0, 40).first;
+    if (cens > 0.0) pi = golden([&](double x) { return profile(x).second; }, 0.0, 1.0, 28).first;
     double h = profile(pi).first;
     const double n = exits + cens;
-    for (int it = 0; it < 500; ++it) {
+    for (int it = 0; it < 200; ++it) {
       double dead = 0.0, active_steps = 0.0;
       const double lq = h < 1.0 ? std::log1p(-h) : -std::numeric_limits<double>::infinity();
       for (std::size_t i = 0; i < cens_w.size(); ++i) {
@@ -290,8 +290,15 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
       // The dead share is kept only where the likelihood-ratio test rejects "none dead" at the
       // fit's level: the maximum likelihood estimate on the boundary pi >= 0 is positive about
       // half the time when no deal is dead, which would bias every P(win) down.
-      const auto [pi, h] = cw.fit();
       const double h_none = cw.exits / (cw.exits + cw.exit_steps + cens_steps);
+      // The score in pi at (0, h_none): -exits + sum censored (1 - s) / s, s = (1 - h)^m. Not
+      // positive: pi = 0 is the maximum along pi, nothing to fit (the common case, and cheap).
+      double score = -cw.exits;
+      for (std::size_t i = 0; i < cw.cens_w.size() && score <= 0.0; ++i) {
+        const double sv = std::exp(cw.cens_m[i] * std::log1p(-h_none));
+        score += sv > 0.0 ? cw.cens_w[i] * (1.0 - sv) / sv : std::numeric_limits<double>::infinity();
+      }
+      const auto [pi, h] = score > 0.0 ? cw.fit() : std::pair<double, double>{0.0, h_none};
       const double drop =
           0.5 * boost::math::quantile(boost::math::chi_squared_distribution<double>(1.0), options.level);
       const bool dead = cw.loglik(pi, h) - cw.loglik(0.0, h_none) > drop;
