@@ -241,6 +241,13 @@ void register_model(py::module_& m) {
             d["tail_mass"] = owned(std::vector<double>(k.tail_mass));
             d["tail_hazard"] = k.tail_hazard;
             d["tail_mix"] = owned(std::vector<double>(k.tail_mix));
+            d["tail_dead"] = k.tail_dead;
+            d["dead_share"] = k.dead_share;
+            d["dead_low"] = k.dead_low;
+            d["dead_high"] = k.dead_high;
+            d["tail_start"] = k.tail_start;
+            d["tail_stays"] = k.tail_stays;
+            d["tail_exits"] = k.tail_exits;
             return d;
           },
           py::arg("group"), py::arg("stage"),

@@ -138,16 +138,38 @@ std::vector<std::string> stage_names(const funnel& f) {
   return {f.open_stages().begin(), f.open_stages().end()};
 }
 
+// The dead share of each stage's tail (semi_markov's mixture-cure tail) moved to Lost in chain
+// inputs p: destination j of stage s keeps the share 1 - dead_from_j / point_j of its mass, point
+// the chain inputs of the point estimate (for the point itself: p_j - dead_from_j). So the chain's
+// P(win) is the limit of the time-bounded probabilities.
+void move_dead_to_lost(const semi_markov& proc, const std::vector<double>& point, std::vector<double>& p) {
+  const std::size_t n = proc.n_open(), w = n + 2;
+  for (std::size_t s = 0; s < n; ++s) {
+    const auto& k = proc.kernel(s);
+    if (!k.defined || !(k.tail_dead > 0.0) || std::isnan(p[s * w])) continue;
+    double moved = 0.0;
+    for (std::size_t j = 0; j + 1 < w; ++j) {
+      if (!(point[s * w + j] > 0.0) || !(k.dead_from[j] > 0.0)) continue;
+      const double take = p[s * w + j] * std::min(1.0, k.dead_from[j] / point[s * w + j]);
+      p[s * w + j] -= take;
+      moved += take;
+    }
+    p[s * w + w - 1] += moved; // Lost's own dead share stays in Lost
+  }
+}
+
 // Posterior draws of each row (Dirichlet), pushed through the chain: interval of P(win).
-void win_intervals(const funnel& f, group_fit& g, const fit_options& o, std::uint64_t stream) {
+void win_intervals(const funnel& f, group_fit& g, const fit_options& o, std::uint64_t stream,
+                   const semi_markov& proc) {
   const std::size_t n = f.n_open(), codes = f.n_codes();
   g.win_low.assign(n, nan);
   g.win_high.assign(n, nan);
   if (o.draws == 0) return;
   std::vector<std::vector<double>> samples(n);
   std::vector<std::vector<double>> rows(n, std::vector<double>(codes, 0.0));
-  std::vector<double> p, soj;
+  std::vector<double> p, soj, point, point_soj;
   const auto names = stage_names(f);
+  chain_inputs(f, g.stages, nullptr, point, point_soj);
   for (std::size_t d = 0; d < o.draws; ++d) {
     detail::splitmix64 rng(detail::mix(o.seed, stream, d));
     for (std::size_t s = 0; s < n; ++s) {
@@ -163,6 +185,7 @@ void win_intervals(const funnel& f, group_fit& g, const fit_options& o, std::uin
       for (auto& x : rows[s]) x = (any && total > 0.0) ? x / total : nan;
     }
     chain_inputs(f, g.stages, &rows, p, soj);
+    move_dead_to_lost(proc, point, p);
     try {
       const auto r = solve_chain(n, p, soj, names);
       for (std::size_t s = 0; s < n; ++s)
@@ -274,15 +297,20 @@ void funnel_model::derive() {
   }
 
   const auto names = stage_names(f);
-  std::vector<double> p, soj;
+  std::vector<double> p, soj, point;
+  processes_.clear();
+  for (const auto& g : fits_) processes_.push_back(semi_markov::from_group(f, g, o, std::nullopt, 0, true));
   for (std::size_t gi = 0; gi < fits_.size(); ++gi) {
     auto& g = fits_[gi];
     chain_inputs(f, g.stages, nullptr, p, soj);
     g.chain = solve_chain(n, p, soj, names);
-    win_intervals(f, g, o, gi);
+    // P(win) with the dead share of the tails lost (the same as the process's win_ever); the
+    // times to close and to win stay those of the deals that do close.
+    point = p;
+    move_dead_to_lost(processes_[gi], point, p);
+    g.chain.win = solve_chain(n, p, soj, names).win;
+    win_intervals(f, g, o, gi, processes_[gi]);
   }
-  processes_.clear();
-  for (const auto& g : fits_) processes_.push_back(semi_markov::from_group(f, g, o));
 }
 
 std::optional<std::size_t> funnel_model::find_group(const std::vector<std::string>& key) const {

@@ -4,9 +4,12 @@
 #include "smartfunnel/error.hpp"
 #include "smartfunnel/funnel_model.hpp"
 
+#include <boost/math/distributions/chi_squared.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 namespace smartfunnel {
 
@@ -52,7 +55,96 @@ double person_steps(const stage_estimate& e, std::int64_t lo, std::int64_t hi, s
   }
   return total;
 }
+// The stays at risk at the first step of a mixture-cure window (see stage_kernel::dead_share):
+// exits E with sum E (k - lo) steps survived before them, and the censored stays by the steps m
+// they are known to have survived in the window.
+struct cure_window {
+  double exits = 0.0, exit_steps = 0.0;
+  std::vector<double> cens_w, cens_m;
+
+  [[nodiscard]] double loglik(double pi, double h) const {
+    double l = exits * (std::log1p(-pi) + std::log(h));
+    const double lq = h < 1.0 ? std::log1p(-h) : -std::numeric_limits<double>::infinity();
+    if (exit_steps > 0.0) l += exit_steps * lq;
+    for (std::size_t i = 0; i < cens_w.size(); ++i)
+      l += cens_w[i] * std::log(pi + (1.0 - pi) * std::exp(cens_m[i] * lq));
+    return l;
+  }
+  // Golden-section maximum of f over [a, b] (f unimodal there), with the end points checked.
+  template <class F>
+  static std::pair<double, double> golden(F&& f, double a, double b, int iterations) {
+    constexpr double g = 0.6180339887498949;
+    double x1 = b - g * (b - a), x2 = a + g * (b - a), f1 = f(x1), f2 = f(x2);
+    for (int i = 0; i < iterations; ++i) {
+      if (f1 < f2) {
+        a = x1, x1 = x2, f1 = f2, x2 = a + g * (b - a), f2 = f(x2);
+      } else {
+        b = x2, x2 = x1, f2 = f1, x1 = b - g * (b - a), f1 = f(x1);
+      }
+    }
+    std::pair<double, double> best{x1, f1};
+    if (f2 > best.second) best = {x2, f2};
+    for (double x : {a, b})
+      if (const double v = f(x); v > best.second) best = {x, v};
+    return best;
+  }
+  // max over h of the likelihood at dead share pi: (h, loglik), h searched on a log scale.
+  [[nodiscard]] std::pair<double, double> profile(double pi) const {
+    auto [u, l] = golden([&](double x) { return loglik(pi, std::exp(x)); }, std::log(1e-12), 0.0, 36);
+    return {std::exp(u), l};
+  }
+  // Maximum likelihood (pi, h): golden sections on the profile, then EM steps (each raises the
+  // likelihood) to polish it.
+  [[nodiscard]] std::pair<double, double> fit() const {
+    double cens = 0.0;
+    for (double c : cens_w) cens += c;
+    double pi = 0.0;
+    if (cens > 0.0) pi = golden([&](double x) { return profile(x).second; }, 0.0, 1.0, 28).first;
+    double h = profile(pi).first;
+    const double n = exits + cens;
+    for (int it = 0; it < 200; ++it) {
+      double dead = 0.0, active_steps = 0.0;
+      const double lq = h < 1.0 ? std::log1p(-h) : -std::numeric_limits<double>::infinity();
+      for (std::size_t i = 0; i < cens_w.size(); ++i) {
+        const double s = (1.0 - pi) * std::exp(cens_m[i] * lq), den = pi + s;
+        const double z = den > 0.0 ? s / den : 0.0; // P(active | censored here)
+        dead += cens_w[i] * (1.0 - z);
+        active_steps += cens_w[i] * z * cens_m[i];
+      }
+      const double pi2 = dead / n, h2 = exits / (exits + exit_steps + active_steps);
+      const bool done = std::abs(pi2 - pi) < 1e-15 && std::abs(h2 - h) < 1e-15;
+      pi = pi2, h = h2;
+      if (done) break;
+    }
+    return {pi, h};
+  }
+  // Profile-likelihood interval of pi at `level` (likelihood ratio against chi-squared, 1 df).
+  [[nodiscard]] std::pair<double, double> interval(double pi, double h, double level) const {
+    const double top = loglik(pi, h);
+    const double drop =
+        0.5 * boost::math::quantile(boost::math::chi_squared_distribution<double>(1.0), level);
+    auto inside = [&](double x) { return profile(x).second >= top - drop; };
+    auto edge = [&](double in, double out) {
+      if (inside(out)) return out;
+      for (int i = 0; i < 40; ++i) {
+        const double mid = 0.5 * (in + out);
+        (inside(mid) ? in : out) = mid;
+      }
+      return 0.5 * (in + out);
+    };
+    return {edge(pi, 0.0), edge(pi, 1.0)};
+  }
+};
 } // namespace
+
+double stage_kernel::active_share(std::int64_t age) const noexcept {
+  if (!(dead_share > 0.0)) return 1.0;
+  const double e = static_cast<double>(std::max<std::int64_t>(0, age - tail_start));
+  const double s =
+      (1.0 - dead_share) * (tail_hazard < 1.0 ? std::exp(e * std::log1p(-tail_hazard)) : (e > 0 ? 0.0 : 1.0));
+  const double den = dead_share + s;
+  return den > 0.0 ? s / den : 0.0;
+}
 
 std::int64_t semi_markov::grid_ticks_for(double days, std::int64_t tick_seconds) {
   if (!(days > 0.0) || !(days <= 366.0))
@@ -69,7 +161,8 @@ std::int64_t semi_markov::steps(double ticks) const noexcept {
 }
 
 semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const fit_options& options,
-                                    std::optional<std::int64_t> stale_after_steps, std::int64_t grid_ticks) {
+                                    std::optional<std::int64_t> stale_after_steps, std::int64_t grid_ticks,
+                                    bool dead_intervals) {
   semi_markov m;
   const std::size_t n = f.n_open(), w = n + 2, codes = f.n_codes();
   const std::int64_t grid = grid_ticks > 0 ? grid_ticks : default_grid_ticks(options.tick_seconds);
@@ -134,10 +227,8 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
       k.tail_mass[j] = std::max(0.0, p[j] - used);
       tail_total += k.tail_mass[j];
     }
-    // Constant hazard per step fitted to the last stretch of supported steps (the later half):
-    // exits there over person-steps at risk (the geometric law's estimate on the grid itself, so
-    // a fine tick and a tick of one step agree on step-aligned data), and the destination mix of
-    // the exits there.
+    // The destination mix of the exits over the later half of the supported steps (used when no
+    // mass is left in the tail).
     const auto d = exits_by_row(e);
     const std::int64_t hi = k.supported >= 0 ? k.supported : (rows ? step_of(e.duration.back(), grid) : 0);
     const std::int64_t lo = k.supported >= 0 ? k.supported / 2 : 0;
@@ -152,11 +243,77 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
         mix_w[f.outcome_column(static_cast<stage_code>(c))] += e.incidence[r * codes + c] - prev_c;
       }
     }
-    const double exposure = person_steps(e, lo, hi, grid);
-    // No exit over a stretch with stays at risk: the rate is small, not unknown (half an exit over
-    // the exposure, rather than a month's fallback that would close zombie deals within weeks).
-    k.tail_hazard =
-        exposure > 0.0 ? std::min(1.0, (exits_w > 0.0 ? exits_w : 0.5) / exposure) : fallback_hazard;
+    // The tail: a mixture-cure model fitted to the stays at risk from tail_start on (the later half
+    // of the supported steps, or earlier so that at least min_at_risk exits are in it): a share of
+    // them never leaves (dead deals), the rest leaves at a constant hazard per step.
+    std::int64_t start = lo;
+    {
+      double all_exits = 0.0;
+      for (double x : d) all_exits += x;
+      // At least the last quarter of the exits and min_at_risk of them: zombie deals keep the
+      // supported steps long after the last exit, and the hazard rests on the late exits.
+      const double want = std::max(min_at_risk, all_exits / 4.0) * (1.0 - 1e-9); // (rounding)
+      double acc = 0.0;
+      std::int64_t need = 0; // the step from which `want` exits remain (0: fewer in all)
+      for (std::size_t r = rows; r-- > 0;) {
+        acc += d[r];
+        if (acc >= want) {
+          need = step_of(e.duration[r], grid);
+          break;
+        }
+      }
+      start = std::min(start, need);
+    }
+    cure_window cw;
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::int64_t step = step_of(e.duration[r], grid);
+      if (step < start) continue;
+      const double next = r + 1 < rows ? e.at_risk[r + 1] : 0.0;
+      const double cens = std::max(0.0, e.at_risk[r] - d[r] - next);
+      const auto steps_in = static_cast<double>(step - start);
+      cw.exits += d[r];
+      cw.exit_steps += d[r] * steps_in;
+      if (cens > 0.0) {
+        cw.cens_w.push_back(cens);
+        cw.cens_m.push_back(steps_in + 1.0);
+      }
+    }
+    k.tail_start = start;
+    k.tail_exits = cw.exits;
+    k.tail_stays = cw.exits;
+    for (double c : cw.cens_w) k.tail_stays += c;
+    double cens_steps = 0.0;
+    for (std::size_t i = 0; i < cw.cens_w.size(); ++i) cens_steps += cw.cens_w[i] * cw.cens_m[i];
+    if (cw.exits >= min_at_risk * (1.0 - 1e-9)) {
+      // Enough exits to tell dead deals from slow ones (min_at_risk, the evidence the kernel asks
+      // of every step).
+      // The dead share is kept only where the likelihood-ratio test rejects "none dead" at the
+      // fit's level: the maximum likelihood estimate on the boundary pi >= 0 is positive about
+      // half the time when no deal is dead, which would bias every P(win) down.
+      const double h_none = cw.exits / (cw.exits + cw.exit_steps + cens_steps);
+      // The score in pi at (0, h_none): -exits + sum censored (1 - s) / s, s = (1 - h)^m. Not
+      // positive: pi = 0 is the maximum along pi, nothing to fit (the common case, and cheap).
+      double score = -cw.exits;
+      for (std::size_t i = 0; i < cw.cens_w.size() && score <= 0.0; ++i) {
+        const double sv = std::exp(cw.cens_m[i] * std::log1p(-h_none));
+        score += sv > 0.0 ? cw.cens_w[i] * (1.0 - sv) / sv : std::numeric_limits<double>::infinity();
+      }
+      const auto [pi, h] = score > 0.0 ? cw.fit() : std::pair<double, double>{0.0, h_none};
+      const double drop =
+          0.5 * boost::math::quantile(boost::math::chi_squared_distribution<double>(1.0), options.level);
+      const bool dead = cw.loglik(pi, h) - cw.loglik(0.0, h_none) > drop;
+      k.dead_share = dead ? pi : 0.0;
+      k.tail_hazard = dead ? h : h_none;
+      if (dead_intervals) std::tie(k.dead_low, k.dead_high) = cw.interval(pi, h, options.level);
+    } else if (cw.exits > 0.0) {
+      // Too few exits for a dead share: every stay still leaves, at the geometric rate.
+      k.tail_hazard = cw.exits / (cw.exits + cw.exit_steps + cens_steps);
+    } else {
+      // No exit at all: the rate is small, not unknown (half an exit over the exposure, rather
+      // than a month's fallback that would close zombie deals within weeks).
+      const double exposure = person_steps(e, lo, hi, grid);
+      k.tail_hazard = exposure > 0.0 ? std::min(1.0, 0.5 / exposure) : fallback_hazard;
+    }
     double mix_total = 0.0;
     for (double x : mix_w) mix_total += x;
     // Destination mix for deals older than the supported ages: the exits the data shows after
@@ -171,6 +328,16 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
       const double late_weight = tail_total > 0.0 ? late_exits : exits_w;
       k.tail_mix[j] = (late_weight * late + min_at_risk * p[j]) / (late_weight + min_at_risk);
     }
+
+    // Of the mass past the supported steps, the dead share never leaves.
+    const double active = k.active_share(k.supported + 1);
+    k.tail_dead = tail_total * (1.0 - active);
+    k.dead_from.assign(w, 0.0);
+    for (std::size_t j = 0; j < w; ++j) {
+      k.dead_from[j] = k.tail_mass[j] * (1.0 - active);
+      k.tail_mass[j] *= active;
+    }
+    tail_total *= active;
 
     // Stale policy: whatever is still in the stage at stale_after_steps is lost then.
     if (stale_after_steps) {
@@ -196,6 +363,9 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
         beyond += carry;
       else
         beyond += tail_total;
+      beyond += k.tail_dead; // dead deals are lost at the cap too
+      k.tail_dead = 0.0;
+      k.dead_share = 0.0; // past the cap, nothing is left to be dead or active
       mass[static_cast<std::size_t>(cap) * w + n + 1] += beyond;
       k.mass = std::move(mass);
       k.supported = cap;
@@ -215,7 +385,7 @@ semi_markov semi_markov::from_group(const funnel& f, const group_fit& g, const f
       continue;
     }
     for (std::size_t j = 0; j < w; ++j) {
-      double total = k.tail_mass[j];
+      double total = k.tail_mass[j] + (j == n + 1 ? k.tail_dead : 0.0);
       for (std::size_t t = 0; t * w < k.mass.size(); ++t) total += k.mass[t * w + j];
       P[s * w + j] = total;
     }
@@ -238,6 +408,7 @@ std::vector<double> semi_markov::destination_given_age(std::size_t stage, std::i
       out[j] = k.tail_mass[j];
       for (auto t = static_cast<std::size_t>(std::max<std::int64_t>(0, age)); t * w < k.mass.size(); ++t)
         out[j] += k.mass[t * w + j];
+      if (j == w - 1) out[j] += k.tail_dead;
       z += out[j];
     }
     if (z > tiny) {
@@ -245,7 +416,10 @@ std::vector<double> semi_markov::destination_given_age(std::size_t stage, std::i
       return out;
     }
   }
-  for (std::size_t j = 0; j < w; ++j) out[j] = k.tail_mix[j];
+  // Past the data: the active share leaves by the tail's mix, the dead share is never won.
+  const double a = k.active_share(age);
+  for (std::size_t j = 0; j < w; ++j) out[j] = a * k.tail_mix[j];
+  out[w - 1] += 1.0 - a;
   return out;
 }
 
@@ -265,7 +439,7 @@ void semi_markov::first_step(std::size_t stage, std::int64_t age, std::int64_t h
   for (double x : k.tail_mass) tail_total += x;
   const double lam = k.tail_hazard;
   if (age <= k.supported) {
-    double z = tail_total;
+    double z = tail_total + k.tail_dead;
     for (auto t = static_cast<std::size_t>(age); t * w < k.mass.size(); ++t)
       for (std::size_t j = 0; j < w; ++j) z += k.mass[t * w + j];
     if (z > tiny) {
@@ -283,8 +457,8 @@ void semi_markov::first_step(std::size_t stage, std::int64_t age, std::int64_t h
       return;
     }
   }
-  // Past the data: memoryless tail from now on.
-  double decay = lam;
+  // Past the data: the active share leaves at the tail's hazard (memoryless), the dead never.
+  double decay = lam * k.active_share(age);
   for (std::size_t i = 0; i < steps; ++i) {
     for (std::size_t j = 0; j < w; ++j) out[i * w + j] = k.tail_mix[j] * decay;
     decay *= 1.0 - lam;

@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -30,13 +31,40 @@ struct group_fit;
 /// stage (the mass of every tick of step t added up); beyond it the remaining mass of each
 /// destination, tail_mass[j], leaves at the constant hazard tail_hazard per step:
 /// P(D = supported + i, K = j) = tail_mass[j] * hazard * (1 - hazard)^(i - 1), i >= 1.
-/// Summed over t, destination j has total probability p_j, the smoothed transition probability.
+/// The rest of the mass past `supported`, tail_dead, never leaves (a mixture-cure tail, see
+/// dead_share): it is never won, and counts as Lost in the destination totals. Summed over t,
+/// destination j has total probability p_j (the smoothed transition probability) but for the
+/// dead mass, taken from the destinations in proportion and given to Lost.
 /// The kernel is dense in steps only (never in ticks): at most max_kernel_steps rows.
 struct stage_kernel {
   std::int64_t supported = -1; ///< last step with at least min_at_risk stays at risk (-1: none)
   std::vector<double> mass;    ///< (supported + 1) x width
   std::vector<double> tail_mass;
   double tail_hazard = 1.0;
+  /// Mass past `supported` that never leaves (dead deals): won with probability 0.
+  double tail_dead = 0.0;
+  /// The dead mass taken from each destination (outcome columns; sums to tail_dead): the
+  /// destination totals are p_j - dead_from[j], and Lost gets tail_dead on top.
+  std::vector<double> dead_from;
+  /// Mixture-cure tail (Farewell 1982; Maller & Zhou 1996), fitted by maximum likelihood to the
+  /// stays at risk at step tail_start: a share dead_share of them is dead (never leaves), the rest
+  /// leaves at the constant hazard tail_hazard per step. A stay exiting at step k contributes
+  /// (1 - pi) h (1 - h)^(k - tail_start), one still open at step k (censored) contributes
+  /// pi + (1 - pi) (1 - h)^(k - tail_start + 1). tail_start is half the supported steps, or earlier
+  /// so that the window holds the last quarter of the (weighted) exits and at least min_at_risk of
+  /// them; fewer than min_at_risk exits in all, or a likelihood-ratio test that does not reject
+  /// pi = 0 at options.level: no dead share (pi = 0, h the geometric estimate). dead_low and
+  /// dead_high bound the estimate whether or not it is kept.
+  double dead_share = 0.0;
+  /// Profile-likelihood interval of dead_share at options.level (NaN when not computed).
+  double dead_low = std::numeric_limits<double>::quiet_NaN();
+  double dead_high = std::numeric_limits<double>::quiet_NaN();
+  std::int64_t tail_start = 0; ///< first step of the stays the tail is fitted to
+  double tail_stays = 0.0;     ///< (weighted) stays at risk at tail_start
+  double tail_exits = 0.0;     ///< of which exited
+  /// P(active | still in the stage at the start of step `age` >= tail_start): the posterior share
+  /// of stays that will still leave, (1 - pi)(1 - h)^(age - tail_start) over that plus pi.
+  [[nodiscard]] double active_share(std::int64_t age) const noexcept;
   /// Destination mix for ages past `supported`: the late exits' mix smoothed toward the row with
   /// min_at_risk pseudo-exits.
   std::vector<double> tail_mix;
@@ -67,10 +95,11 @@ public:
   /// Builds the kernels of a fitted group on a grid of `grid_ticks` ticks (0: the default grid),
   /// adding up the estimates' mass over each step while reading them (no dense per-tick array).
   /// With stale_after_steps, a deal still in a stage at that age (in steps) counts as lost then
-  /// (the mass beyond moves to Lost at that step); at most max_kernel_steps.
+  /// (the mass beyond moves to Lost at that step); at most max_kernel_steps. With
+  /// dead_intervals, each tail's dead_low / dead_high are computed (profile likelihood).
   static semi_markov from_group(const funnel& f, const group_fit& g, const fit_options& options,
                                 std::optional<std::int64_t> stale_after_steps = std::nullopt,
-                                std::int64_t grid_ticks = 0);
+                                std::int64_t grid_ticks = 0, bool dead_intervals = false);
 
   /// Ticks of the fit in one grid step.
   [[nodiscard]] std::int64_t grid_ticks() const noexcept { return grid_ticks_; }
