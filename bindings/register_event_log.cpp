@@ -44,6 +44,7 @@ struct column_input {
   std::optional<carray<double>> ch_amount;
   std::optional<carray<std::int32_t>> ch_owner;
   std::optional<carray<std::uint8_t>> ch_amount_given, ch_owner_given;
+  std::vector<rejected_row> unparsed;
 
   void set_changes(const std::optional<py::dict>& d) {
     if (!d) return;
@@ -78,6 +79,7 @@ struct column_input {
     if (created) c.created = span_of(*created);
     for (std::size_t i = 0; i < attr_names.size(); ++i)
       c.attributes.push_back({attr_names[i], span_of(attr_codes[i]), attr_values[i]});
+    c.unparsed = unparsed;
     if (ch_opportunity) {
       c.changes.opportunity = span_of(*ch_opportunity);
       c.changes.opportunity_names = ch_opportunity_names;
@@ -159,13 +161,15 @@ auto columns_entry(Build build) {
               std::optional<carray<std::int64_t>> close_date, std::optional<carray<std::int64_t>> created,
               std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes,
               const std::string& validation_mode, const std::string& on_after_terminal,
-              std::optional<py::dict> changes) {
+              std::optional<py::dict> changes,
+              const std::vector<std::tuple<std::int64_t, std::string, std::string>>& unparsed) {
         const ingest_options opts{parse_mode(validation_mode), parse_after(on_after_terminal)};
         auto in = make_input(std::move(opportunity), std::move(opportunity_names), std::move(stage),
                              std::move(stage_names), std::move(time), std::move(amount), std::move(owner),
                              std::move(owner_names), std::move(close_date), std::move(created),
                              std::move(attributes));
         in.set_changes(changes);
+        for (const auto& [row, column, reason] : unparsed) in.unparsed.push_back({row, column, reason});
         const auto cols = in.view();
         py::gil_scoped_release release;
         return std::make_shared<event_log>(build(first, cols, opts));
@@ -179,7 +183,7 @@ auto columns_entry(Build build) {
                        py::arg("owner_names") = py::none(), py::arg("close_date") = py::none(),              \
                        py::arg("created") = py::none(), py::arg("attributes") = py::list(),                  \
                        py::arg("validation") = "strict", py::arg("after_terminal") = "error",                \
-                       py::arg("changes") = py::none()
+                       py::arg("changes") = py::none(), py::arg("unparsed") = py::list()
 
 } // namespace
 

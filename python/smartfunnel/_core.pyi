@@ -154,6 +154,7 @@ class EventLog:
         validation: str = "strict",
         after_terminal: str = "error",
         changes: dict | None = None,
+        unparsed: collections.abc.Sequence[tuple[int, str, str]] = [],
     ) -> EventLog: ...
     def __eq__(self, other: object) -> bool: ...
     def __getstate__(self) -> bytes: ...
@@ -180,6 +181,7 @@ class EventLog:
         validation: str = "strict",
         after_terminal: str = "error",
         changes: dict | None = None,
+        unparsed: collections.abc.Sequence[tuple[int, str, str]] = [],
     ) -> EventLog: ...
     def owners_at(
         self,
@@ -471,6 +473,7 @@ class ActivityLog:
         owner_names: collections.abc.Sequence[str] | None = None,
         buyer: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8] | None = None,
         validation: str = "strict",
+        unparsed: collections.abc.Sequence[tuple[int, str, str]] = [],
     ) -> ActivityLog: ...
     @property
     def buyer(self) -> numpy.typing.NDArray[numpy.uint8]: ...

@@ -304,3 +304,178 @@ def test_append_keeps_changes_between_events():
     )
     both = first.append(events.iloc[2:], changes=changes.iloc[1:])
     assert both.core == whole.core
+
+
+# -- issue 13, item 11: lenient is lenient for cells that cannot be parsed -------------------------
+def _messy_export() -> pd.DataFrame:
+    """A text export: every column object dtype, with one bad cell of each class."""
+    return pd.DataFrame(
+        {
+            "opportunity_id": ["a", "a", "b", "b", "c", "c", "d"],
+            "stage": ["A", "B", "A", ["B"], "A", "Won", "A"],
+            "time": [
+                "2024-01-01",
+                "yesterday",
+                "2024-01-01",
+                "2024-01-02",
+                "2024-01-01",
+                "2024-01-05",
+                "2024-01-03",
+            ],
+            "amount": ["100", "200", "n/a", "50", "5,000", "70", "80.5"],
+            "owner": ["ann", "ann", "bob", "bob", "cid", ["cid"], "dan"],
+        },
+        index=pd.Index([f"r{i}" for i in range(7)], name="line"),
+    )
+
+
+def test_lenient_rejects_every_unparseable_cell_and_keeps_the_other_rows():
+    df = _messy_export()
+    log = sf.EventLog.from_frame(FUNNEL, df, amount="amount", owner="owner", validation="lenient")
+    rej = log.rejected
+    # Worked out by hand: r1 time 'yesterday', r2 amount 'n/a', r3 stage ['B'], r4 amount
+    # '5,000', r5 owner ['cid']; r0 and r6 are kept.
+    assert list(rej["row"]) == [1, 2, 3, 4, 5]
+    assert list(rej.index) == ["r1", "r2", "r3", "r4", "r5"]
+    assert list(rej["rejected_column"]) == ["time", "amount", "stage", "amount", "owner"]
+    assert "'yesterday'" in rej["reason"].iloc[0] and "not a time" in rej["reason"].iloc[0]
+    assert "'n/a'" in rej["reason"].iloc[1] and "not a number" in rej["reason"].iloc[1]
+    assert "['B']" in rej["reason"].iloc[2]
+    assert "'5,000'" in rej["reason"].iloc[3]
+    assert "['cid']" in rej["reason"].iloc[4]
+    out = log.to_frame()
+    assert list(out["opportunity_id"]) == ["a", "d"]
+    assert list(out["stage"]) == ["A", "A"]
+    assert log.quality["rejected"] == 5 and log.quality["rows_kept"] == 2
+    # The kept rows' amounts: 100 (r0) and 80.5 (r6).
+    assert list(log.core.amount_history[2]) == [100.0, 80.5]
+
+
+def test_strict_names_the_first_bad_row_column_value_and_what_was_expected():
+    df = _messy_export()
+    with pytest.raises(sf.DataError) as err:
+        sf.EventLog.from_frame(FUNNEL, df, amount="amount", owner="owner")
+    assert (err.value.row, err.value.column) == (1, "time")
+    assert "row 1:" in str(err.value) and "'yesterday'" in str(err.value)
+    assert "expected ISO 8601" in str(err.value) and "'r1'" in str(err.value)
+    # The first bad row is what counts, whatever the check: an unknown stage before it wins.
+    df2 = df.copy()
+    df2.iloc[0, df2.columns.get_loc("stage")] = "Demo"
+    with pytest.raises(sf.UnknownStageError) as err2:
+        sf.EventLog.from_frame(FUNNEL, df2, amount="amount", owner="owner")
+    assert err2.value.row == 0
+    df3 = df.iloc[[0, 2]]
+    with pytest.raises(sf.DataError, match=r"row 1: amount value 'n/a' is not a number") as err3:
+        sf.EventLog.from_frame(FUNNEL, df3, amount="amount")
+    assert err3.value.column == "amount"
+
+
+def test_lenient_unparseable_cells_in_renamed_columns_and_append():
+    df = pd.DataFrame(
+        {
+            "Id": ["a", "a", "b"],
+            "Stage": ["A", "B", "A"],
+            "When": ["2024-01-01", "2024-01-02", "tomorrow"],
+            "Closes": ["2024-03-01", "someday", None],
+        }
+    )
+    log = sf.EventLog.from_frame(
+        FUNNEL,
+        df,
+        opportunity="Id",
+        stage="Stage",
+        time="When",
+        close_date="Closes",
+        validation="lenient",
+    )
+    assert list(log.rejected["row"]) == [1, 2]
+    assert list(log.rejected["rejected_column"]) == ["Closes", "When"]
+    more = pd.DataFrame(
+        {"Id": ["a", "a"], "Stage": ["B", "Won"], "When": ["noon", "2024-01-09"], "Closes": None}
+    )
+    appended = log.append(more, validation="lenient")
+    assert list(appended.rejected["row"]) == [0]
+    assert appended.rejected["rejected_column"].tolist() == ["When"]
+    assert list(appended.to_frame()["stage"]) == ["A", "Won"]
+    with pytest.raises(sf.DataError, match="row 0: When value 'noon'"):
+        log.append(more)
+
+
+def test_nullable_integer_ids_with_missing_values_name_the_row():
+    df = frame([(1, "A", "2024-01-01"), (None, "A", "2024-01-02"), (2, "A", "2024-01-03")])
+    df["opportunity_id"] = df["opportunity_id"].astype("Int64")
+    with pytest.raises(sf.DataError, match="row 1: opportunity_id is missing") as err:
+        sf.EventLog.from_frame(FUNNEL, df)
+    assert err.value.column == "opportunity_id"
+    log = sf.EventLog.from_frame(FUNNEL, df, validation="lenient")
+    assert list(log.rejected["row"]) == [1]
+    assert list(log.opportunity_ids()) == [1, 2]
+
+
+def test_activity_log_lenient_rejects_unparseable_cells():
+    events = frame([(1, "A", "2024-01-01"), (1, "B", "2024-01-05")])
+    log = sf.EventLog.from_frame(FUNNEL, events)
+    acts = pd.DataFrame(
+        {
+            "opportunity_id": [1, 1, 1, 1],
+            "time": ["2024-01-02", "yesterday", "2024-01-06", "2024-01-07"],
+            "kind": ["call", "call", ["email"], "demo"],
+            "buyer": [True, False, "maybe", False],
+        }
+    )
+    a = sf.ActivityLog.from_frame(log, acts, buyer="buyer", validation="lenient")
+    assert list(a.rejected["row"]) == [1, 2]
+    assert list(a.rejected["rejected_column"]) == ["time", "kind"]
+    # Row 2 has a bad kind and a bad buyer flag: reported once, for the first column read.
+    assert "'yesterday'" in a.rejected["reason"].iloc[0]
+    out = a.to_frame()
+    assert list(out["kind"]) == ["call", "demo"]
+    assert list(out["stage"]) == ["A", "B"]
+    with pytest.raises(sf.DataError, match="row 1: time value 'yesterday'") as err:
+        sf.ActivityLog.from_frame(log, acts, buyer="buyer")
+    assert err.value.column == "time"
+    only_buyer = acts.iloc[[0, 3]].assign(buyer=[True, "maybe"]).reset_index(drop=True)
+    b = sf.ActivityLog.from_frame(log, only_buyer, buyer="buyer", validation="lenient")
+    assert list(b.rejected["row"]) == [1] and list(b.rejected["rejected_column"]) == ["buyer"]
+    assert "'maybe'" in b.rejected["reason"].iloc[0]
+
+
+# -- issue 13, item 4: one stage entry, two different amounts ---------------------------------------
+def test_same_stage_entry_with_different_amounts_strict_names_both_rows():
+    df = frame(
+        [
+            ("x", "A", "2024-01-01", 100.0),
+            ("x", "B", "2024-01-02", 100.0),
+            ("x", "B", "2024-01-02", 250.0),
+        ],
+        columns=("opportunity_id", "stage", "time", "amount"),
+    )
+    with pytest.raises(sf.DataError) as err:
+        sf.EventLog.from_frame(FUNNEL, df, amount="amount")
+    assert (err.value.row, err.value.column) == (1, "amount")
+    assert "row 1 and row 2" in str(err.value) and "(100 and 250)" in str(err.value)
+
+
+def test_same_stage_entry_lenient_keeps_the_later_row_and_reports_the_earlier():
+    df = frame(
+        [
+            ("x", "A", "2024-01-01", 100.0, "ann"),
+            ("x", "B", "2024-01-02", 100.0, "ann"),
+            ("y", "A", "2024-01-01", 10.0, "bob"),
+            ("x", "B", "2024-01-02", 250.0, "ann"),
+            ("y", "A", "2024-01-01", 10.0, "bob"),  # identical to row 2: collapsed
+        ],
+        columns=("opportunity_id", "stage", "time", "amount", "owner"),
+    )
+    log = sf.EventLog.from_frame(FUNNEL, df, amount="amount", owner="owner", validation="lenient")
+    assert list(log.rejected["row"]) == [1]
+    assert list(log.rejected["rejected_column"]) == ["amount"]
+    assert "the later row is kept" in log.rejected["reason"].iloc[0]
+    assert log.quality["duplicates_collapsed"] == 1
+    assert log.n_events == 3
+    # x's amount: 100 from Jan 1, then the later row's 250 from Jan 2 (pandas: the last row of
+    # each (opportunity, stage, time), kept in order of first appearance).
+    expected = df.drop_duplicates(["opportunity_id", "stage", "time"], keep="last")
+    x = expected[expected["opportunity_id"] == "x"]
+    offsets, _, values = log.core.amount_history
+    assert list(values[offsets[0] : offsets[1]]) == list(x["amount"])
