@@ -153,6 +153,55 @@ def _unhashable(s: pd.Series) -> np.ndarray:
     )
 
 
+_ARROW_TEXT = ("string", "large_string")
+
+
+def _arrow_chunks(s: pd.Series) -> list[tuple[Any, ...]] | None:
+    """The (offsets, data, validity, offset, length) buffers of an Arrow-backed text column (the
+    pandas 3 default string dtype with pyarrow, or ``pd.ArrowDtype(pa.string())``), read without
+    a copy; None when the column is not one."""
+    dtype = s.dtype
+    arrow = (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or (
+        isinstance(dtype, pd.ArrowDtype) and str(dtype.pyarrow_dtype) in _ARROW_TEXT
+    )
+    if not arrow:
+        return None
+    chunked = s.array.__arrow_array__()
+    if str(chunked.type) not in _ARROW_TEXT:
+        return None
+    wide = str(chunked.type) == "large_string"
+    out = []
+    for chunk in chunked.chunks:
+        validity, offsets, data = chunk.buffers()
+        out.append(
+            (
+                np.frombuffer(offsets, dtype=np.int64 if wide else np.int32),
+                np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, np.uint8),
+                None
+                if validity is None or chunk.null_count == 0
+                else np.frombuffer(validity, dtype=np.uint8),
+                chunk.offset,
+                len(chunk),
+            )
+        )
+    return out
+
+
+def _intern_text(s: pd.Series) -> tuple[np.ndarray, list[str]] | None:
+    """Codes and names of a text column, interned in C++ (equal to pandas.factorize), or None
+    for a column that is not text (numbers, mixed objects): the caller factorizes it."""
+    chunks = _arrow_chunks(s)
+    if chunks is not None:
+        codes, names = _core.intern_arrow(chunks)
+        return np.asarray(codes), list(names)
+    if s.dtype == object or (isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "python"):
+        found = _core.intern_objects(s.to_numpy(), pd.NA)  # the object array itself, no copy
+        if found is not None:
+            codes, names = found
+            return np.asarray(codes), list(names)
+    return None
+
+
 def codes_and_names(
     values: Any, column: str, problems: Problems | None = None, key: str | None = None
 ) -> tuple[np.ndarray, list[str]]:
@@ -165,6 +214,9 @@ def codes_and_names(
     if isinstance(s.dtype, pd.CategoricalDtype):
         codes = s.cat.codes.to_numpy(dtype=np.int32)
         names = [str(c) for c in s.cat.categories]
+    elif (text := _intern_text(s)) is not None:
+        codes, names = text  # valid UTF-8 by construction
+        return codes, names
     else:
         try:
             raw, uniques = pd.factorize(s, use_na_sentinel=True)

@@ -605,6 +605,20 @@ def forecast(
     Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.
     """
 
+def intern_arrow(
+    chunks: collections.abc.Sequence[tuple[typing.Any, ...]],
+) -> tuple[numpy.typing.NDArray[numpy.int32], list[str]]:
+    """
+    Codes (int32, -1 missing) and names, in order of first appearance, of Arrow string or large_string chunks given as (offsets, data, validity or None, offset, length).
+    """
+
+def intern_objects(
+    values: typing.Any, na: typing.Any
+) -> tuple[numpy.typing.NDArray[numpy.int32], list[str]] | None:
+    """
+    Codes and names of a numpy object array of str (None, NaN and `na` missing), or None when it holds anything else.
+    """
+
 def load(path: os.PathLike | str | bytes) -> tuple[typing.Any, str]:
     """
     Load the object a file holds: (object, metadata).

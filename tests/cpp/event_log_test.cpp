@@ -3,6 +3,7 @@
 // Every expectation is worked out from the input rows in the comments, never read off the code.
 #include "test_support.hpp"
 
+#include <smartfunnel/detail/string_interner.hpp>
 #include <smartfunnel/error.hpp>
 #include <smartfunnel/event_log.hpp>
 #include <smartfunnel/funnel_model.hpp>
@@ -995,4 +996,50 @@ TEST(event_log, unparsed_rows_outside_the_input_and_in_append) {
   EXPECT_EQ(events_of(lenient, 0), (ev{{day(0), 0}, {day(2), 1}}));
   ASSERT_EQ(lenient.report().rejected.size(), 1u);
   EXPECT_EQ(lenient.report().rejected[0].row, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text interning (detail::string_interner, behind the Python text columns; issue 13, item 10)
+
+TEST(string_interner, codes_in_order_of_first_appearance_like_a_map) {
+  // Values of every length from 0 to 40, many sharing their first or last 8 bytes, some
+  // differing only in the length (a zero byte at the end), in random order and repeated.
+  std::vector<std::string> values;
+  for (std::size_t len = 0; len <= 40; ++len) {
+    values.emplace_back(len, 'a');
+    if (len > 0) {
+      std::string s(len, 'a');
+      s.back() = 'b';
+      values.push_back(s);
+      s.front() = 'c';
+      values.push_back(s);
+      std::string zero(len, 'a');
+      zero.back() = '\0';
+      values.push_back(zero);
+    }
+  }
+  std::mt19937 g(3);
+  std::vector<std::string> rows;
+  for (int i = 0; i < 20000; ++i) rows.push_back(values[g() % values.size()]);
+  // One buffer with all rows back to back, as Arrow holds them (8 spare bytes at the end).
+  std::string buffer;
+  std::vector<std::size_t> offset{0};
+  for (const auto& r : rows) {
+    buffer += r;
+    offset.push_back(buffer.size());
+  }
+  const std::size_t size = buffer.size();
+  buffer.append(8, 'z');
+  sf::detail::string_interner a, b;
+  std::map<std::string, std::uint32_t> expected;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto want =
+        expected.try_emplace(rows[i], static_cast<std::uint32_t>(expected.size())).first->second;
+    ASSERT_EQ(a.intern(rows[i]), want) << "row " << i;
+    // Without the spare bytes: the rows at the end of the buffer take the copying path.
+    ASSERT_EQ(b.intern_in(buffer.data(), offset[i], offset[i + 1], size), want) << "row " << i;
+  }
+  ASSERT_EQ(a.size(), expected.size());
+  for (const auto& [s, code] : expected) EXPECT_EQ(a.names()[code], s);
+  EXPECT_EQ(a.names(), b.names());
 }

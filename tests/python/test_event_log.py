@@ -479,3 +479,125 @@ def test_same_stage_entry_lenient_keeps_the_later_row_and_reports_the_earlier():
     x = expected[expected["opportunity_id"] == "x"]
     offsets, _, values = log.core.amount_history
     assert list(values[offsets[0] : offsets[1]]) == list(x["amount"])
+
+
+# -- issue 13, item 10: text columns interned in C++ give the log that categoricals give ----------
+def _text_frame() -> pd.DataFrame:
+    """String ids, stages, owners and a segment, with missing values in each text column."""
+    rng = np.random.default_rng(7)
+    n = 400
+    ids = np.array([f"OPP-{i:04d}" for i in rng.integers(0, 120, n)], dtype=object)
+    stages = np.array(["A", "B", "C", "Won", "Lost", "Demo ünï"], dtype=object)[
+        rng.choice(6, n, p=[0.3, 0.25, 0.2, 0.1, 0.1, 0.05])
+    ]
+    owners = np.array(["ann", "bob", "", "a" * 20, "Zoë Ångström"], dtype=object)[
+        rng.integers(0, 5, n)
+    ]
+    segment = np.array(["smb", "enterprise"], dtype=object)[rng.integers(0, 2, n)]
+    for col, p in ((ids, 0.02), (stages, 0.03), (owners, 0.05)):
+        col[rng.random(n) < p] = None
+    per_opp = {o: s for o, s in zip(ids, segment)}  # constant per opportunity
+    return pd.DataFrame(
+        {
+            "opportunity_id": ids,
+            "stage": stages,
+            "time": pd.Timestamp("2024-01-01", tz="UTC")
+            + pd.to_timedelta(rng.integers(0, 86400 * 200, n), unit="s"),
+            "owner": owners,
+            "segment": [per_opp[o] for o in ids],
+        }
+    )
+
+
+TEXT_DTYPES = {
+    "object": object,
+    "str (pyarrow)": pd.StringDtype("pyarrow", na_value=np.nan),
+    "string (pyarrow)": pd.StringDtype("pyarrow"),
+    "str (python)": pd.StringDtype("python", na_value=np.nan),
+    "string (python)": pd.StringDtype("python"),
+    "ArrowDtype": "string[pyarrow]",
+}
+
+
+def _build(df: pd.DataFrame) -> sf.EventLog:
+    return sf.EventLog.from_frame(
+        FUNNEL,
+        df,
+        owner="owner",
+        attributes=["segment"],
+        validation="lenient",
+        after_terminal="reopen",
+    )
+
+
+def _categorical(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The columns as categoricals with categories in order of first appearance (their codes
+    go to the core as they are: the reference path, without any interning of text)."""
+    return df.assign(
+        **{c: pd.Categorical(df[c], categories=pd.unique(df[c].dropna())) for c in columns}
+    )
+
+
+@pytest.mark.parametrize("dtype", list(TEXT_DTYPES), ids=list(TEXT_DTYPES))
+def test_text_columns_give_the_log_of_categorical_columns(dtype):
+    pa = pytest.importorskip("pyarrow")
+    base = _text_frame()
+    text = ["opportunity_id", "stage", "owner", "segment"]
+    target = pd.ArrowDtype(pa.string()) if dtype == "ArrowDtype" else TEXT_DTYPES[dtype]
+    as_dtype = base.astype(dict.fromkeys(text, target))
+    # The whole frame, and rows 7 on (a slice: Arrow arrays with an offset).
+    for df, same in ((as_dtype, base), (as_dtype.iloc[7:], base.iloc[7:])):
+        ref = _build(_categorical(same, text))
+        got = _build(df)
+        assert got.core == ref.core
+        pd.testing.assert_frame_equal(got.to_frame(), ref.to_frame())
+        assert list(got.rejected["row"]) == list(ref.rejected["row"])
+        assert list(got.rejected["reason"]) == list(ref.rejected["reason"])
+        assert got.core.owner_names == list(pd.unique(same["owner"].dropna()))
+    # Missing ids, stages and owners are rejected rows, worked out with pandas.
+    missing = base[text[:3]].isna().any(axis=1).to_numpy()
+    ref = _build(_categorical(base, text))
+    assert set(np.flatnonzero(missing)) <= set(ref.rejected["row"])
+    assert missing.sum() > 10
+
+
+def test_text_columns_in_several_arrow_chunks():
+    pa = pytest.importorskip("pyarrow")
+    chunked = pa.chunked_array(
+        [pa.array(["A", None, "B"]), pa.array([], pa.string()), pa.array(["B", "A", "Won"])]
+    )
+    wide = pa.chunked_array([c.cast(pa.large_string()) for c in chunked.chunks], pa.large_string())
+    df = pd.DataFrame(
+        {
+            "opportunity_id": [1, 1, 1, 2, 2, 1],
+            "time": pd.to_datetime(
+                ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-01", "2024-01-02", "2024-01-09"]
+            ),
+        }
+    )
+    reference = sf.EventLog.from_frame(
+        FUNNEL, df.assign(stage=["A", None, "B", "B", "A", "Won"]), validation="lenient"
+    )
+    assert list(reference.rejected["row"]) == [1]
+    for stage in (
+        pd.arrays.ArrowStringArray(chunked),
+        pd.array(wide, dtype=pd.ArrowDtype(pa.large_string())),
+    ):
+        got = sf.EventLog.from_frame(FUNNEL, df.assign(stage=stage), validation="lenient")
+        assert got.core == reference.core
+        assert list(got.rejected["row"]) == [1]
+
+
+def test_text_interning_matches_pandas_factorize():
+    from smartfunnel import _convert
+
+    values = ["b", None, "a", "b", "ünï", "", np.nan, "x" * 30, "x" * 30, "Negotiation", "Won", "a"]
+    for dtype in TEXT_DTYPES.values():
+        s = pd.Series(values, dtype=dtype)
+        codes, names = _convert.codes_and_names(s, "stage")
+        expected_codes, uniques = pd.factorize(s.astype(object), use_na_sentinel=True)
+        assert codes.tolist() == expected_codes.tolist()
+        assert names == [str(u) for u in uniques]
+    # Objects that are not text (numbers, mixed) keep pandas' own factorize.
+    codes, names = _convert.codes_and_names(pd.Series([3, "a", 3, None], dtype=object), "stage")
+    assert codes.tolist() == [0, 1, 0, -1] and names == ["3", "a"]
