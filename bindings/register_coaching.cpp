@@ -17,7 +17,8 @@ void register_coaching(py::module_& m) {
              std::optional<std::vector<std::string>> opportunity_names, carray<std::int64_t> time,
              carray<std::int32_t> kind, std::vector<std::string> kind_names,
              std::optional<carray<std::int32_t>> owner, std::optional<std::vector<std::string>> owner_names,
-             std::optional<carray<std::uint8_t>> buyer, const std::string& validation_mode) {
+             std::optional<carray<std::uint8_t>> buyer, const std::string& validation_mode,
+             const std::vector<std::tuple<std::int64_t, std::string, std::string>>& unparsed) {
             if (validation_mode != "strict" && validation_mode != "lenient")
               throw std::invalid_argument("validation must be 'strict' or 'lenient', got '" +
                                           validation_mode + "'");
@@ -34,6 +35,9 @@ void register_coaching(py::module_& m) {
               c.owner_names = who;
             }
             if (buyer) c.buyer = span_of(*buyer);
+            std::vector<rejected_row> bad;
+            for (const auto& [row, column, reason] : unparsed) bad.push_back({row, column, reason});
+            c.unparsed = bad;
             ingest_options o;
             o.mode = validation_mode == "strict" ? validation::strict : validation::lenient;
             py::gil_scoped_release release;
@@ -42,7 +46,7 @@ void register_coaching(py::module_& m) {
           py::arg("log"), py::arg("opportunity"), py::arg("opportunity_names"), py::arg("time"),
           py::arg("kind"), py::arg("kind_names"), py::arg("owner") = py::none(),
           py::arg("owner_names") = py::none(), py::arg("buyer") = py::none(),
-          py::arg("validation") = "strict")
+          py::arg("validation") = "strict", py::arg("unparsed") = py::list())
       .def_property_readonly("size", &activity_log::size)
       .def_property_readonly("offsets",
                              [](const ptr& s) { return view<std::uint64_t>(s->offsets(), py::cast(s)); })

@@ -1,9 +1,11 @@
 #include "pybind11.hpp"
 
+#include <smartfunnel/detail/string_interner.hpp>
 #include <smartfunnel/detail/visible.hpp>
 #include <smartfunnel/event_log.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -44,6 +46,7 @@ struct column_input {
   std::optional<carray<double>> ch_amount;
   std::optional<carray<std::int32_t>> ch_owner;
   std::optional<carray<std::uint8_t>> ch_amount_given, ch_owner_given;
+  std::vector<rejected_row> unparsed;
 
   void set_changes(const std::optional<py::dict>& d) {
     if (!d) return;
@@ -78,6 +81,7 @@ struct column_input {
     if (created) c.created = span_of(*created);
     for (std::size_t i = 0; i < attr_names.size(); ++i)
       c.attributes.push_back({attr_names[i], span_of(attr_codes[i]), attr_values[i]});
+    c.unparsed = unparsed;
     if (ch_opportunity) {
       c.changes.opportunity = span_of(*ch_opportunity);
       c.changes.opportunity_names = ch_opportunity_names;
@@ -159,13 +163,15 @@ auto columns_entry(Build build) {
               std::optional<carray<std::int64_t>> close_date, std::optional<carray<std::int64_t>> created,
               std::vector<std::tuple<std::string, carray<std::int32_t>, std::vector<std::string>>> attributes,
               const std::string& validation_mode, const std::string& on_after_terminal,
-              std::optional<py::dict> changes) {
+              std::optional<py::dict> changes,
+              const std::vector<std::tuple<std::int64_t, std::string, std::string>>& unparsed) {
         const ingest_options opts{parse_mode(validation_mode), parse_after(on_after_terminal)};
         auto in = make_input(std::move(opportunity), std::move(opportunity_names), std::move(stage),
                              std::move(stage_names), std::move(time), std::move(amount), std::move(owner),
                              std::move(owner_names), std::move(close_date), std::move(created),
                              std::move(attributes));
         in.set_changes(changes);
+        for (const auto& [row, column, reason] : unparsed) in.unparsed.push_back({row, column, reason});
         const auto cols = in.view();
         py::gil_scoped_release release;
         return std::make_shared<event_log>(build(first, cols, opts));
@@ -179,11 +185,117 @@ auto columns_entry(Build build) {
                        py::arg("owner_names") = py::none(), py::arg("close_date") = py::none(),              \
                        py::arg("created") = py::none(), py::arg("attributes") = py::list(),                  \
                        py::arg("validation") = "strict", py::arg("after_terminal") = "error",                \
-                       py::arg("changes") = py::none()
+                       py::arg("changes") = py::none(), py::arg("unparsed") = py::list()
+
+// Text columns to (codes, names) in order of first appearance, missing values -1: what
+// pandas.factorize gives, without a Python object per row where the column is Arrow-backed.
+
+// Arrow string / large_string chunks, each (offsets, data, validity or None, offset, length).
+py::tuple intern_arrow(const py::list& chunks) {
+  struct chunk {
+    py::array offsets, data;
+    std::optional<py::array> validity;
+    std::size_t offset, length;
+  };
+  std::vector<chunk> in;
+  std::size_t total = 0;
+  for (const auto& item : chunks) {
+    const auto t = item.cast<py::tuple>();
+    chunk c{t[0].cast<py::array>(), t[1].cast<py::array>(), std::nullopt, t[3].cast<std::size_t>(),
+            t[4].cast<std::size_t>()};
+    if (!t[2].is_none()) c.validity = t[2].cast<py::array>();
+    const auto width = c.offsets.itemsize();
+    if ((width != 4 && width != 8) || c.offsets.ndim() != 1 || c.data.itemsize() != 1 ||
+        !(c.offsets.flags() & py::array::c_style) ||
+        static_cast<std::size_t>(c.offsets.shape(0)) < c.offset + c.length + 1 ||
+        (c.validity && static_cast<std::size_t>(c.validity->nbytes()) * 8 < c.offset + c.length))
+      throw std::invalid_argument("intern_arrow: malformed string chunk");
+    total += c.length;
+    in.push_back(std::move(c));
+  }
+  std::vector<std::int32_t> codes(total);
+  detail::string_interner names;
+  {
+    py::gil_scoped_release release;
+    std::size_t k = 0;
+    for (const auto& c : in) {
+      const auto* data = static_cast<const char*>(c.data.data());
+      const auto data_size = static_cast<std::size_t>(c.data.nbytes());
+      const auto* valid = c.validity ? static_cast<const std::uint8_t*>(c.validity->data()) : nullptr;
+      auto run = [&](const auto* off) {
+        for (std::size_t i = c.offset; i < c.offset + c.length; ++i, ++k) {
+          if (valid && !((valid[i >> 3] >> (i & 7)) & 1)) {
+            codes[k] = -1;
+            continue;
+          }
+          const auto b = static_cast<std::size_t>(off[i]), e = static_cast<std::size_t>(off[i + 1]);
+          if (e < b || e > data_size) throw std::invalid_argument("intern_arrow: offsets outside the data");
+          codes[k] = static_cast<std::int32_t>(names.intern_in(data, b, e, data_size));
+        }
+      };
+      if (c.offsets.itemsize() == 4)
+        run(static_cast<const std::int32_t*>(c.offsets.data()));
+      else
+        run(static_cast<const std::int64_t*>(c.offsets.data()));
+    }
+  }
+  return py::make_tuple(owned(std::move(codes)), names.take_names());
+}
+
+// A numpy object array of str, None, NaN or `na` (pandas.NA); None where a value is anything
+// else or not valid Unicode (the caller then takes the general path, which names the row).
+py::object intern_objects(const py::array& values, const py::handle& na) {
+  if (values.dtype().kind() != 'O' || values.ndim() != 1) return py::none();
+  const auto n = static_cast<std::size_t>(values.shape(0));
+  const auto stride = values.strides(0);
+  const auto* base = static_cast<const char*>(values.data());
+  std::vector<std::int32_t> codes(n);
+  detail::string_interner names;
+  // The same str object is the same value: a direct-mapped cache by address skips reading it.
+  struct seen {
+    const PyObject* object = nullptr;
+    std::int32_t code = 0;
+  };
+  std::vector<seen> cache(1024);
+  for (std::size_t i = 0; i < n; ++i) {
+    PyObject* v = *reinterpret_cast<PyObject* const*>(base + static_cast<py::ssize_t>(i) * stride);
+    auto& slot = cache[(reinterpret_cast<std::uintptr_t>(v) >> 4) & 1023];
+    if (slot.object == v) {
+      codes[i] = slot.code;
+      continue;
+    }
+    std::int32_t code;
+    if (v == Py_None || v == na.ptr() || (PyFloat_Check(v) && std::isnan(PyFloat_AS_DOUBLE(v)))) {
+      code = -1;
+    } else if (PyUnicode_Check(v)) {
+      Py_ssize_t size = 0;
+      const char* text;
+      if (PyUnicode_IS_COMPACT_ASCII(v)) {
+        text = static_cast<const char*>(PyUnicode_DATA(v));
+        size = PyUnicode_GET_LENGTH(v);
+      } else if ((text = PyUnicode_AsUTF8AndSize(v, &size)) == nullptr) {
+        PyErr_Clear();
+        return py::none();
+      }
+      code = static_cast<std::int32_t>(names.intern({text, static_cast<std::size_t>(size)}));
+    } else {
+      return py::none();
+    }
+    slot = {v, code};
+    codes[i] = code;
+  }
+  return py::make_tuple(owned(std::move(codes)), names.take_names());
+}
 
 } // namespace
 
 void register_event_log(py::module_& m) {
+  m.def("intern_arrow", &intern_arrow, py::arg("chunks"),
+        "Codes (int32, -1 missing) and names, in order of first appearance, of Arrow string or "
+        "large_string chunks given as (offsets, data, validity or None, offset, length).");
+  m.def("intern_objects", &intern_objects, py::arg("values"), py::arg("na"),
+        "Codes and names of a numpy object array of str (None, NaN and `na` missing), or None "
+        "when it holds anything else.");
   using log_ptr = std::shared_ptr<event_log>;
   py::class_<event_log, log_ptr>(m, "EventLog",
                                  "Validated, sorted, interned stage history (see smartfunnel.EventLog).")

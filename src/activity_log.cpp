@@ -1,5 +1,6 @@
 #include "smartfunnel/activity_log.hpp"
 
+#include "smartfunnel/detail/unparsed.hpp"
 #include "smartfunnel/detail/visible.hpp"
 #include "smartfunnel/error.hpp"
 
@@ -31,7 +32,7 @@ activity_log activity_log::from_columns(const event_log& log, const activity_col
 
   activity_log out;
   out.report_.rows_read = n;
-  auto fail = [&](std::size_t r, const char* column, const std::string& reason) {
+  auto fail = [&](std::size_t r, const std::string& column, const std::string& reason) {
     if (options.mode == validation::strict)
       throw data_error(static_cast<std::int64_t>(r), column, "row " + std::to_string(r) + ": " + reason);
     out.report_.rejected.push_back({static_cast<std::int64_t>(r), column, reason});
@@ -50,7 +51,13 @@ activity_log activity_log::from_columns(const event_log& log, const activity_col
 
   std::vector<std::uint32_t> opp(n);
   std::vector<std::uint8_t> keep(n, 0);
+  detail::unparsed_cursor unparsed(c.unparsed, n);
   for (std::size_t r = 0; r < n; ++r) {
+    if (!unparsed.empty())
+      if (const auto* u = unparsed.at(r)) {
+        fail(r, u->column, u->reason);
+        continue;
+      }
     const auto id = c.opportunity[r];
     std::string label;
     std::int64_t dense = -1;

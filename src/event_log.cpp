@@ -1,10 +1,13 @@
 #include "smartfunnel/event_log.hpp"
 
 #include "smartfunnel/detail/flat_map.hpp"
+#include "smartfunnel/detail/unparsed.hpp"
 #include "smartfunnel/error.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <numeric>
 #include <span>
@@ -27,6 +30,16 @@ std::optional<std::uint32_t> dictionary::find(std::string_view s) const {
 namespace {
 
 std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+// A double as the shortest text that reads back as it (100, 0.1, 1e+20).
+std::string number_text(double x) {
+  char buf[32];
+  for (int digits = 15; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, x);
+    if (std::strtod(buf, nullptr) == x) break;
+  }
+  return buf;
+}
 
 // Collects row problems: throws the first in strict mode, records them all in lenient mode.
 // Rows below `existing` are a log's own events being rebuilt by append(); the caller's rows are
@@ -145,6 +158,15 @@ void merge_changes(field_history<T>& h, std::size_t n_opp, std::vector<pending_c
 inline void prefetch_write(const void* p) noexcept {
 #if defined(__GNUC__) || defined(__clang__)
   __builtin_prefetch(p, 1);
+#else
+  (void)p;
+#endif
+}
+
+// Hints the cache to fetch a line about to be read (no effect on results).
+inline void prefetch_read(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0);
 #else
   (void)p;
 #endif
@@ -286,10 +308,11 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
   }
   std::uint32_t n_opp = 0;
   constexpr std::size_t prefetch_distance = 16;
+  detail::unparsed_cursor unparsed(c.unparsed, n);
   for (std::size_t r = 0; r < n; ++r) {
     const auto row = static_cast<std::int64_t>(r);
     bool ok = true;
-    auto bad = [&](const char* column, const std::string& why, bool stage_error = false) {
+    auto bad = [&](const std::string& column, const std::string& why, bool stage_error = false) {
       if (ok) {
         if (stage_error)
           check.fail<unknown_stage>(row, column, why);
@@ -298,6 +321,8 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
       }
       ok = false;
     };
+    if (!unparsed.empty())
+      if (const auto* u = unparsed.at(r)) bad(u->column, u->reason);
     const auto oc = c.opportunity[r];
     if (names && (oc < 0 || static_cast<std::size_t>(oc) >= c.opportunity_names.size()))
       bad("opportunity", "opportunity id is missing");
@@ -472,46 +497,115 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
   if (!has_owner && !c.changes.owner.empty())
     log.owner_.offset.assign(static_cast<std::size_t>(n_opp) + 1, 0);
 
-  auto same_row = [&](std::uint64_t x, std::uint64_t y) {
-    return c.time[x] == c.time[y] &&
-           stage_map[static_cast<std::size_t>(c.stage[x])] ==
-               stage_map[static_cast<std::size_t>(c.stage[y])] &&
-           amount_given(x) == amount_given(y) && (!amount_given(x) || c.amount[x] == c.amount[y]) &&
-           owner_given(x) == owner_given(y) &&
-           (!owner_given(x) || c.owner_names[static_cast<std::size_t>(c.owner[x])] ==
-                                   c.owner_names[static_cast<std::size_t>(c.owner[y])]) &&
-           (!has_close || c.close_date[x] == c.close_date[y]);
+  // Rows with the same opportunity, stage and time are one stage entry: the fields they give
+  // must agree. The first field in which row x differs from row y ("amount", "owner",
+  // "close_date"), with the two values as text; empty when they agree.
+  struct field_conflict {
+    const char* column = nullptr;
+    std::string x, y;
+  };
+  auto conflict_of = [&](std::size_t x, std::size_t y) -> field_conflict {
+    if (amount_given(x) != amount_given(y) || (amount_given(x) && c.amount[x] != c.amount[y]))
+      return {"amount", amount_given(x) ? number_text(c.amount[x]) : "none",
+              amount_given(y) ? number_text(c.amount[y]) : "none"};
+    auto owner_text = [&](std::size_t r) {
+      return owner_given(r) ? quote(c.owner_names[static_cast<std::size_t>(c.owner[r])])
+                            : std::string("none");
+    };
+    if (owner_given(x) != owner_given(y) ||
+        (owner_given(x) && c.owner_names[static_cast<std::size_t>(c.owner[x])] !=
+                               c.owner_names[static_cast<std::size_t>(c.owner[y])]))
+      return {"owner", owner_text(x), owner_text(y)};
+    auto close_text = [&](std::size_t r) {
+      return c.close_date[r] == missing_time ? std::string("none") : std::to_string(c.close_date[r]);
+    };
+    if (has_close && c.close_date[x] != c.close_date[y]) return {"close_date", close_text(x), close_text(y)};
+    return {};
   };
 
   // With a changes table, record every given value here and compress after merging the changes
   // (an event repeating a value that a change between them altered is itself a change).
   const bool keep_all = !c.changes.empty();
-  std::vector<std::uint64_t> kept_at_time; // kept rows of this opportunity at the current time
-  time_point kept_time = 0;
+  // Rows of one opportunity at one time (contiguous after the sort, in input order): per stage,
+  // the first record (where the stage entry goes) and the last (whose row it keeps). Scratch
+  // space per stage code, reset after each group; groups of one record skip it.
+  const std::size_t n_codes = f.n_codes();
+  std::vector<std::int64_t> first_of(n_codes, -1), last_of(n_codes, -1);
+  std::vector<std::uint32_t> group_winner; // per record of the group: the row it yields to
+  std::vector<std::uint8_t> group_first;   // per record of the group: the first of its stage
+  std::size_t group_begin = 0, group_end = 0;
+  const bool gather = has_amount || has_owner || has_close;
   for (std::uint32_t o = 0; o < n_opp; ++o) {
     std::int64_t terminal_row = -1;
     stage_code terminal = 0;
-    kept_at_time.clear();
     stable_sort_small(&order[start[o]], &order[start[o + 1]], by_time);
+    group_begin = group_end = start[o];
     for (auto k = start[o]; k < start[o + 1]; ++k) {
+      // The fields are read at each record's input row, in random order: fetch them a few
+      // records ahead (the next opportunity's records are not sorted yet, but they are its rows).
+      if (gather && k + prefetch_distance < n_kept) {
+        const auto ahead = order[k + prefetch_distance].row;
+        if (has_amount) prefetch_read(c.amount.data() + ahead);
+        if (has_owner) prefetch_read(c.owner.data() + ahead);
+        if (has_close) prefetch_read(c.close_date.data() + ahead);
+      }
       const auto [t, r32, code] = order[k];
-      const std::size_t r = r32;
-      const auto row = static_cast<std::int64_t>(r);
+      std::size_t r = r32;
       if (log.created_[o] != missing_time && t < log.created_[o]) {
-        check.fail(row, "time",
+        check.fail(static_cast<std::int64_t>(r), "time",
                    "event time " + std::to_string(c.time[r]) + " of opportunity " + quote(id_text(r)) +
                        " is before its created time " + std::to_string(log.created_[o]));
         continue;
       }
-      // Rows are sorted by time within the opportunity, so rows at one time are contiguous; a
-      // duplicate need not be adjacent to its twin (another stage may sit between them).
-      if (!kept_at_time.empty() && kept_time != t) kept_at_time.clear();
-      if (std::any_of(kept_at_time.begin(), kept_at_time.end(),
-                      [&](std::uint64_t x) { return same_row(x, r); })) {
-        ++log.report_.duplicates_collapsed;
-        ++log.report_.rows_kept;
-        continue;
+      if (k >= group_end) {
+        group_begin = k;
+        group_end = k + 1;
+        while (group_end < start[o + 1] && order[group_end].time == t) ++group_end;
+        if (group_end - group_begin > 1) {
+          group_winner.resize(group_end - group_begin);
+          group_first.resize(group_end - group_begin);
+          for (auto j = group_begin; j < group_end; ++j) {
+            const auto sc = static_cast<std::size_t>(order[j].code);
+            if (first_of[sc] < 0) first_of[sc] = static_cast<std::int64_t>(j);
+            last_of[sc] = static_cast<std::int64_t>(j);
+          }
+          for (auto j = group_begin; j < group_end; ++j) {
+            const auto sc = static_cast<std::size_t>(order[j].code);
+            group_winner[j - group_begin] = order[static_cast<std::size_t>(last_of[sc])].row;
+            group_first[j - group_begin] = first_of[sc] == static_cast<std::int64_t>(j);
+          }
+          for (auto j = group_begin; j < group_end; ++j) {
+            const auto sc = static_cast<std::size_t>(order[j].code);
+            first_of[sc] = last_of[sc] = -1;
+          }
+        }
       }
+      if (group_end - group_begin > 1) {
+        const std::size_t winner = group_winner[k - group_begin];
+        const bool first = group_first[k - group_begin] != 0;
+        if (r != winner) {
+          // An earlier row of this stage entry: identical to the kept (last) row, or a conflict.
+          const auto diff = conflict_of(r, winner);
+          if (diff.column == nullptr) {
+            ++log.report_.duplicates_collapsed;
+            ++log.report_.rows_kept;
+          } else {
+            const auto row = static_cast<std::int64_t>(r), later = static_cast<std::int64_t>(winner);
+            const std::string what = "opportunity " + quote(id_text(r)) + " has stage " +
+                                     quote(f.name_of(code)) + " at time " + std::to_string(t) + " in " +
+                                     check.label(row) + " and " + check.label(later) + " with different " +
+                                     diff.column + " (" + diff.x + " and " + diff.y + ")";
+            if (options.mode == validation::strict)
+              check.fail(row, diff.column,
+                         what + ": one stage entry has one value (validation=lenient keeps the later row)");
+            else
+              check.fail(row, diff.column, what + "; the later row is kept");
+          }
+        }
+        if (!first) continue;
+        r = winner; // the stage entry, with the last row's fields, at the place of the first
+      }
+      const auto row = static_cast<std::int64_t>(r);
       if (terminal_row >= 0 && code != terminal) {
         if (options.on_after_terminal == after_terminal::error) {
           check.fail(row, "stage",
@@ -528,8 +622,6 @@ event_log event_log::ingest(const smartfunnel::funnel& f, const event_columns& c
         terminal_row = row;
         terminal = code;
       }
-      kept_at_time.push_back(r);
-      kept_time = t;
       ++log.report_.rows_kept;
       log.time_.push_back(t);
       log.stage_.push_back(code);
@@ -878,6 +970,11 @@ event_log event_log::append(const event_columns& more, const ingest_options& opt
     }
     if (any_close) all.changes.close_date = ch_close;
   }
+  // The rows of `more` that the caller could not parse, numbered after the log's events.
+  detail::unparsed_cursor(more.unparsed, n1); // checks their rows before any is shifted
+  std::vector<rejected_row> unparsed(more.unparsed.begin(), more.unparsed.end());
+  for (auto& u : unparsed) u.row += static_cast<std::int64_t>(n0);
+  all.unparsed = unparsed;
   auto out = ingest(funnel_, all, options, static_cast<std::int64_t>(n0), static_cast<std::int64_t>(h0));
   out.report_.duplicates_collapsed += report_.duplicates_collapsed;
   out.report_.rows_read = report_.rows_read + n1;

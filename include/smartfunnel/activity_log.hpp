@@ -28,6 +28,8 @@ struct activity_columns {
   std::span<const std::string> owner_names;
   /// Optional: 1 where the buyer acted (replied, booked, signed), 0 for a seller action.
   std::span<const std::uint8_t> buyer;
+  /// Optional: rows the caller could not parse, as event_columns::unparsed.
+  std::span<const rejected_row> unparsed;
 };
 
 /// Activities of the opportunities of one event log. Immutable once built.

@@ -107,10 +107,14 @@ struct rejected_row {
 /// What ingestion did besides keeping rows: nothing is dropped without a line here.
 struct data_quality_report {
   std::size_t rows_read = 0;
-  std::size_t rows_kept = 0;            ///< rows that became events (duplicates included)
-  std::size_t duplicates_collapsed = 0; ///< identical rows (same opportunity, stage, time, fields)
-  std::size_t reopened = 0;             ///< events after a terminal event accepted as reopenings
-  std::vector<rejected_row> rejected;   ///< lenient mode only
+  std::size_t rows_kept = 0; ///< rows that became events (duplicates included)
+  /// Identical rows (same opportunity, stage, time and fields): one event, the others counted
+  /// here. Rows with the same opportunity, stage and time whose amount, owner or close date
+  /// differ are a conflict: strict throws data_error naming both rows; lenient keeps the later
+  /// row in input order (at the place of the first) and rejects each earlier one with the reason.
+  std::size_t duplicates_collapsed = 0;
+  std::size_t reopened = 0;           ///< events after a terminal event accepted as reopenings
+  std::vector<rejected_row> rejected; ///< lenient mode only
 };
 
 /// A categorical input column: per-row codes into names (missing_code when absent).
@@ -169,6 +173,12 @@ struct event_columns {
   /// Optional field changes between stage events. Errors name their rows as "changes row N" and
   /// their columns as "changes.<column>"; an opportunity must have stage events.
   change_columns changes;
+  /// Optional: rows the caller could not parse (a time 'yesterday', an amount 'n/a' in a text
+  /// export), each with its 0-based row, column and reason; the row's cells are then ignored.
+  /// Ingestion treats them as its own bad rows: strict throws data_error for the first bad row
+  /// (in row order, whatever made it bad), lenient rejects them with that reason and keeps the
+  /// others. Any order; a row listed more than once is reported once (its first listing).
+  std::span<const rejected_row> unparsed;
 };
 
 /// The validated, sorted, interned stage history. Immutable once built; cheap to share.

@@ -11,6 +11,9 @@ import pandas as pd
 from . import _core
 
 MISSING_TIME = np.iinfo(np.int64).min
+#: Cells that could not be parsed: (row, core column, reason), handed to the core as ``unparsed``
+#: (strict raises for the first bad row, lenient rejects the rows and keeps the others).
+Problems = list[tuple[int, str, str]]
 TimeLike = Union[str, _dt.datetime, _dt.date, pd.Timestamp, np.datetime64, int, float]
 DurationLike = Union[str, _dt.timedelta, pd.Timedelta, np.timedelta64, int, float]
 
@@ -38,12 +41,36 @@ def _int64(s: pd.Series, column: str) -> np.ndarray:
     return s.to_numpy(dtype=np.int64)
 
 
-def to_seconds(values: Any, column: str) -> np.ndarray:
+def _report(
+    bad: np.ndarray,
+    s: pd.Series,
+    column: str,
+    what: str,
+    problems: Problems | None,
+    key: str | None,
+) -> None:
+    """Rows flagged in `bad` ("{column} value {v!r} {what}"): into `problems`, or raise the first."""
+    rows = np.flatnonzero(bad)
+    if not len(rows):
+        return
+    if problems is None:
+        row = int(rows[0])
+        raise data_error(f"row {row}: {column} value {s.iloc[row]!r} {what}", row, column)
+    values = s.iloc[rows]
+    problems.extend(
+        (int(r), key or column, f"{column} value {v!r} {what}") for r, v in zip(rows, values)
+    )
+
+
+def to_seconds(
+    values: Any, column: str, problems: Problems | None = None, key: str | None = None
+) -> np.ndarray:
     """Seconds since the epoch (UTC) as int64, MISSING_TIME where missing.
 
     Accepts datetime64 columns (naive ones are taken as UTC, tz-aware ones are converted to UTC),
     ISO 8601 strings, datetime objects and integer epoch seconds. A value that is present but
-    cannot be parsed raises DataError naming the row.
+    cannot be parsed raises DataError naming the row, or with `problems` is listed there (under
+    the core's column name `key`) and read as missing.
     """
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(s.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(s.dtype):
@@ -74,15 +101,23 @@ def to_seconds(values: Any, column: str) -> np.ndarray:
     present = s.notna().to_numpy()
     parsed = pd.to_datetime(s, utc=True, errors="coerce", format="ISO8601")
     bad = present & parsed.isna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise data_error(
-            f"row {row}: {column} value {s.iloc[row]!r} is not a time "
-            "(expected ISO 8601 text, datetime64 or epoch seconds)",
-            row,
-            column,
-        )
+    what = "is not a time (expected ISO 8601 text, datetime64 or epoch seconds)"
+    _report(bad, s, column, what, problems, key)
     return to_seconds(parsed, column)
+
+
+def to_amounts(
+    values: Any, column: str, problems: Problems | None = None, key: str | None = None
+) -> np.ndarray:
+    """Amounts as float64 (NaN where missing); text that is not a number ('n/a', '5,000', a
+    list) raises DataError naming the row, or with `problems` is listed there."""
+    s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if not pd.api.types.is_numeric_dtype(s.dtype):
+        converted = pd.to_numeric(s, errors="coerce")
+        bad = s.notna().to_numpy() & converted.isna().to_numpy()
+        _report(bad, s, column, "is not a number", problems, key)
+        s = converted
+    return s.to_numpy(dtype=np.float64)
 
 
 def timestamp_seconds(value: TimeLike, what: str = "time") -> int:
@@ -111,14 +146,84 @@ def to_timestamp(seconds: int) -> pd.Timestamp:
     return pd.Timestamp(int(seconds), unit="s", tz="UTC")
 
 
-def codes_and_names(values: Any, column: str) -> tuple[np.ndarray, list[str]]:
-    """Dense int32 codes (-1 for missing) and the names they index, via pandas.factorize."""
+def _unhashable(s: pd.Series) -> np.ndarray:
+    """Cells that cannot be a label (a list, dict or set in a cell): a mask."""
+    return np.fromiter(
+        (isinstance(v, (list, dict, set, np.ndarray)) for v in s.array), dtype=bool, count=len(s)
+    )
+
+
+_ARROW_TEXT = ("string", "large_string")
+
+
+def _arrow_chunks(s: pd.Series) -> list[tuple[Any, ...]] | None:
+    """The (offsets, data, validity, offset, length) buffers of an Arrow-backed text column (the
+    pandas 3 default string dtype with pyarrow, or ``pd.ArrowDtype(pa.string())``), read without
+    a copy; None when the column is not one."""
+    dtype = s.dtype
+    arrow = (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or (
+        isinstance(dtype, pd.ArrowDtype) and str(dtype.pyarrow_dtype) in _ARROW_TEXT
+    )
+    if not arrow:
+        return None
+    chunked = s.array.__arrow_array__()
+    if str(chunked.type) not in _ARROW_TEXT:
+        return None
+    wide = str(chunked.type) == "large_string"
+    out = []
+    for chunk in chunked.chunks:
+        validity, offsets, data = chunk.buffers()
+        out.append(
+            (
+                np.frombuffer(offsets, dtype=np.int64 if wide else np.int32),
+                np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, np.uint8),
+                None
+                if validity is None or chunk.null_count == 0
+                else np.frombuffer(validity, dtype=np.uint8),
+                chunk.offset,
+                len(chunk),
+            )
+        )
+    return out
+
+
+def _intern_text(s: pd.Series) -> tuple[np.ndarray, list[str]] | None:
+    """Codes and names of a text column, interned in C++ (equal to pandas.factorize), or None
+    for a column that is not text (numbers, mixed objects): the caller factorizes it."""
+    chunks = _arrow_chunks(s)
+    if chunks is not None:
+        codes, names = _core.intern_arrow(chunks)
+        return np.asarray(codes), list(names)
+    if s.dtype == object or (isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "python"):
+        found = _core.intern_objects(s.to_numpy(), pd.NA)  # the object array itself, no copy
+        if found is not None:
+            codes, names = found
+            return np.asarray(codes), list(names)
+    return None
+
+
+def codes_and_names(
+    values: Any, column: str, problems: Problems | None = None, key: str | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Dense int32 codes (-1 for missing) and the names they index, in order of appearance.
+
+    A cell that cannot be a label (a list in a cell) raises DataError naming the row, or with
+    `problems` is listed there and read as missing.
+    """
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if isinstance(s.dtype, pd.CategoricalDtype):
         codes = s.cat.codes.to_numpy(dtype=np.int32)
         names = [str(c) for c in s.cat.categories]
+    elif (text := _intern_text(s)) is not None:
+        codes, names = text  # valid UTF-8 by construction
+        return codes, names
     else:
-        raw, uniques = pd.factorize(s, use_na_sentinel=True)
+        try:
+            raw, uniques = pd.factorize(s, use_na_sentinel=True)
+        except TypeError:  # unhashable cells
+            bad = _unhashable(s)
+            _report(bad, s, column, "is not a label (expected text or a number)", problems, key)
+            raw, uniques = pd.factorize(s.mask(bad), use_na_sentinel=True)
         codes, names = raw.astype(np.int32, copy=False), [str(u) for u in uniques]
     _check_utf8(codes, names, column)
     return codes, names
@@ -139,10 +244,19 @@ def _check_utf8(codes: np.ndarray, names: list[str], column: str) -> None:
             ) from None
 
 
-def ids(values: Any, column: str) -> tuple[np.ndarray, list[str] | None]:
+def ids(
+    values: Any, column: str, problems: Problems | None = None, key: str | None = None
+) -> tuple[np.ndarray, list[str] | None]:
     """Opportunity ids: int64 ids kept as given, anything else factorized to codes + names."""
     s = values if isinstance(values, pd.Series) else pd.Series(values)
     if pd.api.types.is_integer_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
+        missing = s.isna().to_numpy()
+        if missing.any():  # a nullable integer column with <NA>
+            rows = np.flatnonzero(missing)
+            if problems is None:
+                raise data_error(f"row {int(rows[0])}: {column} is missing", int(rows[0]), column)
+            problems.extend((int(r), key or column, f"{column} is missing") for r in rows)
+            s = s.fillna(0)
         return _int64(s, column), None
-    codes, names = codes_and_names(s, column)
+    codes, names = codes_and_names(s, column, problems, key)
     return codes.astype(np.int64), names

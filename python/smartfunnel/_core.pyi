@@ -154,6 +154,7 @@ class EventLog:
         validation: str = "strict",
         after_terminal: str = "error",
         changes: dict | None = None,
+        unparsed: collections.abc.Sequence[tuple[int, str, str]] = [],
     ) -> EventLog: ...
     def __eq__(self, other: object) -> bool: ...
     def __getstate__(self) -> bytes: ...
@@ -180,6 +181,7 @@ class EventLog:
         validation: str = "strict",
         after_terminal: str = "error",
         changes: dict | None = None,
+        unparsed: collections.abc.Sequence[tuple[int, str, str]] = [],
     ) -> EventLog: ...
     def owners_at(
         self,
@@ -471,6 +473,7 @@ class ActivityLog:
         owner_names: collections.abc.Sequence[str] | None = None,
         buyer: typing.Annotated[numpy.typing.ArrayLike, numpy.uint8] | None = None,
         validation: str = "strict",
+        unparsed: collections.abc.Sequence[tuple[int, str, str]] = [],
     ) -> ActivityLog: ...
     @property
     def buyer(self) -> numpy.typing.NDArray[numpy.uint8]: ...
@@ -601,6 +604,20 @@ def forecast(
 ) -> dict:
     """
     Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.
+    """
+
+def intern_arrow(
+    chunks: collections.abc.Sequence[tuple[typing.Any, ...]],
+) -> tuple[numpy.typing.NDArray[numpy.int32], list[str]]:
+    """
+    Codes (int32, -1 missing) and names, in order of first appearance, of Arrow string or large_string chunks given as (offsets, data, validity or None, offset, length).
+    """
+
+def intern_objects(
+    values: typing.Any, na: typing.Any
+) -> tuple[numpy.typing.NDArray[numpy.int32], list[str]] | None:
+    """
+    Codes and names of a numpy object array of str (None, NaN and `na` missing), or None when it holds anything else.
     """
 
 def load(path: os.PathLike | str | bytes) -> tuple[typing.Any, bytes]:

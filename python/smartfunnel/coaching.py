@@ -101,31 +101,38 @@ class ActivityLog:
                     opportunity,
                 )
             opp, opp_names = ids.to_numpy(dtype=np.int64), None
-        kinds, kind_names = _convert.codes_and_names(frame[kind], kind)
+        # Cells that cannot be parsed go to the core with their rows: strict raises for the first
+        # bad row, lenient rejects every such row and keeps the others.
+        bad: _convert.Problems = []
+        seconds = _convert.to_seconds(frame[time], time, bad, "time")
+        kinds, kind_names = _convert.codes_and_names(frame[kind], kind, bad, "kind")
         kwargs: dict[str, Any] = {}
         if owner is not None:
-            kwargs["owner"], kwargs["owner_names"] = _convert.codes_and_names(frame[owner], owner)
+            kwargs["owner"], kwargs["owner_names"] = _convert.codes_and_names(
+                frame[owner], owner, bad, "owner"
+            )
         if buyer is not None:
             b = frame[buyer]
-            if b.isna().any() or not (
-                pd.api.types.is_bool_dtype(b.dtype) or set(pd.unique(b)) <= {0, 1}
-            ):
-                row = int(
-                    np.flatnonzero(b.isna().to_numpy() | ~b.isin([0, 1, True, False]).to_numpy())[0]
-                )
-                raise _convert.data_error(
-                    f"row {row}: {buyer} must be True/False, got {b.iloc[row]!r}", row, buyer
-                )
-            kwargs["buyer"] = b.to_numpy().astype(np.uint8)
+            if pd.api.types.is_bool_dtype(b.dtype) and not b.isna().any():
+                flags = b.to_numpy(dtype=bool)
+            else:
+                ok = b.isin([0, 1, True, False]).to_numpy() & b.notna().to_numpy()
+                for row in np.flatnonzero(~ok):
+                    bad.append(
+                        (int(row), buyer, f"{buyer} must be True/False, got {b.iloc[row]!r}")
+                    )
+                flags = b.where(ok, False).to_numpy(dtype=bool)
+            kwargs["buyer"] = flags.astype(np.uint8)
         try:
             core = _core.ActivityLog.from_columns(
                 log.core,
                 opp,
                 opp_names,
-                _convert.to_seconds(frame[time], time),
+                seconds,
                 kinds,
                 kind_names,
                 validation=validation,
+                unparsed=bad,
                 **kwargs,
             )
         except _core.DataError as err:
@@ -135,10 +142,11 @@ class ActivityLog:
             if col:
                 err.column = col
             raise
+        user = {"opportunity": opportunity, "time": time, "kind": kind, "owner": owner}
         rows = [r for r, _, _ in core.rejected]
         rejected = frame.iloc[rows].copy()
         rejected.insert(0, "row", rows)
-        rejected["rejected_column"] = [c for _, c, _ in core.rejected]
+        rejected["rejected_column"] = [user.get(c) or c for _, c, _ in core.rejected]
         rejected["reason"] = [why for _, _, why in core.rejected]
         return cls(core, log, rejected)
 

@@ -38,40 +38,34 @@ def _columns(frame: pd.DataFrame, cols: _ColumnMap) -> dict[str, Any]:
             None,
             missing[0],
         )
-    opp, opp_names = _convert.ids(frame[cols.opportunity], cols.opportunity)
-    stage, stage_names = _convert.codes_and_names(frame[cols.stage], cols.stage)
+    # Cells that cannot be parsed go to the core with the rows ("unparsed"): strict raises for
+    # the first bad row whatever made it bad, lenient rejects every such row and keeps the rest.
+    bad: _convert.Problems = []
+    opp, opp_names = _convert.ids(frame[cols.opportunity], cols.opportunity, bad, "opportunity")
+    stage, stage_names = _convert.codes_and_names(frame[cols.stage], cols.stage, bad, "stage")
     kwargs: dict[str, Any] = dict(
         opportunity=opp,
         opportunity_names=opp_names,
         stage=stage,
         stage_names=stage_names,
-        time=_convert.to_seconds(frame[cols.time], cols.time),
+        time=_convert.to_seconds(frame[cols.time], cols.time, bad, "time"),
     )
     if cols.amount is not None:
-        amount = frame[cols.amount]
-        if not pd.api.types.is_numeric_dtype(amount.dtype):
-            converted = pd.to_numeric(amount, errors="coerce")
-            bad = amount.notna().to_numpy() & converted.isna().to_numpy()
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise _convert.data_error(
-                    f"row {row}: {cols.amount} value {amount.iloc[row]!r} is not a number",
-                    row,
-                    cols.amount,
-                )
-            amount = converted
-        kwargs["amount"] = amount.to_numpy(dtype=np.float64)
+        kwargs["amount"] = _convert.to_amounts(frame[cols.amount], cols.amount, bad, "amount")
     if cols.owner is not None:
         kwargs["owner"], kwargs["owner_names"] = _convert.codes_and_names(
-            frame[cols.owner], cols.owner
+            frame[cols.owner], cols.owner, bad, "owner"
         )
     if cols.close_date is not None:
-        kwargs["close_date"] = _convert.to_seconds(frame[cols.close_date], cols.close_date)
+        kwargs["close_date"] = _convert.to_seconds(
+            frame[cols.close_date], cols.close_date, bad, "close_date"
+        )
     if cols.created is not None:
-        kwargs["created"] = _convert.to_seconds(frame[cols.created], cols.created)
+        kwargs["created"] = _convert.to_seconds(frame[cols.created], cols.created, bad, "created")
     kwargs["attributes"] = [
-        (name, *_convert.codes_and_names(frame[name], name)) for name in cols.attributes
+        (name, *_convert.codes_and_names(frame[name], name, bad)) for name in cols.attributes
     ]
+    kwargs["unparsed"] = bad
     return kwargs
 
 

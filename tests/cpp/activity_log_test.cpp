@@ -77,3 +77,35 @@ TEST(activity_log, unknown_opportunities_are_errors_or_rejections) {
   c.time = short_time;
   EXPECT_THROW((void)sf::activity_log::from_columns(log, c), sf::data_error);
 }
+
+// Issue 13, item 11: rows whose cells the caller could not parse ('yesterday' as a time).
+TEST(activity_log, unparsed_rows_are_errors_or_rejections) {
+  const auto log = small_log();
+  const std::vector<std::int64_t> opp{7, 7, 8};
+  const std::vector<sf::time_point> when{day(1), sf::missing_time, day(3)};
+  const std::vector<std::int32_t> kind{0, 0, 0};
+  const std::vector<std::string> kinds{"call"};
+  const std::vector<sf::rejected_row> bad{{1, "time", "time value 'yesterday' is not a time"}};
+  sf::activity_columns c;
+  c.opportunity = opp;
+  c.time = when;
+  c.kind = kind;
+  c.kind_names = kinds;
+  c.unparsed = bad;
+  try {
+    (void)sf::activity_log::from_columns(log, c);
+    FAIL() << "expected data_error";
+  } catch (const sf::data_error& e) {
+    EXPECT_EQ(e.row(), 1);
+    EXPECT_EQ(e.column(), "time");
+    EXPECT_EQ(std::string(e.what()), "row 1: time value 'yesterday' is not a time");
+  }
+  const auto lenient =
+      sf::activity_log::from_columns(log, c, {sf::validation::lenient, sf::after_terminal::error});
+  // Rows 0 (7 at day 1) and 2 (8 at day 3) are kept.
+  EXPECT_EQ(std::vector<sf::time_point>(lenient.times().begin(), lenient.times().end()),
+            (std::vector<sf::time_point>{day(1), day(3)}));
+  ASSERT_EQ(lenient.report().rejected.size(), 1u);
+  EXPECT_EQ(lenient.report().rejected[0].row, 1);
+  EXPECT_EQ(lenient.report().rejected[0].reason, "time value 'yesterday' is not a time");
+}

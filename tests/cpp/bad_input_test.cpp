@@ -77,6 +77,16 @@ std::vector<bad_input_case> cases() {
          EXPECT_EQ(log.n_events(), 2u);
          EXPECT_EQ(log.report().duplicates_collapsed, 1u);
        }},
+      {"same_stage_entry_with_different_amounts",
+       [] { return table().add(1, "Qualify", day(0), 10.0, "ann").add(1, "Qualify", day(0), 20.0, "ann"); },
+       outcome::data_error, "amount", 0},
+      {"unparsed_cell",
+       [] {
+         auto t = table().add(1, "Qualify", day(0)).add(1, "Propose", sf::missing_time);
+         t.unparsed = {{1, "time", "time value 'yesterday' is not a time"}};
+         return t;
+       },
+       outcome::data_error, "time", 1},
       {"nan_amount", [] { return with_amounts(std::nan("")); }, outcome::data_error, "amount", 1},
       {"infinite_amount", [] { return with_amounts(std::numeric_limits<double>::infinity()); },
        outcome::data_error, "amount", 1},

@@ -3,6 +3,7 @@
 // Every expectation is worked out from the input rows in the comments, never read off the code.
 #include "test_support.hpp"
 
+#include <smartfunnel/detail/string_interner.hpp>
 #include <smartfunnel/error.hpp>
 #include <smartfunnel/event_log.hpp>
 #include <smartfunnel/funnel_model.hpp>
@@ -238,17 +239,96 @@ TEST(event_log, collapses_identical_rows_and_counts_them) {
       .add(1, "Lead", day(0), 100, "ann")       // r1: identical to r0
       .add(1, "Qualified", day(2), 100, "ann")  // r2
       .add(1, "Lead", day(0), 100, "ann")       // r3: identical to r0 again
-      .add(1, "Qualified", day(2), 200, "ann"); // r4: differs from r2 in amount: not a duplicate
+      .add(1, "Qualified", day(5), 200, "ann"); // r4
   const auto log = t.log(enterprise());
-  // Events: Lead d0 (r0), Qualified d2 (r2), Qualified d2 (r4).
-  EXPECT_EQ(events_of(log, 0), (ev{{day(0), 0}, {day(2), 1}, {day(2), 1}}));
+  // Events: Lead d0 (r0, r1, r3 as one), Qualified d2 (r2), Qualified d5 (r4).
+  EXPECT_EQ(events_of(log, 0), (ev{{day(0), 0}, {day(2), 1}, {day(5), 1}}));
   const auto& r = log.report();
   EXPECT_EQ(r.rows_read, 5u);
   EXPECT_EQ(r.duplicates_collapsed, 2u);
   EXPECT_EQ(r.rows_kept, 5u); // duplicates included
-  // Amount history: 100 from day 0, 200 from day 2.
+  EXPECT_TRUE(r.rejected.empty());
+  // Amount history: 100 from day 0, 200 from day 5.
   EXPECT_EQ(log.amounts().value, (std::vector<double>{100, 200}));
-  EXPECT_EQ(log.amounts().time, (std::vector<sf::time_point>{day(0), day(2)}));
+  EXPECT_EQ(log.amounts().time, (std::vector<sf::time_point>{day(0), day(5)}));
+}
+
+// Issue 13, item 4: rows with the same opportunity, stage and time but different amounts were
+// kept as two events, reported nowhere.
+TEST(event_log, strict_same_stage_entry_with_different_amounts_names_both_rows) {
+  table t;
+  t.add(1, "Lead", day(0), 100, "ann")          // r0
+      .add(1, "Qualified", day(2), 100, "ann")  // r1
+      .add(1, "Qualified", day(2), 200, "ann"); // r2: the same stage entry as r1, amount 200
+  const auto e = catch_data_error([&] { return t.log(enterprise()); });
+  EXPECT_EQ(e.row, 1);
+  EXPECT_EQ(e.column, "amount");
+  EXPECT_THAT(e.what, AllOf(HasSubstr("row 1:"), HasSubstr("'Qualified'"), HasSubstr("row 1 and row 2"),
+                            HasSubstr("(100 and 200)"), HasSubstr("lenient")));
+}
+
+TEST(event_log, lenient_same_stage_entry_keeps_the_later_row_and_rejects_the_earlier) {
+  table t;
+  t.add(1, "Lead", day(0), 10, "ann")         // r0
+      .add(1, "Qualified", day(0), 10, "ann") // r1: same time, another stage
+      .add(1, "Lead", day(0), 20, "ann")      // r2: the same stage entry as r0, amount 20
+      .add(1, "Lead", day(0), 30.5, "bob")    // r3: again, amount 30.5 and owner bob (kept)
+      .add(1, "Won", day(4), 30.5, "bob");    // r4
+  const auto log = t.log(enterprise(), {sf::validation::lenient});
+  // Lead d0 keeps its place before Qualified d0 (where r0 put it) with r3's fields.
+  EXPECT_EQ(events_of(log, 0), (ev{{day(0), 0}, {day(0), 1}, {day(4), 3}}));
+  const auto& r = log.report();
+  ASSERT_EQ(r.rejected.size(), 2u);
+  EXPECT_EQ(r.rejected[0].row, 0);
+  EXPECT_EQ(r.rejected[0].column, "amount");
+  EXPECT_THAT(r.rejected[0].reason, AllOf(HasSubstr("row 0 and row 3"), HasSubstr("(10 and 30.5)"),
+                                          HasSubstr("the later row is kept")));
+  EXPECT_EQ(r.rejected[1].row, 2);
+  EXPECT_THAT(r.rejected[1].reason, HasSubstr("(20 and 30.5)"));
+  EXPECT_EQ(r.rows_kept, 3u);
+  EXPECT_EQ(r.duplicates_collapsed, 0u);
+  // r1 (Qualified, 10, ann) is an event of its own at d0: the amount at d0 is 10 from the Lead
+  // entry (r3: 30.5) then r1 (10), then 30.5 again at d4; the owner bob, ann, bob.
+  EXPECT_EQ(log.amounts().value, (std::vector<double>{30.5, 10, 30.5}));
+  EXPECT_EQ(log.amounts().time, (std::vector<sf::time_point>{day(0), day(0), day(4)}));
+  EXPECT_EQ(log.owners().value.size(), 3u);
+}
+
+TEST(event_log, same_stage_entry_differing_in_the_owner_or_close_date_is_a_conflict) {
+  table t;
+  t.add(1, "Lead", day(0), 10, "ann").add(1, "Lead", day(0), 10, "bob");
+  const auto e = catch_data_error([&] { return t.log(enterprise()); });
+  EXPECT_EQ(e.row, 0);
+  EXPECT_EQ(e.column, "owner");
+  EXPECT_THAT(e.what, HasSubstr("('ann' and 'bob')"));
+  const auto lenient = t.log(enterprise(), {sf::validation::lenient});
+  EXPECT_EQ(lenient.n_events(), 1u);
+  EXPECT_EQ(lenient.owner_names()[lenient.owners().value.at(0)], "bob");
+
+  table c;
+  c.add(2, "Lead", day(0)).add(2, "Lead", day(0));
+  c.close_date = {day(30), day(40)};
+  const auto ce = catch_data_error([&] { return c.log(enterprise()); });
+  EXPECT_EQ(ce.column, "close_date");
+  EXPECT_THAT(ce.what, HasSubstr("(" + std::to_string(day(30)) + " and " + std::to_string(day(40)) + ")"));
+  const auto cl = c.log(enterprise(), {sf::validation::lenient});
+  EXPECT_EQ(cl.close_dates().value, (std::vector<sf::time_point>{day(40)}));
+}
+
+TEST(event_log, append_row_conflicting_with_an_existing_event_keeps_the_new_row) {
+  table base;
+  base.add(1, "Lead", day(0), 10, "ann").add(1, "Qualified", day(3), 10, "ann");
+  table more;
+  more.add(1, "Qualified", day(3), 15, "ann"); // the existing Qualified entry, amount 15
+  const auto log = base.log(enterprise());
+  const auto e = catch_data_error([&] { return log.append(more.columns()); });
+  EXPECT_EQ(e.column, "amount");
+  EXPECT_THAT(e.what, AllOf(HasSubstr("existing event 1"), HasSubstr("row 0"), HasSubstr("(10 and 15)")));
+  const auto lenient = log.append(more.columns(), {sf::validation::lenient});
+  EXPECT_EQ(lenient.n_events(), 2u);
+  EXPECT_EQ(lenient.amounts().value, (std::vector<double>{10, 15}));
+  ASSERT_EQ(lenient.report().rejected.size(), 1u);
+  EXPECT_EQ(lenient.report().rejected[0].row, -1); // the log's last event
 }
 
 TEST(event_log, collapses_identical_rows_that_are_not_adjacent_after_sorting) {
@@ -259,14 +339,6 @@ TEST(event_log, collapses_identical_rows_that_are_not_adjacent_after_sorting) {
   const auto log = t.log(enterprise());
   EXPECT_EQ(events_of(log, 0), (ev{{day(0), 0}, {day(0), 1}}));
   EXPECT_EQ(log.report().duplicates_collapsed, 1u);
-}
-
-TEST(event_log, rows_differing_only_in_the_owner_are_not_duplicates) {
-  table t;
-  t.add(1, "Lead", day(0), 10, "ann").add(1, "Lead", day(0), 10, "bob");
-  const auto log = t.log(enterprise());
-  EXPECT_EQ(log.n_events(), 2u);
-  EXPECT_EQ(log.report().duplicates_collapsed, 0u);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -851,4 +923,123 @@ TEST(event_log, changes_table_rejects_unknown_opportunities) {
   ASSERT_EQ(lenient.report().rejected.size(), 1u);
   EXPECT_EQ(lenient.report().rejected[0].column, "changes.opportunity");
   EXPECT_EQ(lenient.amounts().value, (std::vector<double>{100, 90}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows the caller could not parse (issue 13, item 11)
+
+TEST(event_log, unparsed_rows_strict_throws_for_the_first_bad_row_in_row_order) {
+  table t;
+  t.add(1, "Lead", day(0)).add(1, "Demo", day(1)).add(1, "Qualified", sf::missing_time);
+  const std::vector<sf::rejected_row> bad{
+      {2, "time", "time value 'yesterday' is not a time (expected ISO 8601 text)"}};
+  auto c = t.columns();
+  c.unparsed = bad;
+  // Row 1 (an unknown stage) comes before row 2 (the unparsed time).
+  const auto e1 = catch_data_error([&] { return sf::event_log::from_columns(enterprise(), c); });
+  EXPECT_EQ(e1.row, 1);
+  EXPECT_TRUE(e1.unknown_stage);
+  t.stage_names[1] = "Proposal";
+  c = t.columns();
+  c.unparsed = bad;
+  const auto e2 = catch_data_error([&] { return sf::event_log::from_columns(enterprise(), c); });
+  EXPECT_EQ(e2.row, 2);
+  EXPECT_EQ(e2.column, "time");
+  EXPECT_EQ(e2.what, "row 2: time value 'yesterday' is not a time (expected ISO 8601 text)");
+}
+
+TEST(event_log, unparsed_rows_lenient_rejects_each_once_and_keeps_the_others) {
+  table t;
+  t.add(1, "Lead", day(0), 10, "ann")        // r0
+      .add(1, "Qualified", day(1), 0, "ann") // r1: amount 'n/a' (given to the core as 0)
+      .add(2, "Lead", day(2), 10, "bob")     // r2: time and amount unparsed
+      .add(2, "Lost", day(3), 10, "bob");    // r3
+  const std::vector<sf::rejected_row> bad{{2, "amount", "amount value '5,000' is not a number"},
+                                          {1, "amount", "amount value 'n/a' is not a number"},
+                                          {2, "time", "time value 'soon' is not a time"}};
+  auto c = t.columns();
+  c.unparsed = bad;
+  const auto log = sf::event_log::from_columns(enterprise(), c, {sf::validation::lenient});
+  const auto& r = log.report();
+  ASSERT_EQ(r.rejected.size(), 2u);
+  EXPECT_EQ(r.rejected[0].row, 1);
+  EXPECT_EQ(r.rejected[0].reason, "amount value 'n/a' is not a number");
+  EXPECT_EQ(r.rejected[1].row, 2); // its first listing
+  EXPECT_EQ(r.rejected[1].column, "amount");
+  EXPECT_EQ(r.rows_kept, 2u);
+  EXPECT_EQ(events_of(log, 0), (ev{{day(0), 0}}));
+  EXPECT_EQ(events_of(log, 1), (ev{{day(3), 4}}));
+  // The unparsed amount of r1 never reached the history.
+  EXPECT_EQ(log.amounts().value, (std::vector<double>{10, 10}));
+}
+
+TEST(event_log, unparsed_rows_outside_the_input_and_in_append) {
+  table t;
+  t.add(1, "Lead", day(0));
+  const std::vector<sf::rejected_row> outside{{1, "time", "x"}};
+  auto c = t.columns();
+  c.unparsed = outside;
+  const auto e = catch_data_error([&] { return sf::event_log::from_columns(enterprise(), c); });
+  EXPECT_EQ(e.row, -1);
+  EXPECT_THAT(e.what, HasSubstr("unparsed row 1"));
+  // append numbers the unparsed rows like its other rows: from 0 in the appended columns.
+  const auto log = t.log(enterprise());
+  table more;
+  more.add(1, "Qualified", day(2)).add(1, "Won", sf::missing_time);
+  const std::vector<sf::rejected_row> bad{{1, "time", "time value 'later' is not a time"}};
+  auto m = more.columns();
+  m.unparsed = bad;
+  const auto strict = catch_data_error([&] { return log.append(m); });
+  EXPECT_EQ(strict.row, 1);
+  EXPECT_EQ(strict.what, "row 1: time value 'later' is not a time");
+  const auto lenient = log.append(m, {sf::validation::lenient});
+  EXPECT_EQ(events_of(lenient, 0), (ev{{day(0), 0}, {day(2), 1}}));
+  ASSERT_EQ(lenient.report().rejected.size(), 1u);
+  EXPECT_EQ(lenient.report().rejected[0].row, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text interning (detail::string_interner, behind the Python text columns; issue 13, item 10)
+
+TEST(string_interner, codes_in_order_of_first_appearance_like_a_map) {
+  // Values of every length from 0 to 40, many sharing their first or last 8 bytes, some
+  // differing only in the length (a zero byte at the end), in random order and repeated.
+  std::vector<std::string> values;
+  for (std::size_t len = 0; len <= 40; ++len) {
+    values.emplace_back(len, 'a');
+    if (len > 0) {
+      std::string s(len, 'a');
+      s.back() = 'b';
+      values.push_back(s);
+      s.front() = 'c';
+      values.push_back(s);
+      std::string zero(len, 'a');
+      zero.back() = '\0';
+      values.push_back(zero);
+    }
+  }
+  std::mt19937 g(3);
+  std::vector<std::string> rows;
+  for (int i = 0; i < 20000; ++i) rows.push_back(values[g() % values.size()]);
+  // One buffer with all rows back to back, as Arrow holds them (8 spare bytes at the end).
+  std::string buffer;
+  std::vector<std::size_t> offset{0};
+  for (const auto& r : rows) {
+    buffer += r;
+    offset.push_back(buffer.size());
+  }
+  const std::size_t size = buffer.size();
+  buffer.append(8, 'z');
+  sf::detail::string_interner a, b;
+  std::map<std::string, std::uint32_t> expected;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto want =
+        expected.try_emplace(rows[i], static_cast<std::uint32_t>(expected.size())).first->second;
+    ASSERT_EQ(a.intern(rows[i]), want) << "row " << i;
+    // Without the spare bytes: the rows at the end of the buffer take the copying path.
+    ASSERT_EQ(b.intern_in(buffer.data(), offset[i], offset[i + 1], size), want) << "row " << i;
+  }
+  ASSERT_EQ(a.size(), expected.size());
+  for (const auto& [s, code] : expected) EXPECT_EQ(a.names()[code], s);
+  EXPECT_EQ(a.names(), b.names());
 }

@@ -32,6 +32,7 @@ struct table {
   std::vector<std::string> owner_names;
   std::vector<time_point> close_date;
   std::vector<time_point> created;
+  std::vector<smartfunnel::rejected_row> unparsed; ///< rows the caller could not parse
 
   static std::int32_t intern(std::vector<std::string>& names, std::string_view s) {
     auto it = std::find(names.begin(), names.end(), s);
@@ -81,6 +82,7 @@ struct table {
     c.owner_names = owner_names;
     c.close_date = close_date;
     c.created = created;
+    c.unparsed = unparsed;
     return c;
   }
 

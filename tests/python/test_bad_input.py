@@ -105,7 +105,37 @@ CASES: list[tuple[str, Callable[[], pd.DataFrame], dict, Any, str, Any]] = [
      lambda: pd.DataFrame({"opportunity_id": np.array([1, 2**64 - 1], dtype=np.uint64),
                            "stage": ["A", "B"], "time": ["2024-01-01", "2024-01-02"]}), {},
      sf.DataError, "opportunity_id", 1),
+    # Issue 13, items 11 and 4 (lenient for each of these: tests/python/test_bad_input.py below).
+    ("time_text_not_a_time", lambda: rows((1, "A", "2024-01-01"), (1, "B", "yesterday")), {},
+     sf.DataError, "time", 1),
+    ("amount_text_n_a", lambda: with_amount("n/a"), {"amount": "amount"}, sf.DataError, "amount", 1),
+    ("amount_with_thousands_separator", lambda: with_amount("5,000"), {"amount": "amount"},
+     sf.DataError, "amount", 1),
+    ("list_in_a_stage_cell", lambda: rows((1, "A", "2024-01-01"), (1, ["B"], "2024-01-02")), {},
+     sf.DataError, "stage", 1),
+    ("missing_nullable_integer_id",
+     lambda: rows((1, "A", "2024-01-01"), (None, "B", "2024-01-02")).astype({"opportunity_id": "Int64"}),
+     {}, sf.DataError, "opportunity_id", 1),
+    ("same_stage_entry_with_different_amounts",
+     lambda: rows((1, "A", "2024-01-01"), (1, "A", "2024-01-01")).assign(amount=[10.0, 20.0]),
+     {"amount": "amount"}, sf.DataError, "amount", 0),
 ]  # fmt: skip
+
+LENIENT = [c for c in CASES if c[0] in {
+    "time_text_not_a_time", "amount_text_n_a", "amount_with_thousands_separator",
+    "list_in_a_stage_cell", "missing_nullable_integer_id", "same_stage_entry_with_different_amounts",
+}]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "make", "kwargs", "error", "column", "row"), LENIENT,
+                         ids=[c[0] for c in LENIENT])  # fmt: skip
+def test_lenient_rejects_the_bad_row_and_keeps_the_other(
+    name: str, make: Callable, kwargs: dict, error: Any, column: str, row: int
+) -> None:
+    log = sf.EventLog.from_frame(FUNNEL, make(), validation="lenient", **kwargs)
+    assert list(log.rejected["row"]) == [row]
+    assert list(log.rejected["rejected_column"]) == [column]
+    assert log.n_events == 1
 
 
 @pytest.mark.parametrize(
