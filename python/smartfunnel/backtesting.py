@@ -3,6 +3,7 @@ was actually won, beside the baselines a CRM would use."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -138,8 +139,15 @@ class Backtest:
                 "open_deals": np.asarray(p["open_deals"]).astype(np.int64),
             }
         )
+
+    @functools.cached_property
+    def deals(self) -> pd.DataFrame:
+        """One row per (as_of, method, open deal): ``p`` and ``won`` (built on first use)."""
+        result = self.core
+        stamps = pd.DatetimeIndex([_convert.to_timestamp(int(t)) for t in result.as_of])
+        methods = np.asarray(result.methods, dtype=object)
         d = result.deals
-        self.deals = pd.DataFrame(
+        return pd.DataFrame(
             {
                 "as_of": stamps.take(np.asarray(d["date"], dtype=np.intp)),
                 "method": methods.take(np.asarray(d["method"], dtype=np.intp)),
