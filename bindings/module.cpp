@@ -13,5 +13,6 @@ PYBIND11_MODULE(_core, m) {
   register_simulate(m);
   register_forecast(m);
   register_coaching(m);
+  register_backtest(m);
   register_serialization(m); // after every class it adds pickling and save() to
 }

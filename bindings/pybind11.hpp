@@ -58,6 +58,7 @@ void register_model(py::module_& m);
 void register_simulate(py::module_& m);
 void register_forecast(py::module_& m);
 void register_coaching(py::module_& m);
+void register_backtest(py::module_& m);
 void register_serialization(py::module_& m);
 
 } // namespace smartfunnel::bindings

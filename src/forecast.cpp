@@ -85,7 +85,7 @@ std::vector<double> convolve_pmf(const std::vector<double>& a, const std::vector
   std::vector<double> pa(a), pb(b);
   pa.resize(n, 0.0);
   pb.resize(n, 0.0);
-  Eigen::FFT<double> fft;
+  thread_local Eigen::FFT<double> fft; // keeps its plans (twiddles) per size between calls
   std::vector<std::complex<double>> fa, fb;
   fft.fwd(fa, pa);
   fft.fwd(fb, pb);
@@ -135,7 +135,7 @@ lattice_node compound_poisson_lattice(const compound_poisson& cp, double step, d
   std::size_t n = 64;
   while (static_cast<double>(n) < 2.0 * need) n <<= 1;
   severity.resize(n, 0.0);
-  Eigen::FFT<double> fft;
+  thread_local Eigen::FFT<double> fft; // keeps its plans (twiddles) per size between calls
   std::vector<std::complex<double>> phi;
   fft.fwd(phi, severity);
   for (auto& z : phi) z = std::exp(cp.rate * (z - 1.0));

@@ -32,6 +32,7 @@ class WrongArchiveTypeError(ArchiveError): ...
 __all__: list[str] = [
     "ActivityLog",
     "ArchiveError",
+    "BacktestResult",
     "CancelledError",
     "CorruptArchiveError",
     "DataError",
@@ -49,6 +50,10 @@ __all__: list[str] = [
     "UnknownStageError",
     "WrongArchiveTypeError",
     "archive_info",
+    "backtest",
+    "backtest_combine",
+    "backtest_score_period",
+    "closed_only_win",
     "collect_statistics",
     "convolve",
     "dumps",
@@ -66,6 +71,27 @@ __all__: list[str] = [
     "opportunity_key",
     "simulate",
 ]
+
+class BacktestResult:
+    """
+    Rows and scores of a backtest (see smartfunnel.Backtest). Columns are read-only numpy views.
+    """
+    @property
+    def as_of(self) -> numpy.typing.NDArray[numpy.int64]: ...
+    @property
+    def calibration(self) -> dict: ...
+    @property
+    def deals(self) -> dict: ...
+    @property
+    def end(self) -> numpy.typing.NDArray[numpy.int64]: ...
+    @property
+    def methods(self) -> list[str]: ...
+    @property
+    def metrics(self) -> dict: ...
+    @property
+    def periods(self) -> dict: ...
+    @property
+    def start(self) -> numpy.typing.NDArray[numpy.int64]: ...
 
 class Funnel:
     """
@@ -500,6 +526,66 @@ def archive_info(path: os.PathLike | str | bytes) -> dict:
     """
     The checked envelope of an archive file: type, format, format_version, payload_bytes, metadata
     (str, or bytes when a C++ caller's note is not UTF-8 text).
+    """
+
+def backtest(
+    log: EventLog,
+    as_of: typing.Annotated[numpy.typing.ArrayLike, numpy.int64],
+    horizon_days: typing.SupportsInt | typing.SupportsIndex = 90,
+    period_start: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] = [],
+    period_end: typing.Annotated[numpy.typing.ArrayLike, numpy.int64] = [],
+    fit: FitOptions = ...,
+    ladder: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [],
+    calibration_bins: typing.SupportsInt | typing.SupportsIndex = 10,
+    threads: typing.SupportsInt | typing.SupportsIndex = 1,
+    progress: collections.abc.Callable | None = None,
+    stale_after_days: typing.SupportsFloat | typing.SupportsIndex | None = None,
+    include_arrivals: bool = True,
+    parameter_draws: typing.SupportsInt | typing.SupportsIndex = 0,
+    grid_days: typing.SupportsFloat | typing.SupportsIndex | None = None,
+    use_groups: bool = True,
+    arrivals_lookback_days: typing.SupportsFloat | typing.SupportsIndex = 180.0,
+    arrivals_by: str = "",
+    lattice_cells: typing.SupportsInt | typing.SupportsIndex = 4096,
+    lattice_sd: typing.SupportsFloat | typing.SupportsIndex = 8.0,
+) -> BacktestResult:
+    """
+    Walk-forward backtest at each as_of (epoch seconds); see smartfunnel.backtest. Periods: [period_start, period_end) per date, or the UTC day rule when both are empty.
+    """
+
+def backtest_combine(
+    parts: collections.abc.Sequence[BacktestResult],
+    calibration_bins: typing.SupportsInt | typing.SupportsIndex = 10,
+) -> BacktestResult:
+    """
+    The dates of each part in order, with the metrics and the calibration table of the whole.
+    """
+
+def backtest_score_period(
+    model: FunnelModel,
+    as_of: typing.SupportsInt | typing.SupportsIndex,
+    start: typing.SupportsInt | typing.SupportsIndex,
+    end: typing.SupportsInt | typing.SupportsIndex,
+    stage: typing.Annotated[numpy.typing.ArrayLike, numpy.uint16],
+    amount: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    p_win_period: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    forecast: dict,
+    realised: typing.SupportsFloat | typing.SupportsIndex,
+    won: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    actual: typing.SupportsFloat | typing.SupportsIndex,
+    ladder: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [],
+    lattice_cells: typing.SupportsInt | typing.SupportsIndex = 4096,
+    lattice_sd: typing.SupportsFloat | typing.SupportsIndex = 8.0,
+) -> BacktestResult:
+    """
+    The rows of one replayed date from its model, open deals, forecast distribution and outcomes (opportunities unknown); combine dates with backtest_combine.
+    """
+
+def closed_only_win(
+    model: FunnelModel, group: typing.SupportsInt | typing.SupportsIndex = 0
+) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    P(eventually won) per open stage from the naive closed-only rates, through the chain.
     """
 
 def collect_statistics(log: EventLog, options: FitOptions) -> FitStatistics:

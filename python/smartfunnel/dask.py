@@ -1322,16 +1322,15 @@ def backtest(
     parameter uncertainty when asked); the open deals' amounts, probabilities and outcomes then
     come to the client, where the baselines' exact distributions and the scores are computed as
     locally. The same table and deal rows as the local backtest."""
-    from .backtesting import _date_rows
-
     fit_options = fit or FitOptions()
     stages = list(log.funnel.stages)
+    ladder_values: list[float] = []
     if ladder is not None:
         missing = [s for s in stages if s not in ladder]
         if missing:
             raise ValueError(f"ladder has no probability for stage(s) {missing}")
-    rows: list[dict[str, Any]] = []
-    deal_rows: list[pd.DataFrame] = []
+        ladder_values = [float(ladder[s]) for s in stages]
+    results: list[_core.BacktestResult] = []
     for when in as_of:
         t = _convert.timestamp_seconds(when, "as_of")
         stamp = _convert.to_timestamp(t)
@@ -1364,27 +1363,32 @@ def backtest(
         def cat(key: str, dtype: Any, parts: Sequence[dict[str, Any]] = parts) -> np.ndarray:
             return np.concatenate([p[key] for p in parts]) if parts else np.empty(0, dtype)
 
-        r, d = _date_rows(
-            stamp,
-            model,
-            ladder,
-            cat("amount", np.float64),
-            cat("stage", np.int64),
-            cat("p", np.float64),
-            fc.exact,
-            cat("won", np.float64),
-            float(sum(p["realised"] for p in parts)),
-            float(sum(p["actual"] for p in parts)),
+        exact = fc.exact
+        results.append(
+            _core.backtest_score_period(
+                model.core,
+                t,
+                t0,
+                t1,
+                cat("stage", np.int64).astype(np.uint16),
+                cat("amount", np.float64),
+                cat("p", np.float64),
+                {
+                    "origin": exact.origin,
+                    "step": exact.step,
+                    "mean": exact.mean,
+                    "variance": exact.variance,
+                    "truncated_mass": exact.truncated_mass,
+                    "w1_bound": exact.w1_bound,
+                    "pmf": exact.pmf,
+                },
+                float(sum(p["realised"] for p in parts)),
+                cat("won", np.float64),
+                float(sum(p["actual"] for p in parts)),
+                ladder=ladder_values,
+            )
         )
-        rows += r
-        deal_rows += d
-    table = pd.DataFrame(rows)
-    deals = (
-        pd.concat(deal_rows, ignore_index=True)
-        if deal_rows
-        else pd.DataFrame(columns=["as_of", "method", "p", "won"])
-    )
-    return Backtest(table, deals, calibration_bins, horizon_days)
+    return Backtest(_core.backtest_combine(results, calibration_bins), horizon_days)
 
 
 # -- action effectiveness ------------------------------------------------------------------------------
