@@ -63,12 +63,12 @@ int main() {
   options.as_of = t0 + 10 * day;
   options.prior = 0.0; // unsmoothed, so the values below can be checked by hand
   options.draws = 0;
-  options.min_at_risk = 1;
   const auto model = fit(log, options);
   // Discovery: o2 leaves to Lost at 1 day, o1 to Proposal at 2, o3 is censored at 10:
   // P(Proposal) = P(Lost) = 1/2. Proposal: o1 is won at 3 days, o4 is censored at 9: P(Won) = 1.
-  // Both open deals are older than any exit of their stage, so the whole row applies:
-  // o3 (Discovery) 1/2, o4 (Proposal) 1.
+  // Both open deals are older than any exit of their stage. With fewer exits than min_at_risk
+  // (10 by default) the tail cannot tell dead deals from slow ones, so nothing is taken as dead
+  // and the whole row applies: o3 (Discovery) 1/2, o4 (Proposal) 1.
   const std::vector<std::int32_t> stage{0, 1};
   const std::vector<double> age{10, 9};
   std::vector<double> p(2);
