@@ -112,7 +112,14 @@ def to_amounts(
     """Amounts as float64 (NaN where missing); text that is not a number ('n/a', '5,000', a
     list) raises DataError naming the row, or with `problems` is listed there."""
     s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if pd.api.types.is_bool_dtype(s.dtype):
+        raise data_error(
+            f"{column} is a True/False column, expected amounts of money (numbers)", None, column
+        )
     if not pd.api.types.is_numeric_dtype(s.dtype):
+        flags = s.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
+        _report(flags, s, column, "is True/False, not an amount", problems, key)
+        s = s.mask(flags)
         converted = pd.to_numeric(s, errors="coerce")
         bad = s.notna().to_numpy() & converted.isna().to_numpy()
         _report(bad, s, column, "is not a number", problems, key)
@@ -247,8 +254,37 @@ def _check_utf8(codes: np.ndarray, names: list[str], column: str) -> None:
 def ids(
     values: Any, column: str, problems: Problems | None = None, key: str | None = None
 ) -> tuple[np.ndarray, list[str] | None]:
-    """Opportunity ids: int64 ids kept as given, anything else factorized to codes + names."""
+    """Opportunity ids: int64 ids kept as given, anything else factorized to codes + names.
+
+    True/False are not ids (DataError). A float column (pandas' reading of integer ids with a
+    blank cell) is read back as integers; ids at or beyond 2**53 have lost digits in it
+    (DataError: read the column as text).
+    """
     s = values if isinstance(values, pd.Series) else pd.Series(values)
+    if pd.api.types.is_bool_dtype(s.dtype) or (
+        s.dtype == object and len(s) and isinstance(s.iloc[0], (bool, np.bool_))
+    ):
+        raise data_error(
+            f"{column} holds True/False, expected opportunity ids (text or integers)", None, column
+        )
+    if pd.api.types.is_float_dtype(s.dtype):
+        v = s.to_numpy(dtype=np.float64)
+        present = ~np.isnan(v)
+        if present.any() and np.all(np.floor(v[present]) == v[present]):
+            big = present & (np.abs(np.where(present, v, 0.0)) >= 2.0**53)
+            if big.any():
+                r = int(np.flatnonzero(big)[0])
+                raise data_error(
+                    f"row {r}: {column} value {v[r]:.17g} is a float beyond 2**53: ids this long "
+                    "have lost digits (read the column as text, e.g. dtype=str in read_csv)",
+                    r,
+                    column,
+                )
+            if present.all():
+                return v.astype(np.int64), None
+            s = pd.Series(
+                [str(int(x)) if p else None for x, p in zip(v, present)], index=s.index, dtype="str"
+            )
     if pd.api.types.is_integer_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
         missing = s.isna().to_numpy()
         if missing.any():  # a nullable integer column with <NA>
