@@ -174,6 +174,7 @@ class _Issues:
 
     def __init__(self) -> None:
         self._records: list[dict[str, Any]] = []
+        self._chunks: list[pd.DataFrame] = []  # many records at once (add_many, extend)
 
     def add(
         self,
@@ -197,13 +198,47 @@ class _Issues:
             }
         )
 
-    def extend(self, other: pd.DataFrame) -> None:
-        self._records.extend(
-            {str(k): v for k, v in rec.items()} for rec in other[QUALITY_COLUMNS].to_dict("records")
+    def add_many(
+        self,
+        table: str,
+        rows: np.ndarray,
+        ids: Any,
+        column: str | None,
+        values: Any,
+        action: str,
+        reason: str | Sequence[str] | np.ndarray,
+    ) -> None:
+        """One record per row of `rows` (positions), with the ids and values of those rows."""
+        n = len(rows)
+        if not n:
+            return
+        self._chunks.append(
+            pd.DataFrame(
+                {
+                    "table": table,
+                    "row": np.asarray(rows, dtype=np.int64),
+                    "id": _texts(ids),
+                    "column": column,
+                    "value": _texts(values) if values is not None else np.full(n, None),
+                    "action": action,
+                    "reason": reason if isinstance(reason, str) else np.asarray(reason, object),
+                }
+            )
         )
 
+    def extend(self, other: pd.DataFrame) -> None:
+        self._chunks.append(other[QUALITY_COLUMNS].copy())
+
+    def reasons(self, action: str) -> pd.Series:
+        """The reasons of the records with this action."""
+        q = self.frame()
+        return q.loc[q["action"] == action, "reason"]
+
     def frame(self) -> pd.DataFrame:
-        out = pd.DataFrame(self._records, columns=QUALITY_COLUMNS)
+        parts = [pd.DataFrame(self._records, columns=QUALITY_COLUMNS)]
+        parts += [c.astype({"row": "Int64"}) for c in self._chunks]
+        parts = [p for p in parts if len(p)] or parts[:1]
+        out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         out["row"] = out["row"].astype("Int64")
         if len(out):  # by table (first seen first), then row; table-level notes first
             tables = {t: i for i, t in enumerate(dict.fromkeys(out["table"]))}
@@ -213,6 +248,21 @@ class _Issues:
         for c in ("table", "id", "column", "value", "action", "reason"):
             out[c] = out[c].astype(object)
         return out
+
+
+def _texts(values: Any) -> np.ndarray:
+    """Cells as text for the quality report (None where missing)."""
+    arr = (
+        values.to_numpy(dtype=object)
+        if isinstance(values, pd.Series)
+        else np.asarray(values, object)
+    )
+    if arr.ndim != 1:  # cells holding sequences: one by one
+        return np.array([None if v is None or _isna(v) else str(v) for v in values], dtype=object)
+    missing = np.asarray(pd.isna(arr), dtype=bool)
+    out = pd.Series(arr, dtype=object).astype(str).to_numpy(dtype=object)
+    out[missing] = None
+    return out
 
 
 def _isna(value: Any) -> bool:
@@ -616,10 +666,16 @@ def infer_funnel(
     """
     _require(frame, [opportunity, stage, time], "infer_funnel")
     times, _ = _parse_times(frame[time])
-    df = pd.DataFrame(
-        {"o": frame[opportunity].to_numpy(), "s": frame[stage].astype("string"), "t": times}
-    ).dropna()
-    names = list(dict.fromkeys(df["s"].tolist()))
+    o_codes = pd.factorize(frame[opportunity])[0]
+    s_codes, s_names = pd.factorize(frame[stage].astype("string"))
+    t_utc = times.dt.tz_convert(None).to_numpy()  # datetime64, not an object array of Timestamps
+    df = pd.DataFrame({"o": o_codes, "c": s_codes, "t": t_utc})
+    df = df[(df["o"] >= 0) & (df["c"] >= 0) & df["t"].notna()]
+    present = np.unique(df["c"].to_numpy())  # in order of first appearance: codes are
+    names = [str(s_names[c]) for c in present]
+    df["s"] = pd.Categorical.from_codes(
+        df["c"].to_numpy(dtype=np.int64), categories=pd.Index([str(x) for x in s_names])
+    )
     won = [n for n in names if _won_lost(n) == "won"]
     lost = [n for n in names if _won_lost(n) == "lost"]
     if not won:
@@ -630,14 +686,25 @@ def infer_funnel(
             stage,
         )
     open_ = [n for n in names if _won_lost(n) is None]
-    first = df[df["s"].isin(open_)].groupby(["o", "s"], sort=False)["t"].min().reset_index()
-    pairs = first.merge(first, on="o")
-    pairs = pairs[pairs["t_x"] < pairs["t_y"]]
-    before = pairs.groupby("s_x").size()
-    after = pairs.groupby("s_y").size()
-    score = {n: int(before.get(n, 0)) - int(after.get(n, 0)) for n in open_}
-    seen = {n: i for i, n in enumerate(open_)}
-    stages = sorted(open_, key=lambda n: (-score[n], seen[n]))
+    # First entry of each open stage per opportunity, as a dense (opportunity x stage) table,
+    # then for each pair of stages how many opportunities entered one before the other.
+    col = {n: j for j, n in enumerate(open_)}
+    stage_col = np.array([col.get(str(n), -1) for n in s_names], dtype=np.int64)
+    j = stage_col[df["c"].to_numpy()]
+    sel = j >= 0
+    o_idx = df["o"].to_numpy()[sel]
+    t = df["t"].to_numpy().astype("datetime64[s]").astype(np.int64)[sel]
+    n_opp = int(o_codes.max()) + 1 if len(o_codes) else 0
+    first_t = np.full((n_opp, len(open_)), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_t, (o_idx, j[sel]), t)
+    seen = first_t != np.iinfo(np.int64).max
+    score = {}
+    for a, n in enumerate(open_):
+        ta, both = first_t[:, a : a + 1], seen & seen[:, a : a + 1]
+        # pairs where a was entered before the other stage, minus those where after it
+        score[n] = int(((ta < first_t) & both).sum()) - int(((first_t < ta) & both).sum())
+    order = {n: i for i, n in enumerate(open_)}
+    stages = sorted(open_, key=lambda n: (-score[n], order[n]))
     return _core.Funnel(stages, won=won, lost=lost or ["Lost"], name=name)
 
 
@@ -775,17 +842,21 @@ def from_long(
     issues = _Issues()
     ids = frame[opportunity]
 
+    def ids_at(rows: np.ndarray) -> np.ndarray:
+        return ids.iloc[rows].to_numpy(dtype=object)
+
     def bad(mask: np.ndarray, column: str, reason: str, action: str = "rejected") -> None:
-        for pos in np.flatnonzero(mask):
-            r = int(pos)
-            if errors == "raise" and action == "rejected":
-                raise _convert.data_error(
-                    f"row {r}: {column} value {frame[column].iloc[r]!r} of opportunity "
-                    f"{str(ids.iloc[r])!r}: {reason}",
-                    r,
-                    column,
-                )
-            issues.add(table, r, ids.iloc[r], column, frame[column].iloc[r], action, reason)
+        rows = np.flatnonzero(mask)
+        if len(rows) and errors == "raise" and action == "rejected":
+            r = int(rows[0])
+            raise _convert.data_error(
+                f"row {r}: {column} value {frame[column].iloc[r]!r} of opportunity "
+                f"{str(ids.iloc[r])!r}: {reason}",
+                r,
+                column,
+            )
+        cells = frame[column].iloc[rows].to_numpy(dtype=object)
+        issues.add_many(table, rows, ids_at(rows), column, cells, action, reason)
 
     keep = np.ones(len(frame), dtype=bool)
     no_id = ids.isna().to_numpy()
@@ -819,8 +890,8 @@ def from_long(
 
     events = pd.DataFrame(
         {
-            "opportunity_id": ids.to_numpy(),
-            "stage": stages.to_numpy(dtype=object),
+            "opportunity_id": ids.array,  # text stays Arrow-backed: interned in C++
+            "stage": stages.array,
             "time": times,
             "_row": np.arange(len(frame)),
         },
@@ -835,7 +906,9 @@ def from_long(
         num = num.astype(np.float64).where(keep)
         # A missing amount means "not changed": the opportunity's amount in force is kept (the
         # nearest earlier row's, else the nearest later one's); none at all counts as 0.
-        by_time = pd.DataFrame({"o": ids.to_numpy(), "t": times.to_numpy(), "a": num.to_numpy()})
+        codes = pd.factorize(ids)[0]
+        t_utc = times.dt.tz_convert(None).to_numpy()
+        by_time = pd.DataFrame({"o": codes, "t": t_utc, "a": num.to_numpy(dtype=np.float64)})
         by_time = by_time[keep].sort_values(["t"], kind="stable")
         # Grouped ffill then bfill (cythonised; a per-group lambda took 97% of a 1M-row import).
         forward = by_time.groupby("o", sort=False)["a"].ffill()
@@ -855,16 +928,16 @@ def from_long(
                 f"{n_filled} rows without an amount keep the opportunity's amount in "
                 "force (the nearest earlier row's, else the next one's)",
             )
-        for r in np.flatnonzero(full.isna().to_numpy() & keep).tolist():
-            issues.add(
-                table,
-                int(r),
-                ids.iloc[r],
-                amount,
-                raw.iloc[r],
-                "changed",
-                "the opportunity has no amount in any row: counted as 0",
-            )
+        none = np.flatnonzero(full.isna().to_numpy() & keep)
+        issues.add_many(
+            table,
+            none,
+            ids_at(none),
+            amount,
+            raw.iloc[none].to_numpy(dtype=object),
+            "changed",
+            "the opportunity has no amount in any row: counted as 0",
+        )
         events["amount"] = full.fillna(0.0).to_numpy()
         cols["amount"] = "amount"
     for key, col in (("close_date", close_date), ("created", created)):
@@ -878,25 +951,25 @@ def from_long(
         first = events["time"].where(keep).groupby(events["opportunity_id"]).transform("min")
         given = events["created"].groupby(events["opportunity_id"]).transform("min")
         late = (given > first).to_numpy() & keep
-        for r in np.flatnonzero(late).tolist():
-            issues.add(
-                table,
-                int(r),
-                ids.iloc[r],
-                created,
-                frame[created].iloc[r],
-                "changed",
-                "created after the opportunity's first event: creation taken as the first event",
-            )
+        rows = np.flatnonzero(late)
+        issues.add_many(
+            table,
+            rows,
+            ids_at(rows),
+            created,
+            frame[created].iloc[rows].to_numpy(dtype=object),
+            "changed",
+            "created after the opportunity's first event: creation taken as the first event",
+        )
         events["created"] = given.where(~(given > first), first)
     if owner is not None:
-        events["owner"] = frame[owner].to_numpy()
+        events["owner"] = frame[owner].array
         cols["owner"] = "owner"
     for a in attributes:
-        events[a] = frame[a].to_numpy()
+        events[a] = frame[a].array
     events = events[keep]
     if funnel is None and not keep.any() and len(frame):  # nothing to infer the funnel from
-        why = pd.Series([r["reason"] for r in issues._records if r["action"] == "rejected"])
+        why = issues.reasons("rejected")
         counts = "; ".join(f"{n:,} {r}" for r, n in why.value_counts().items())
         raise _convert.data_error(f"{table}: none of the {len(frame):,} rows is usable ({counts})")
     if funnel is None and not len(frame):
@@ -941,10 +1014,14 @@ def from_long(
                 rej["rejected_column"].iloc[0]
             )
             raise _convert.data_error(f"row {first_row}: {rej['reason'].iloc[0]}", first_row, col)
-        for r, col, why in zip(orig, rej["rejected_column"], rej["reason"]):
-            c = _user.get(str(col)) or str(col)
-            value = frame[c].iloc[int(r)] if c in frame.columns else None
-            issues.add(table, int(r), ids.iloc[int(r)], c, value, "rejected", str(why))
+        rej_cols = rej["rejected_column"].astype(str).to_numpy(dtype=object)
+        reasons = rej["reason"].astype(str).to_numpy(dtype=object)
+        for rc in dict.fromkeys(rej_cols):  # one chunk per column of the caller's frame
+            at = rej_cols == rc
+            c = _user.get(str(rc)) or str(rc)
+            rows = orig[at]
+            cells = frame[c].iloc[rows].to_numpy(dtype=object) if c in frame.columns else None
+            issues.add_many(table, rows, ids_at(rows), c, cells, "rejected", reasons[at])
     return Imported(log=log, quality=issues.frame(), source="long format")
 
 
