@@ -193,7 +193,7 @@ def _read(args: argparse.Namespace, bar: Progress) -> imports.Imported:
                     "from the file; --sep / --decimal to choose)",
                 )
             )
-        frames.append(pd.read_csv(path, low_memory=False, sep=sep, decimal=decimal))
+        frames.append(imports._read_csv(path, sep=sep, decimal=decimal))  # ids as text
     frame = pd.concat(frames, ignore_index=True)
     imp = imports.from_long(
         frame,

@@ -372,10 +372,16 @@ def _read_csv(
     given = _csv_options.get() or {}
     given = given.get(Path(path), given)  # read() sniffs each file
     sep, decimal = sep or given.get("sep"), decimal or given.get("decimal")
-    header = pd.read_csv(path, nrows=0, sep=sep or ",")
+    encoding = _encoding(path)
+    header = pd.read_csv(path, nrows=0, sep=sep or ",", encoding=encoding)
     text = {c: "str" for c in header.columns if _is_id_column(str(c))}
     frame = pd.read_csv(
-        path, low_memory=False, sep=sep or ",", decimal=decimal or ".", dtype=text or None
+        path,
+        low_memory=False,
+        sep=sep or ",",
+        decimal=decimal or ".",
+        dtype=text or None,
+        encoding=encoding,
     )
     if hook is not None:
         hook(Path(path), True)
@@ -420,7 +426,7 @@ def sniff_csv(path: str | os.PathLike[str], sep: str | None = None) -> tuple[str
     28.000,00 or 3,5 appear and none such as 3.5.
     """
     try:
-        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+        with open(path, encoding=_encoding(path) or "utf-8", errors="replace", newline="") as fh:
             head = fh.read(65536)
     except OSError:
         return ",", "."
@@ -1021,7 +1027,10 @@ def from_long(
             c = _user.get(str(rc)) or str(rc)
             rows = orig[at]
             cells = frame[c].iloc[rows].to_numpy(dtype=object) if c in frame.columns else None
-            issues.add_many(table, rows, ids_at(rows), c, cells, "rejected", reasons[at])
+            said = reasons[at]
+            if c != rc:  # the reason names the caller's column, not the internal one
+                said = np.array([r.replace(f"{rc} value", f"{c} value", 1) for r in said], object)
+            issues.add_many(table, rows, ids_at(rows), c, cells, "rejected", said)
     return Imported(log=log, quality=issues.frame(), source="long format")
 
 
@@ -2879,6 +2888,34 @@ _EXPECTED = """\
   - sparklesquad crm-dataset (Opportunity_ID, Deal_Stage, Created_On, Close_Date)."""
 
 
+def _encoding(path: str | os.PathLike[str]) -> str | None:
+    """The text encoding a file's byte-order mark says (UTF-16 from Excel's "Unicode text",
+    UTF-8 with a BOM), else None (UTF-8)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    return None
+
+
+def _unreadable_reason(path: Path, error: BaseException) -> str:
+    """Why a file cannot be read as CSV, in words."""
+    if path.is_dir():
+        return "a directory, not a file"
+    if isinstance(error, pd.errors.EmptyDataError):
+        return "empty (no header line)"
+    if isinstance(error, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8 CSV"
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return f"not a CSV file ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
+
+
 def _expand(
     paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
 ) -> list[tuple[Path, bool]]:
@@ -2891,6 +2928,11 @@ def _expand(
             out += [(f, False) for f in sorted(p.glob("*.csv"))]
         elif p.exists():
             out.append((p, True))
+        elif p.is_symlink():
+            raise _convert.data_error(
+                f"{str(p)!r}: cannot be read: a symbolic link to nothing (dangling, or a loop of "
+                "symbolic links)"
+            )
         else:
             raise FileNotFoundError(f"no such file or directory: {str(p)!r}")
     if not out:
@@ -3071,8 +3113,16 @@ def _read(
     )
     kinds: dict[str, list[Path]] = {}
     unused: list[Path] = []
+    unreadable: list[tuple[Path, str]] = []
     for f, explicit in files:
-        header = pd.read_csv(f, nrows=0, sep=chosen[f]["sep"])
+        try:
+            header = pd.read_csv(f, nrows=0, sep=chosen[f]["sep"], encoding=_encoding(f))
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            why = _unreadable_reason(f, e)
+            if explicit:
+                raise _convert.data_error(f"{str(f)!r}: cannot be read: {why}") from None
+            unreadable.append((f, why))
+            continue
         kind = _classify([str(c) for c in header.columns], f)
         if kind is None:
             if explicit:
@@ -3116,6 +3166,9 @@ def _read(
     issues.extend(imp.quality)
     for f in unused:
         issues.add(f.name, None, None, None, None, "note", "file not used: no format reads it")
+    for f, why in unreadable:
+        issues.add(f.name, None, None, None, None, "note", f"file not used: {why}")
+    unused += [f for f, _ in unreadable]
     return dataclasses.replace(
         imp,
         quality=issues.frame(),

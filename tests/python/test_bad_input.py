@@ -119,6 +119,18 @@ CASES: list[tuple[str, Callable[[], pd.DataFrame], dict, Any, str, Any]] = [
     ("same_stage_entry_with_different_amounts",
      lambda: rows((1, "A", "2024-01-01"), (1, "A", "2024-01-01")).assign(amount=[10.0, 20.0]),
      {"amount": "amount"}, sf.DataError, "amount", 0),
+    # Issue 13, items 1 and 5: ids and money keep what the export says.
+    ("true_false_ids", lambda: rows((True, "A", "2024-01-01"), (False, "B", "2024-01-02")), {},
+     sf.DataError, "opportunity_id", None),
+    ("true_false_amount_column", lambda: with_amount(False).astype({"amount": bool}),
+     {"amount": "amount"}, sf.DataError, "amount", None),
+    ("float_ids_beyond_2_53_lost_digits",
+     lambda: rows((1.2345678901234568e17, "A", "2024-01-01"), (np.nan, "B", "2024-01-02")), {},
+     sf.DataError, "opportunity_id", 0),
+    ("integral_float_ids_with_a_blank_are_integers",
+     lambda: rows((7.0, "A", "2024-01-01"), (8.0, "B", "2024-01-02"), (np.nan, "B", "2024-01-03")),
+     {"validation": "lenient"}, None, "",
+     lambda log: sorted(log.opportunity_ids()) == ["7", "8"] and len(log.rejected) == 1),
 ]  # fmt: skip
 
 LENIENT = [c for c in CASES if c[0] in {

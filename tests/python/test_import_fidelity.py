@@ -4,6 +4,7 @@ money, decimal commas never turned into 0 revenue (issue 13, items 1, 3 and 5)."
 from __future__ import annotations
 
 import pathlib
+import re
 import sys
 
 import numpy as np
@@ -150,3 +151,64 @@ def test_salesforce_cells_that_cannot_be_read_are_reported():
     clean = sf.imports.from_salesforce(*salesforce_exports())
     assert imp.funnel.stages == clean.funnel.stages
     assert sorted(imp.log.opportunity_ids()) == sorted(clean.log.opportunity_ids())
+
+
+def _events_csv(path):
+    pd.DataFrame(
+        {
+            "opportunity_id": ["a", "a", "b"],
+            "stage": ["Discovery", "Won", "Discovery"],
+            "time": ["2024-01-01", "2024-01-05", "2024-01-02"],
+        }
+    ).to_csv(path, index=False)
+
+
+@pytest.mark.parametrize(
+    "name, make, reason",
+    [
+        ("empty.csv", lambda p: p.write_bytes(b""), "empty (no header line)"),
+        ("dir.csv", lambda p: p.mkdir(), "a directory, not a file"),
+        ("loop.csv", lambda p: p.symlink_to(p.name), "symbolic links"),
+        ("latin1.csv", lambda p: p.write_bytes(b"\xff\xfeo\x00"[2:] + b"\xe9t\xe9\n"), "UTF-8"),
+        ("binary.csv", lambda p: p.write_bytes(bytes(range(256)) * 8), "no format reads it"),
+    ],
+)
+def test_one_unusable_file_in_a_folder_is_a_note_naming_it(tmp_path, name, make, reason):
+    _events_csv(tmp_path / "events.csv")
+    make(tmp_path / name)
+    imp = sf.imports.read(tmp_path, funnel=FUNNEL)
+    assert imp.log.n_opportunities == 2  # the good file is read
+    notes = imp.quality[(imp.quality["table"] == name) & (imp.quality["action"] == "note")]
+    assert len(notes) == 1 and reason in notes["reason"].iloc[0], imp.quality
+    assert not any(f.endswith(name) for f in imp.files)
+    # Named explicitly, the same file is an error naming it.
+    expected = {
+        "binary.csv": "format not recognised",
+        "dir.csv": "no CSV files in",
+        "loop.csv": "cannot be read: a symbolic link to nothing",
+    }.get(name, f"cannot be read: .*{re.escape(reason)}")
+    with pytest.raises(sf.DataError, match=rf"{name}.*") as err:
+        sf.imports.read(tmp_path / name, funnel=FUNNEL)
+    assert re.search(expected, str(err.value)), str(err.value)
+
+
+def test_utf16_export_is_read_by_its_byte_order_mark(tmp_path):
+    # Excel's "Unicode text" is UTF-16 with a BOM, tab-separated.
+    text = "opportunity_id\tstage\ttime\namélie-1\tDiscovery\t2024-01-01\nb\tWon\t2024-01-02\n"
+    (tmp_path / "export.csv").write_text(text, encoding="utf-16")
+    imp = sf.imports.read(tmp_path / "export.csv", funnel=FUNNEL)
+    assert sorted(imp.log.opportunity_ids()) == ["amélie-1", "b"]
+
+
+def test_rejected_cells_name_the_callers_column():
+    frame = pd.DataFrame(
+        {
+            "o": pd.Series([[1], "x"], dtype=object),
+            "stage": ["Discovery", "Discovery"],
+            "time": ["2024-01-01", "2024-01-02"],
+        }
+    )
+    imp = sf.imports.from_long(frame, FUNNEL, opportunity="o")
+    bad = imp.quality[imp.quality["action"] == "rejected"]
+    assert list(bad["row"]) == [0] and list(bad["column"]) == ["o"]
+    assert bad["reason"].iloc[0].startswith("o value [1] is not a label")
