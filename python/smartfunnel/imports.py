@@ -374,15 +374,24 @@ def _read_csv(
     sep, decimal = sep or given.get("sep"), decimal or given.get("decimal")
     encoding = _encoding(path)
     header = pd.read_csv(path, nrows=0, sep=sep or ",", encoding=encoding)
-    text = {c: "str" for c in header.columns if _is_id_column(str(c))}
-    frame = pd.read_csv(
-        path,
-        low_memory=False,
-        sep=sep or ",",
-        decimal=decimal or ".",
-        dtype=text or None,
-        encoding=encoding,
-    )
+    ids = [c for c in header.columns if _is_id_column(str(c))]
+    # Id cells are missing only when empty: "NA", "null" or "None" can be an id.
+    missing: dict[Any, Any] = {c: [""] if c in ids else _NA_TEXT for c in header.columns}
+    csv: dict[str, Any] = {
+        "sep": sep or ",",
+        "encoding": encoding,
+        "keep_default_na": False,
+        "na_values": missing,
+    }
+    frame: pd.DataFrame = pd.read_csv(path, low_memory=False, decimal=decimal or ".", **csv)
+    # Id columns that read as numbers are read again as text ("007" and "7" are two deals; an
+    # 18-digit id is not rounded through float64). Reading them as text up front costs twice as
+    # long on text ids, which need nothing.
+    numeric = [c for c in ids if not pd.api.types.is_string_dtype(frame[c].dtype)]
+    if numeric:
+        again = pd.read_csv(path, usecols=numeric, dtype={c: "str" for c in numeric}, **csv)
+        for c in numeric:
+            frame[c] = again[c]
     if hook is not None:
         hook(Path(path), True)
     return frame
@@ -405,6 +414,13 @@ _ID_NAMES = {
     "sdr_id",
     "sr_id",
 }
+
+
+# What pandas reads as missing by default (its STR_NA_VALUES), kept for every column but ids.
+_NA_TEXT = [
+    *("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"),
+    *("<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"),
+]
 
 
 def _is_id_column(name: str) -> bool:
@@ -912,15 +928,20 @@ def from_long(
         num = num.astype(np.float64).where(keep)
         # A missing amount means "not changed": the opportunity's amount in force is kept (the
         # nearest earlier row's, else the nearest later one's); none at all counts as 0.
-        codes = pd.factorize(ids)[0]
-        t_utc = times.dt.tz_convert(None).to_numpy()
-        by_time = pd.DataFrame({"o": codes, "t": t_utc, "a": num.to_numpy(dtype=np.float64)})
-        by_time = by_time[keep].sort_values(["t"], kind="stable")
-        # Grouped ffill then bfill (cythonised; a per-group lambda took 97% of a 1M-row import).
-        forward = by_time.groupby("o", sort=False)["a"].ffill()
-        filled = forward.groupby(by_time["o"].to_numpy(), sort=False).bfill()
-        values = np.full(len(frame), np.nan)
-        values[by_time.index.to_numpy()] = filled.to_numpy()
+        values = num.to_numpy(dtype=np.float64).copy()
+        values[~keep] = np.nan
+        gaps = np.isnan(values) & keep
+        if gaps.any():  # only the opportunities with a gap are filled
+            codes = pd.factorize(ids)[0]
+            some = np.isin(codes, np.unique(codes[gaps])) & keep
+            t_utc = times.dt.tz_convert(None).to_numpy()[some]
+            by_time = pd.DataFrame({"o": codes[some], "t": t_utc, "a": values[some]})
+            by_time.index = np.flatnonzero(some)
+            by_time = by_time.sort_values(["t"], kind="stable")
+            # Grouped ffill then bfill (cythonised; a per-group lambda took 97% of an import).
+            forward = by_time.groupby("o", sort=False)["a"].ffill()
+            filled = forward.groupby(by_time["o"].to_numpy(), sort=False).bfill()
+            values[by_time.index.to_numpy()] = filled.to_numpy()
         full = pd.Series(values)
         n_filled = int((num.isna().to_numpy() & full.notna().to_numpy() & keep).sum())
         if n_filled:

@@ -212,3 +212,12 @@ def test_rejected_cells_name_the_callers_column():
     bad = imp.quality[imp.quality["action"] == "rejected"]
     assert list(bad["row"]) == [0] and list(bad["column"]) == ["o"]
     assert bad["reason"].iloc[0].startswith("o value [1] is not a label")
+
+
+def test_ids_that_read_as_missing_words_are_kept(tmp_path):
+    # "NA" (an account in North America) or "None" is an id; only an empty cell is missing.
+    path = _long_csv(tmp_path / "events.csv", ["NA", "None", "null", ""], amounts=[1, "n/a", 3, 4])
+    imp = sf.imports.read(path, funnel=FUNNEL)
+    assert sorted(imp.log.opportunity_ids()) == ["NA", "None", "null"]
+    amount = imp.quality[imp.quality["column"] == "amount"]  # n/a: missing, counted as 0, reported
+    assert list(amount["id"].dropna()) == ["None"]
