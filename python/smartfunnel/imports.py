@@ -92,7 +92,12 @@ def from_snapshot(
     cur = frame[stage].astype(str).to_numpy()
     close = _snapshot_times(frame[closed])
     dates = {s: _snapshot_times(frame[c]) for s, c in entered.items()}
-    amounts = frame[amount].astype(float) if amount else pd.Series(0.0, index=frame.index)
+    amounts = (
+        pd.to_numeric(frame[amount], errors="coerce").astype(float)
+        if amount
+        else pd.Series(0.0, index=frame.index)
+    )
+    unreadable = frame[amount].notna() & amounts.isna() if amount else amounts.isna()
     for i in range(len(frame)):
         events = []
         for s, series in dates.items():
@@ -116,7 +121,10 @@ def from_snapshot(
             )
             continue
         value = amounts.iloc[i]
-        if not np.isfinite(value):
+        if not np.isfinite(value) and unreadable.iloc[i]:
+            notes.append((i, f"amount {frame[amount].iloc[i]!r} is not a number: counted as 0"))
+            value = 0.0
+        elif not np.isfinite(value):
             what = (  # "amount..." (the quality report files it as a changed amount)
                 f"amount missing on a {cur[i]} deal: counted as 0 (its outcome is kept, its "
                 "value adds nothing to revenue)"
@@ -372,26 +380,10 @@ def _read_csv(
     given = _csv_options.get() or {}
     given = given.get(Path(path), given)  # read() sniffs each file
     sep, decimal = sep or given.get("sep"), decimal or given.get("decimal")
-    encoding = _encoding(path)
-    header = pd.read_csv(path, nrows=0, sep=sep or ",", encoding=encoding)
-    ids = [c for c in header.columns if _is_id_column(str(c))]
-    # Id cells are missing only when empty: "NA", "null" or "None" can be an id.
-    missing: dict[Any, Any] = {c: [""] if c in ids else _NA_TEXT for c in header.columns}
-    csv: dict[str, Any] = {
-        "sep": sep or ",",
-        "encoding": encoding,
-        "keep_default_na": False,
-        "na_values": missing,
-    }
-    frame: pd.DataFrame = pd.read_csv(path, low_memory=False, decimal=decimal or ".", **csv)
-    # Id columns that read as numbers are read again as text ("007" and "7" are two deals; an
-    # 18-digit id is not rounded through float64). Reading them as text up front costs twice as
-    # long on text ids, which need nothing.
-    numeric = [c for c in ids if not pd.api.types.is_string_dtype(frame[c].dtype)]
-    if numeric:
-        again = pd.read_csv(path, usecols=numeric, dtype={c: "str" for c in numeric}, **csv)
-        for c in numeric:
-            frame[c] = again[c]
+    try:
+        frame = _read_csv_text(path, sep or ",", decimal or ".")
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise _convert.data_error(f"{str(path)!r}: {_unreadable_reason(Path(path), e)}") from None
     if hook is not None:
         hook(Path(path), True)
     return frame
@@ -426,6 +418,30 @@ _NA_TEXT = [
 def _is_id_column(name: str) -> bool:
     """Whether a CSV column holds ids (read as text, never as numbers)."""
     return bool(_ID_COLUMN.search(name.strip())) or name.strip().lower() in _ID_NAMES
+
+
+def _read_csv_text(path: str | os.PathLike[str], sep: str, decimal: str) -> pd.DataFrame:
+    encoding = _encoding(path)
+    header = pd.read_csv(path, nrows=0, sep=sep, encoding=encoding)
+    ids = [c for c in header.columns if _is_id_column(str(c))]
+    # Id cells are missing only when empty: "NA", "null" or "None" can be an id.
+    missing: dict[Any, Any] = {c: [""] if c in ids else _NA_TEXT for c in header.columns}
+    csv: dict[str, Any] = {
+        "sep": sep,
+        "encoding": encoding,
+        "keep_default_na": False,
+        "na_values": missing,
+    }
+    frame: pd.DataFrame = pd.read_csv(path, low_memory=False, decimal=decimal, **csv)
+    # Id columns that read as numbers are read again as text ("007" and "7" are two deals; an
+    # 18-digit id is not rounded through float64). Reading them as text up front costs twice as
+    # long on text ids, which need nothing.
+    numeric = [c for c in ids if not pd.api.types.is_string_dtype(frame[c].dtype)]
+    if numeric:
+        again = pd.read_csv(path, usecols=numeric, dtype={c: "str" for c in numeric}, **csv)
+        for c in numeric:
+            frame[c] = again[c]
+    return frame
 
 
 _SEPARATORS = (",", ";", "\t", "|")
@@ -708,6 +724,13 @@ def infer_funnel(
             stage,
         )
     open_ = [n for n in names if _won_lost(n) is None]
+    if not open_:
+        raise _convert.data_error(
+            f"cannot infer the funnel: every stage among {names} reads as won or lost, none is "
+            "open (give the funnel, e.g. Funnel(['Discovery', ...], won=..., lost=...))",
+            None,
+            stage,
+        )
     # First entry of each open stage per opportunity, as a dense (opportunity x stage) table,
     # then for each pair of stages how many opportunities entered one before the other.
     col = {n: j for j, n in enumerate(open_)}
@@ -1499,6 +1522,12 @@ def _salesforce_stages(opps: pd.DataFrame, history: pd.DataFrame, issues: _Issue
                 else "placed after the ordered stages (no StageSortOrder, no Probability)"
             ),
         )
+    if not info:
+        raise _convert.data_error(
+            "Salesforce export: no usable StageName in Opportunity or OpportunityHistory",
+            None,
+            "StageName",
+        )
     table = pd.DataFrame.from_dict(info, orient="index")
     table.index.name = "stage"
     open_ = table[table["outcome"] == "open"]
@@ -1666,7 +1695,7 @@ def from_salesforce(
             )
     opp = opp.set_index("Id", drop=False)
     for col, series in parsed.items():
-        opp["_" + col] = series.to_numpy()
+        opp["_" + col] = series.array  # tz-aware (to_numpy of an all-missing column is naive)
 
     # History rows.
     keep = np.ones(len(hist), dtype=bool)
@@ -1890,6 +1919,12 @@ def from_salesforce(
             "the row is kept and creation taken as the first history row",
         )
     created = created.where(created.notna() & (created <= first), first)
+    if not len(events):  # nothing usable: every row is in the quality report
+        raise _convert.data_error(
+            "Salesforce export: no opportunity can be imported (every row is rejected: "
+            + "; ".join(f"{n:,} {r}" for r, n in issues.reasons("rejected").value_counts().items())
+            + ")"
+        )
     events["created"] = events["opportunity_id"].map(created)
 
     # Amounts: a missing one means "not changed"; the Opportunity's, else 0, when none is known.
@@ -2931,7 +2966,7 @@ def _unreadable_reason(path: Path, error: BaseException) -> str:
     if isinstance(error, pd.errors.EmptyDataError):
         return "empty (no header line)"
     if isinstance(error, UnicodeDecodeError):
-        return f"not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8 CSV"
+        return f"not {error.encoding.upper()} text ({error.reason} in a cell), save it as UTF-8 CSV"
     if isinstance(error, OSError):
         return error.strerror or str(error)
     return f"not a CSV file ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
@@ -3059,6 +3094,9 @@ def read(
             progress,
             _ReadOptions(stage_map, after_terminal, pipeline=pipeline),
         )
+    except _core.InvalidFunnelError as e:  # a funnel built from the files' stages
+        which = ", ".join(f.name for f, _ in files)
+        raise _convert.data_error(f"{which}: the stages give no usable funnel: {e}") from None
     finally:
         _time_options.reset(tokens[1])
         _csv_options.reset(tokens[0])
