@@ -27,6 +27,7 @@ constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 namespace {
 std::string num(double x) {
   std::ostringstream os;
+  os.precision(15);
   os << x;
   return os.str();
 }

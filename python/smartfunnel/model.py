@@ -80,15 +80,17 @@ class FitOptions:
         )
         groups = [self.groups] if isinstance(self.groups, str) else list(self.groups)
         o.groups = groups
-        o.min_exits = int(self.min_exits)
+        o.min_exits = _convert.option_int(self.min_exits, "min_exits", 0, 2**63 - 1)
         o.unresolved_threshold = float(self.unresolved_threshold)
         o.level = float(self.level)
-        o.seed = int(self.seed)
-        o.draws = int(self.draws)
-        o.min_at_risk = int(self.min_at_risk)
+        o.seed = _convert.option_int(self.seed, "seed", 0, 2**64 - 1)
+        o.draws = _convert.option_int(self.draws, "draws", 0, _core.FIT_MAX_DRAWS)
+        o.min_at_risk = _convert.option_int(self.min_at_risk, "min_at_risk", 0, 2**63 - 1)
         o.min_concentration = float(self.min_concentration)
         o.max_concentration = float(self.max_concentration)
-        o.min_groups_for_eb = int(self.min_groups_for_eb)
+        o.min_groups_for_eb = _convert.option_int(
+            self.min_groups_for_eb, "min_groups_for_eb", 0, 2**63 - 1
+        )
         o.fallback_concentration = float(self.fallback_concentration)
         o.validate()
         return o
