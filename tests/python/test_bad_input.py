@@ -242,6 +242,10 @@ OPTION_CASES: list[tuple[str, str, dict, str]] = [
     ("grid_days_longer_than_the_period", "forecast", {"grid_days": 365},
      r"^grid_days: the grid step of 365 days is longer than the period \(92 days\)"),
     ("end_none", "forecast", {"end": None}, r"^end must be a date, got None$"),
+    ("backtest_threads_negative", "backtest", {"threads": -1}, r"^threads must be an integer in \[1, 256\], got -1$"),
+    ("backtest_parameter_draws_negative", "backtest", {"parameter_draws": -1},
+     r"^parameter_draws must be an integer in \[0, 10,000\], got -1$"),
+    ("backtest_horizon_days_zero", "backtest", {"horizon_days": 0}, r"^horizon_days must be an integer in \[1, "),
     ("period_ending_9999_12_31_beyond_the_recursion", "forecast", {"start": "9999-10-01", "end": "9999-12-31"},
      r"^the period ends \d+ grid steps of 86400 s after as_of; the recursion reaches at most 65536 steps"),
 ]  # fmt: skip
@@ -260,6 +264,8 @@ def test_bad_options(name: str, call: str, kwargs: dict, message: str, sample_fi
     with pytest.raises(sf.InvalidOptionsError, match=message) as info:
         if call == "fit":
             sf.fit(log, **kwargs)
+        elif call == "backtest":
+            sf.backtest(log, ["2025-01-01"], **kwargs)
         else:
             period = {"start": QUARTER[0], "end": QUARTER[1]}
             period.update({k: kwargs.pop(k) for k in ("start", "end") if k in kwargs})
