@@ -283,3 +283,6 @@ def test_years_9999_as_of_and_period_work() -> None:
     fc = sf.forecast(model, log, "9999-10-01", "9999-12-31", scenarios=10)
     assert fc.end == pd.Timestamp("9999-12-31", tz="UTC")
     assert fc.expected >= 0.0
+    # Planning and coaching read as_of in seconds too (were Timestamp.value nanoseconds).
+    plan = sf.plan(model, log, 1e6, "9999-10-01", "9999-12-31")
+    assert "team" in plan.index
