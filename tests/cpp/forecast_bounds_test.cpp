@@ -239,3 +239,46 @@ TEST(forecast_bounds, a_grid_step_longer_than_the_period_is_refused) {
   fo.grid_days = 10.0; // as long as the period: accepted
   EXPECT_NO_THROW((void)sf::forecast(d.model, d.log, fo));
 }
+
+TEST(forecast_bounds, a_quarter_two_years_ahead_is_bounded_by_the_lattice) {
+  // The reproduction on a simulated pipeline: the quarter two years after as_of (117 s
+  // and 4.3 GB on the bundled sample before the step's floor; the next quarter took 0.05 s).
+  const sf::funnel f({"Qualify", "Propose"}, {"Won"}, {"Lost"});
+  sf::simulation_spec spec;
+  spec.transition = {0, .6, 0, .4, 0, 0, .5, .5};
+  spec.sojourn_mean_days = {1, 30, 1, 20, 1, 1, 40, 30};
+  spec.n_opportunities = 2000;
+  spec.seed = 21;
+  const auto log = sf::event_log::from_columns(f, sf::simulate(f, spec).columns());
+  sf::fit_options o;
+  o.draws = 0;
+  const auto model = sf::fit(log, o);
+  sf::forecast_options fo;
+  fo.start = spec.as_of + 730 * 86'400;
+  fo.end = spec.as_of + 821 * 86'400;
+  fo.scenarios = 0;
+  const auto t = std::chrono::steady_clock::now();
+  const auto fc = sf::forecast(model, log, fo);
+  EXPECT_LT(seconds_since(t), 5.0);
+  // The pipeline is so unlikely to win in that quarter that 16 sd are less than its largest
+  const auto& pipe = fc.exact_pipeline;
+  const double widest = sf::largest_uncertain_amount(fc.deals.amount, fc.deals.p_win_period);
+  ASSERT_GT(widest, 0.0);
+  // amount: the floor of the step is what bounds the lattice here (by 4e4 here: the step of
+  // 2 * 8 * sd / 4096 would put the largest deal's win 1.7e8 cells up, 1.4 GB).
+  EXPECT_LT(1000.0 * 2.0 * 8.0 * std::sqrt(pipe.variance), widest);
+  EXPECT_DOUBLE_EQ(pipe.step, widest / 4096.0);
+  EXPECT_LE(pipe.pmf.size(), 4u * 4096u + 2u);
+  // Means: realised + sum p * amount (+ the arrivals' expected), added up here.
+  double want = fc.realised;
+  for (std::size_t i = 0; i < fc.deals.amount.size(); ++i)
+    if (fc.deals.p_win_period[i] > 0.0) want += fc.deals.amount[i] * fc.deals.p_win_period[i];
+  EXPECT_NEAR(pipe.mean, want, 1e-9 * std::max(1.0, want));
+  double arrivals = 0.0;
+  for (double x : fc.arrivals.expected) arrivals += x;
+  EXPECT_NEAR(fc.exact.mean, want + arrivals, 1e-9 * std::max(1.0, want + arrivals));
+  double total = 0.0;
+  for (double a : fc.deals.amount) total += a;
+  EXPECT_NEAR(pmf_mean(pipe), pipe.mean, pipe.w1_bound + pipe.truncated_mass * (total + fc.realised) + 1e-9);
+  EXPECT_NEAR(pmf_mass(pipe) + pipe.truncated_mass, 1.0, 1e-9);
+}
