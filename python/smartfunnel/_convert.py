@@ -147,6 +147,16 @@ def instant_seconds(ts: pd.Timestamp) -> int:
     return int(dt64.astype(np.int64)) // per_second
 
 
+def option_float(value: Any, name: str) -> float:
+    """A real-number option (its range is checked by the core), or InvalidOptionsError naming it."""
+    if isinstance(value, (bool, np.bool_)):
+        raise _core.InvalidOptionsError(f"{name} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _core.InvalidOptionsError(f"{name} must be a number, got {value!r}") from None
+
+
 def option_int(value: Any, name: str, lo: int, hi: int) -> int:
     """An integer option in [lo, hi], or InvalidOptionsError naming it and the range."""
     whole_float = isinstance(value, (float, np.floating)) and float(value).is_integer()

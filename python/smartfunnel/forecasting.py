@@ -121,6 +121,11 @@ def forecast(
     )
     if parameter_uncertainty and parameter_draws < 1:
         raise ValueError(f"parameter_uncertainty needs parameter_draws >= 1, got {parameter_draws}")
+    arrivals_lookback_days = _convert.option_float(arrivals_lookback_days, "arrivals_lookback_days")
+    if stale_after_days is not None:
+        stale_after_days = _convert.option_float(stale_after_days, "stale_after_days")
+    if grid_days is not None:
+        grid_days = _convert.option_float(grid_days, "grid_days")
     t0, t1 = _day_bounds(start, end, tz)
     raw = _core.forecast(
         model.core,

@@ -282,3 +282,33 @@ TEST(forecast_bounds, a_quarter_two_years_ahead_is_bounded_by_the_lattice) {
   EXPECT_NEAR(pmf_mean(pipe), pipe.mean, pipe.w1_bound + pipe.truncated_mass * (total + fc.realised) + 1e-9);
   EXPECT_NEAR(pmf_mass(pipe) + pipe.truncated_mass, 1.0, 1e-9);
 }
+
+TEST(forecast_bounds, parameter_draws_times_open_deals_are_capped) {
+  // 10,001 open deals x 10,000 draws would hold 1.0001e8 probabilities (800 MB): refused before
+  // the draws are computed, naming parameter_draws; 100 draws of the same deals are fine.
+  table t;
+  t.add(1, "A", day(0), 100, "ann").add(1, "Won", day(1), 100, "ann");
+  t.add(2, "A", day(0), 100, "ann").add(2, "Lost", day(2), 100, "ann");
+  for (std::int64_t i = 0; i < 10'001; ++i) t.add(10 + i, "A", day(10), 100, "ann");
+  const sf::funnel f({"A"}, {"Won"}, {"Lost"});
+  const auto log = t.log(f);
+  const auto model = sf::fit(log, two_open_deals::options());
+  sf::forecast_options fo;
+  fo.start = day(10);
+  fo.end = day(15);
+  fo.include_arrivals = false;
+  fo.scenarios = 0;
+  fo.exact = false;
+  fo.parameter_draws = 10'000;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    (void)sf::forecast(model, log, fo);
+    ADD_FAILURE() << "no error";
+  } catch (const sf::invalid_options& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("parameter_draws: 10000 draws of 10001 open deals", 0), 0u)
+        << e.what();
+  }
+  EXPECT_LT(seconds_since(t0), 5.0);
+  fo.parameter_draws = 100;
+  EXPECT_EQ(sf::forecast(model, log, fo).deals.p_win_period_draws.size(), 10'001u * 100u);
+}
