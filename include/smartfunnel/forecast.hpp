@@ -71,7 +71,7 @@ struct forecast_options {
 
   /// Limits validate() enforces, far beyond what a forecast needs, so that a mistyped option is
   /// an error instead of minutes of work or unbounded memory (docs/guide/forecast.md).
-  static constexpr std::size_t max_lattice_cells = std::size_t{1} << 18;
+  static constexpr std::size_t max_lattice_cells = std::size_t{1} << 16;
   static constexpr double max_lattice_sd = 64.0;
   static constexpr std::size_t max_scenarios = 10'000'000;
   static constexpr std::size_t max_threads = 256;

@@ -289,10 +289,10 @@ TEST(bad_input, options_out_of_range_name_the_option_and_its_range) {
     const char* range;
   };
   const std::vector<forecast_case> forecast_cases{
-      {"lattice_cells", [](auto& o) { o.lattice_cells = std::size_t{1} << 26; }, "[16, 262144]"},
+      {"lattice_cells", [](auto& o) { o.lattice_cells = std::size_t{1} << 26; }, "[16, 65536]"},
       {"lattice_cells", [](auto& o) { o.lattice_cells = std::numeric_limits<std::size_t>::max(); },
-       "[16, 262144]"},
-      {"lattice_cells", [](auto& o) { o.lattice_cells = 8; }, "[16, 262144]"},
+       "[16, 65536]"},
+      {"lattice_cells", [](auto& o) { o.lattice_cells = 8; }, "[16, 65536]"},
       {"lattice_sd", [](auto& o) { o.lattice_sd = std::nan(""); }, "(0, 64]"},
       {"lattice_sd", [](auto& o) { o.lattice_sd = 1e300; }, "(0, 64]"},
       {"scenarios", [](auto& o) { o.scenarios = std::numeric_limits<std::size_t>::max(); }, "[0, 10000000]"},
