@@ -225,6 +225,7 @@ OPTION_CASES: list[tuple[str, str, dict, str]] = [
     ("fit_draws_huge", "fit", {"draws": 2**64}, r"^draws must be an integer in \[0, 100,000\]"),
     ("fit_unresolved_threshold_nan", "fit", {"unresolved_threshold": float("nan")},
      r"^unresolved_threshold must be in \[0, 1\]"),
+    ("fit_prior_text", "fit", {"prior": "flat"}, r"^prior must be a number, got 'flat'$"),
     ("fit_as_of_text_not_a_time", "fit", {"as_of": "2024-13-45"}, r"^as_of must be a time, got '2024-13-45'"),
     ("scenarios_negative", "forecast", {"scenarios": -1},
      r"^scenarios must be an integer in \[0, 10,000,000\], got -1$"),
