@@ -237,19 +237,41 @@ void register_forecast(py::module_& m) {
 
   m.def(
       "mixture",
-      [](const py::list& parts, std::size_t cells, double sd) {
+      [](const py::list& parts, std::size_t cells, double sd, double min_step) {
         std::vector<revenue_distribution> ds;
         for (const auto& part : parts) ds.push_back(distribution_of(part.cast<py::dict>()));
         if (ds.empty()) throw std::invalid_argument("mixture: no distributions");
         revenue_distribution d;
         {
           py::gil_scoped_release release;
-          d = mixture(ds, cells, sd);
+          d = mixture(ds, cells, sd, min_step);
         }
         return distribution_dict(std::move(d));
       },
-      py::arg("parts"), py::arg("cells") = 1 << 12, py::arg("sd") = 8.0,
+      py::arg("parts"), py::arg("cells") = 1 << 12, py::arg("sd") = 8.0, py::arg("min_step") = 0.0,
       "The equal-weight mixture of distributions (as the forecast with parameter draws mixes them).");
+
+  m.def("lattice_step", &lattice_step, py::arg("variance"), py::arg("max_amount"), py::arg("cells") = 1 << 12,
+        py::arg("sd") = 8.0,
+        "The exact distribution's lattice step: 2 sd sigma / cells, never below max_amount / cells.");
+  m.def(
+      "largest_uncertain_amount",
+      [](carray<double> amount, carray<double> p) {
+        return largest_uncertain_amount(span_of(amount), span_of(p));
+      },
+      py::arg("amount"), py::arg("p"),
+      "The largest amount of a deal with amount > 0 and 0 < p < 1 (0: none).");
+  {
+    py::dict limits;
+    limits["lattice_cells"] = forecast_options::max_lattice_cells;
+    limits["lattice_sd"] = forecast_options::max_lattice_sd;
+    limits["scenarios"] = forecast_options::max_scenarios;
+    limits["threads"] = forecast_options::max_threads;
+    limits["parameter_draws"] = forecast_options::max_parameter_draws;
+    limits["draw_values"] = forecast_options::max_draw_values;
+    limits["arrivals_lookback_days"] = forecast_options::max_arrivals_lookback_days;
+    m.attr("FORECAST_LIMITS") = limits;
+  }
 
   m.def(
       "opportunity_key", [](const std::string& id) { return opportunity_key(id); }, py::arg("id"),

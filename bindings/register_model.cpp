@@ -90,6 +90,7 @@ py::dict stage_scalars(const funnel_model& m, std::size_t g) {
 } // namespace
 
 void register_model(py::module_& m) {
+  m.attr("FIT_MAX_DRAWS") = fit_options::max_draws;
   py::class_<fit_options>(m, "FitOptions", "C++ fit options (use smartfunnel.FitOptions from Python).")
       .def(py::init<>())
       .def_readwrite("as_of", &fit_options::as_of)

@@ -45,6 +45,12 @@ void fit_options::validate() const {
     throw invalid_options("prior must be a finite number >= 0, got " + std::to_string(prior));
   if (half_life_seconds && !(*half_life_seconds > 0.0 && std::isfinite(*half_life_seconds)))
     throw invalid_options("half_life must be > 0, got " + std::to_string(*half_life_seconds) + " s");
+  if (!(unresolved_threshold >= 0.0 && unresolved_threshold <= 1.0))
+    throw invalid_options("unresolved_threshold must be in [0, 1] (a share of the stays), got " +
+                          std::to_string(unresolved_threshold));
+  if (draws > max_draws)
+    throw invalid_options("draws must be in [0, " + std::to_string(max_draws) + "], got " +
+                          std::to_string(draws));
   if (!(level > 0.0 && level < 1.0))
     throw invalid_options("level must be in (0, 1), got " + std::to_string(level));
   if (!(min_concentration > 0.0 && max_concentration >= min_concentration))

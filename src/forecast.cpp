@@ -9,10 +9,12 @@
 #include <unsupported/Eigen/FFT>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <complex>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 
@@ -22,18 +24,41 @@ namespace {
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 }
 
+namespace {
+std::string num(double x) {
+  std::ostringstream os;
+  os.precision(15);
+  os << x;
+  return os.str();
+}
+} // namespace
+
 void forecast_options::validate() const {
   if (end <= start)
     throw invalid_options("the period must end after it starts (start " + std::to_string(start) + ", end " +
                           std::to_string(end) + ")");
-  if (lattice_cells < 16)
-    throw invalid_options("lattice_cells must be >= 16, got " + std::to_string(lattice_cells));
-  if (!(lattice_sd > 0.0)) throw invalid_options("lattice_sd must be > 0");
-  if (threads == 0) throw invalid_options("threads must be >= 1");
+  if (lattice_cells < 16 || lattice_cells > max_lattice_cells)
+    throw invalid_options("lattice_cells must be in [16, " + std::to_string(max_lattice_cells) + "], got " +
+                          std::to_string(lattice_cells));
+  if (!(lattice_sd > 0.0 && lattice_sd <= max_lattice_sd))
+    throw invalid_options("lattice_sd must be in (0, " + num(max_lattice_sd) + "], got " + num(lattice_sd));
+  if (scenarios > max_scenarios)
+    throw invalid_options("scenarios must be in [0, " + std::to_string(max_scenarios) + "], got " +
+                          std::to_string(scenarios));
+  if (threads == 0 || threads > max_threads)
+    throw invalid_options("threads must be in [1, " + std::to_string(max_threads) + "], got " +
+                          std::to_string(threads));
+  if (parameter_draws > max_parameter_draws)
+    throw invalid_options("parameter_draws must be in [0, " + std::to_string(max_parameter_draws) +
+                          "], got " + std::to_string(parameter_draws));
+  if (!(arrivals_lookback_days > 0.0 && arrivals_lookback_days <= max_arrivals_lookback_days))
+    throw invalid_options("arrivals_lookback_days must be > 0 and at most " +
+                          num(max_arrivals_lookback_days) + " (10,000 years), got " +
+                          num(arrivals_lookback_days));
   if (stale_after_days && !(*stale_after_days >= 0.0))
-    throw invalid_options("stale_after_days must be >= 0, got " + std::to_string(*stale_after_days));
+    throw invalid_options("stale_after_days must be >= 0, got " + num(*stale_after_days));
   if (grid_days && !(*grid_days > 0.0 && *grid_days <= 366.0))
-    throw invalid_options("grid_days must be > 0 and at most 366, got " + std::to_string(*grid_days));
+    throw invalid_options("grid_days must be > 0 and at most 366, got " + num(*grid_days));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -69,9 +94,20 @@ struct lattice_node {
 std::vector<double> convolve_pmf(const std::vector<double>& a, const std::vector<double>& b) {
   const std::size_t la = a.size(), lb = b.size(), lc = la + lb - 1;
   std::vector<double> c(lc, 0.0);
-  if (std::min(la, lb) <= 64) {
-    const auto& small = la <= lb ? a : b;
-    const auto& big = la <= lb ? b : a;
+  // Directly when one side is short or has few nonzero cells (a deal's outcome: two or three),
+  // in O(nonzeros x length) instead of an FFT of the whole length.
+  auto nonzeros = [](const std::vector<double>& v, std::size_t limit) {
+    std::size_t k = 0;
+    for (double x : v)
+      if (x != 0.0 && ++k > limit) break;
+    return k;
+  };
+  const bool direct = std::min(la, lb) <= 64;
+  const bool a_sparse = !direct && nonzeros(a, 64) <= 64;
+  if (direct || a_sparse || nonzeros(b, 64) <= 64) {
+    const bool a_small = direct ? la <= lb : a_sparse;
+    const auto& small = a_small ? a : b;
+    const auto& big = a_small ? b : a;
     for (std::size_t i = 0; i < small.size(); ++i) {
       const double x = small[i];
       if (x == 0.0) continue;
@@ -130,21 +166,41 @@ lattice_node compound_poisson_lattice(const compound_poisson& cp, double step, d
     severity[lo] += cp.weight[i] * (1.0 - frac);
     severity[lo + 1] += cp.weight[i] * frac;
   }
-  const double mean = cp.mean() / step, var = cp.variance() / (step * step);
-  const double need = mean + sd * std::sqrt(var) + static_cast<double>(severity.size()) + 16.0;
+  const double mean = cp.mean() / step;
+  // The variance of the total on the lattice: amounts below a step are split between 0 and one
+  // step, which keeps the mean but widens the total (rate * E[j^2] over the split amounts).
+  double m2 = 0.0;
+  for (std::size_t j = 1; j < severity.size(); ++j)
+    m2 += severity[j] * static_cast<double>(j) * static_cast<double>(j);
+  const double var = std::max(cp.variance() / (step * step), cp.rate * m2);
+  // The cells of interest: mean +- (sd standard deviations + the largest amount + 16), on a
+  // circular grid twice that wide, so that the grid does not grow with the mean (the rate); mass
+  // outside it (beyond 2 sd standard deviations) wraps around negligibly. Near 0 this is the grid
+  // [0, 2 (mean + sd sigma + ...)).
+  const double margin = sd * std::sqrt(var) + static_cast<double>(severity.size()) + 16.0;
+  const double lo_need = std::max(0.0, std::floor(mean - margin)), hi_need = mean + margin;
   std::size_t n = 64;
-  while (static_cast<double>(n) < 2.0 * need) n <<= 1;
+  while (static_cast<double>(n) < 2.0 * (hi_need - lo_need)) n <<= 1;
+  const auto origin = static_cast<std::int64_t>(
+      std::max(0.0, lo_need - std::floor((static_cast<double>(n) - (hi_need - lo_need)) / 2.0)));
   severity.resize(n, 0.0);
   thread_local Eigen::FFT<double> fft; // keeps its plans (twiddles) per size between calls
   std::vector<std::complex<double>> phi;
   fft.fwd(phi, severity);
   for (auto& z : phi) z = std::exp(cp.rate * (z - 1.0));
-  std::vector<double> pmf;
-  fft.inv(pmf, phi);
-  for (double& x : pmf) x = std::max(0.0, x);
+  std::vector<double> circular;
+  fft.inv(circular, phi);
   lattice_node node;
-  node.pmf = std::move(pmf);
-  trim(node, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max(), truncated);
+  node.offset = origin;
+  node.pmf.resize(n);
+  const auto shift = static_cast<std::size_t>(origin % static_cast<std::int64_t>(n));
+  for (std::size_t k = 0; k < n; ++k) node.pmf[k] = std::max(0.0, circular[(k + shift) % n]);
+  // Away from 0 (a large rate), outside the cells of interest there is only round-off and what
+  // wrapped around; from 0, the whole grid is kept (the far right tail of a small rate).
+  if (origin > 0)
+    trim(node, static_cast<std::int64_t>(lo_need), static_cast<std::int64_t>(std::ceil(hi_need)), truncated);
+  else
+    trim(node, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max(), truncated);
   return node;
 }
 
@@ -233,6 +289,24 @@ lattice_node merge_nodes(std::vector<lattice_node> nodes, std::vector<double> mu
 
 } // namespace
 
+double lattice_step(double variance, double max_amount, std::size_t cells, double sd) noexcept {
+  const double c = static_cast<double>(cells);
+  return std::max(2.0 * sd * std::sqrt(std::max(0.0, variance)) / c, std::max(0.0, max_amount) / c);
+}
+
+double largest_uncertain_amount(std::span<const double> amount, std::span<const double> p,
+                                const compound_poisson* arrivals) noexcept {
+  double m = 0.0;
+  for (std::size_t i = 0; i < std::min(amount.size(), p.size()); ++i) {
+    const double a = amount[i], q = std::clamp(p[i], 0.0, 1.0);
+    if (a > 0.0 && q > 0.0 && q < 1.0) m = std::max(m, a);
+  }
+  if (arrivals && arrivals->rate > 0.0)
+    for (std::size_t k = 0; k < std::min(arrivals->amount.size(), arrivals->weight.size()); ++k)
+      if (arrivals->weight[k] > 0.0) m = std::max(m, arrivals->amount[k]);
+  return m;
+}
+
 revenue_distribution exact_distribution(std::span<const double> amount, std::span<const double> p,
                                         double offset, std::size_t cells, double sd,
                                         const compound_poisson* arrivals) {
@@ -244,7 +318,7 @@ revenue_distribution exact_distribution(std::span<const double> amount, std::spa
     out.pmf = {1.0};
     return out;
   }
-  const double step = 2.0 * sd * std::sqrt(m.variance) / static_cast<double>(cells);
+  const double step = lattice_step(m.variance, largest_uncertain_amount(amount, p, arrivals), cells, sd);
   return exact_distribution_with_step(amount, p, step, offset, cells, sd, arrivals);
 }
 
@@ -254,6 +328,14 @@ revenue_distribution exact_distribution_with_step(std::span<const double> amount
   if (!(step > 0.0) || !std::isfinite(step))
     throw std::invalid_argument("exact_distribution_with_step: step must be positive and finite");
   const auto m = moments(amount, p, arrivals);
+  // Leaves are amount / step cells long: a step finer than the largest amount over the lattice
+  // would allocate without bound (lattice_step never gives one).
+  const double widest = largest_uncertain_amount(amount, p, arrivals) / step;
+  if (widest > static_cast<double>(cells) * (1.0 + 1e-9) + 1.0)
+    throw std::invalid_argument("exact_distribution_with_step: step " + num(step) + " is finer than the " +
+                                "largest uncertain amount over the lattice's " + std::to_string(cells) +
+                                " cells (at least " + num(widest * step / static_cast<double>(cells)) +
+                                ", see lattice_step)");
   revenue_distribution out;
   out.mean = offset + m.mean;
   out.variance = m.variance;
@@ -327,7 +409,8 @@ revenue_distribution convolve(const revenue_distribution& a, const revenue_distr
   return out;
 }
 
-revenue_distribution mixture(const std::vector<revenue_distribution>& parts, std::size_t cells, double sd) {
+revenue_distribution mixture(const std::vector<revenue_distribution>& parts, std::size_t cells, double sd,
+                             double min_step) {
   revenue_distribution out;
   if (parts.empty()) return out;
   const double k = static_cast<double>(parts.size());
@@ -342,6 +425,9 @@ revenue_distribution mixture(const std::vector<revenue_distribution>& parts, std
   }
   out.variance = std::max(0.0, m2 - out.mean * out.mean);
   out.step = out.variance > 0.0 ? 2.0 * sd * std::sqrt(out.variance) / static_cast<double>(cells) : 1.0;
+  // Never finer than the parts' floor, nor than holding their span in 8 * cells cells (parts whose
+  // variance is tiny against their amounts would otherwise need a lattice without bound).
+  out.step = std::max({out.step, min_step, (hi - lo) / (8.0 * static_cast<double>(cells))});
   // Anchored at the mean, so that where the parts' trimmed tails end does not move the points.
   out.origin = out.mean + std::floor((lo - out.mean) / out.step) * out.step;
   if (out.origin > lo) out.origin -= out.step; // rounding: never above the lowest point
@@ -466,10 +552,12 @@ struct arrival_group_mc {
 };
 
 // Scenario s draws from by_draw[s % by_draw.size()] (one entry without parameter draws).
+// Throws invalid_options when a scenario's total would not fit in int64 cents.
 std::vector<std::int64_t> arrivals_monte_carlo(const std::vector<std::vector<arrival_group_mc>>& by_draw,
                                                std::size_t scenarios, std::uint64_t seed,
                                                std::size_t threads) {
   std::vector<std::int64_t> totals(scenarios, 0);
+  std::atomic<bool> overflow{false};
   auto run = [&](std::size_t lo, std::size_t hi) {
     for (std::size_t sc = lo; sc < hi; ++sc) {
       const auto& groups = by_draw[sc % by_draw.size()];
@@ -484,7 +572,10 @@ std::vector<std::int64_t> arrivals_monte_carlo(const std::vector<std::vector<arr
           const auto k = poisson_draw(mu, u);
           for (std::int64_t i = 0; i < k; ++i) {
             const auto pick = static_cast<std::size_t>(u.next() * static_cast<double>(gr.cents.size()));
-            t += gr.cents[std::min(pick, gr.cents.size() - 1)];
+            if (__builtin_add_overflow(t, gr.cents[std::min(pick, gr.cents.size() - 1)], &t)) {
+              overflow = true;
+              return;
+            }
           }
         }
       }
@@ -500,6 +591,10 @@ std::vector<std::int64_t> arrivals_monte_carlo(const std::vector<std::vector<arr
     for (std::size_t t = 0; t < threads; ++t)
       pool.emplace_back(run, std::min(scenarios, t * chunk), std::min(scenarios, (t + 1) * chunk));
   }
+  if (overflow)
+    throw invalid_options("scenarios: a Monte Carlo scenario's wins from new deals add up to more than the "
+                          "92,233,720,368,547,758.07 that int64 cents hold; use scenarios=0 (the exact "
+                          "distribution has no such limit) or amounts in a larger unit");
   return totals;
 }
 
@@ -528,6 +623,13 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
   const std::int64_t grid = options.grid_days ? semi_markov::grid_ticks_for(*options.grid_days, tick)
                                               : semi_markov::default_grid_ticks(tick);
   const std::int64_t step = grid * tick;
+  // Wins count by the whole step they fall in: a step longer than the period cannot tell a win
+  // inside the period from one outside (a quarter on a 365-day grid would forecast 0).
+  if (step > options.end - options.start)
+    throw invalid_options("grid_days: the grid step of " + num(static_cast<double>(step) / 86400.0) +
+                          " days is longer than the period (" +
+                          num(static_cast<double>(options.end - options.start) / 86400.0) +
+                          " days); use grid_days at most the period's length (or a fit with a finer tick)");
   const std::size_t n = f.n_open();
   forecast_result out;
   out.as_of = as_of;
@@ -819,6 +921,11 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
   std::vector<std::vector<arrival_group_mc>> arrival_draws;
   std::vector<compound_poisson> arrival_totals;
   if (draws > 0) {
+    if (n_deals > forecast_options::max_draw_values / draws)
+      throw invalid_options("parameter_draws: " + std::to_string(draws) + " draws of " +
+                            std::to_string(n_deals) + " open deals are more than the " +
+                            std::to_string(forecast_options::max_draw_values) +
+                            " probabilities a forecast holds at once; use fewer parameter_draws");
     p_draws.assign(n_deals * draws, 0.0);
     std::vector<double> period(n_deals);
     for (std::size_t d = 0; d < draws; ++d) {
@@ -889,17 +996,34 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
     if (draws > 0) {
       std::vector<revenue_distribution> parts;
       std::vector<double> p(n_deals);
+      double widest = 0.0; // the largest uncertain amount of any draw: the floor of the mixture's step
       for (std::size_t d = 0; d < draws; ++d) {
         for (std::size_t i = 0; i < n_deals; ++i) p[i] = p_draws[i * draws + d];
+        const compound_poisson* cp = options.include_arrivals ? &arrival_totals[d] : nullptr;
+        widest = std::max(widest, largest_uncertain_amount(out.deals.amount, p, cp));
         parts.push_back(exact_distribution(out.deals.amount, p, out.realised, options.lattice_cells,
-                                           options.lattice_sd,
-                                           options.include_arrivals ? &arrival_totals[d] : nullptr));
+                                           options.lattice_sd, cp));
       }
-      out.exact = mixture(parts, options.lattice_cells, options.lattice_sd);
+      out.exact = mixture(parts, options.lattice_cells, options.lattice_sd,
+                          lattice_step(0.0, widest, options.lattice_cells, options.lattice_sd));
     }
   }
   report(0.7);
   if (options.scenarios > 0) {
+    // Monte Carlo totals are int64 cents: amounts whose total could wrap around are refused, never
+    // summed into a wrong (negative) number.
+    constexpr double limit = 9.2e16; // a little below int64 max cents, in currency units
+    double pipeline = 0.0, booked = 0.0, largest_new = 0.0;
+    for (double a : out.deals.amount) pipeline += std::abs(a);
+    for (double a : out.realised_amount) booked += std::abs(a);
+    for (double a : out.arrivals.total.amount) largest_new = std::max(largest_new, std::abs(a));
+    if (!(pipeline + booked + largest_new < limit))
+      throw invalid_options("scenarios: Monte Carlo totals are int64 cents (at most 9.2e16 in the "
+                            "amounts' unit), but the open deals' amounts add up to " +
+                            num(pipeline) + ", the wins booked in the period to " + num(booked) +
+                            " and the largest amount of a new deal is " + num(largest_new) +
+                            "; use scenarios=0 (the exact distribution has no such limit) or amounts in "
+                            "a larger unit");
     std::vector<std::int64_t> cents(n_deals);
     std::vector<std::uint64_t> keys(n_deals);
     for (std::size_t i = 0; i < n_deals; ++i) {
@@ -920,12 +1044,17 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
     }
     std::int64_t realised_cents = 0;
     for (double a : out.realised_amount) realised_cents += std::llround(a * 100.0);
-    for (auto& t : out.scenario_cents) t += realised_cents;
+    for (auto& t : out.scenario_cents) t += realised_cents; // below the limit checked above
     if (options.include_arrivals) {
       if (draws == 0) arrival_draws = {arrival_mc};
       out.arrival_cents =
           arrivals_monte_carlo(arrival_draws, options.scenarios, options.seed, options.threads);
-      for (std::size_t sc = 0; sc < options.scenarios; ++sc) out.scenario_cents[sc] += out.arrival_cents[sc];
+      for (std::size_t sc = 0; sc < options.scenarios; ++sc)
+        if (__builtin_add_overflow(out.scenario_cents[sc], out.arrival_cents[sc], &out.scenario_cents[sc]))
+          throw invalid_options("scenarios: Monte Carlo scenario " + std::to_string(sc) +
+                                "'s total (open deals, wins booked and new deals) is more than the "
+                                "92,233,720,368,547,758.07 that int64 cents hold; use scenarios=0 (the "
+                                "exact distribution has no such limit) or amounts in a larger unit");
     }
   }
   report(1.0);

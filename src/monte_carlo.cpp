@@ -27,8 +27,10 @@
 #include <Random123/philox.h>
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -490,6 +492,25 @@ void monte_carlo_cents_draws_with(mc_isa isa, std::span<const std::int64_t> cent
   add_scenarios(acc, width, groups, 0, totals);
 }
 
+// Throws std::overflow_error when the absolute cents of the deals that can win (can_win(i)) add up
+// to more than int64 max: a scenario's total could wrap around into a wrong number.
+template <class CanWin>
+void check_total_fits(std::span<const std::int64_t> cents, CanWin&& can_win, const char* what) {
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < cents.size(); ++i) {
+    if (cents[i] == 0 || !can_win(i)) continue;
+    const std::int64_t c = cents[i];
+    const std::uint64_t mag =
+        c < 0 ? std::uint64_t{0} - static_cast<std::uint64_t>(c) : static_cast<std::uint64_t>(c);
+    if (__builtin_add_overflow(total, mag, &total) ||
+        total > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      throw std::overflow_error(std::string(what) +
+                                ": the deals' amounts add up to more than the 9223372036854775807 cents an "
+                                "int64 total holds (the first " +
+                                std::to_string(i + 1) + " deals already do); use amounts in a larger unit");
+  }
+}
+
 } // namespace detail
 
 std::vector<std::int64_t> monte_carlo_cents_draws(std::span<const std::int64_t> cents,
@@ -498,6 +519,14 @@ std::vector<std::int64_t> monte_carlo_cents_draws(std::span<const std::int64_t> 
                                                   std::uint64_t seed, std::size_t threads) {
   if (draws == 0 || cents.size() * draws != p.size() || key.size() != cents.size())
     throw std::invalid_argument("monte_carlo_cents_draws: p must hold draws values per deal");
+  detail::check_total_fits(
+      cents,
+      [&](std::size_t i) {
+        for (std::size_t d = 0; d < draws; ++d)
+          if (p[i * draws + d] > 0.0) return true;
+        return false;
+      },
+      "monte_carlo_cents_draws");
   const std::size_t n = cents.size();
   threads = std::max<std::size_t>(1, std::min(threads, std::max<std::size_t>(1, n)));
   const detail::mc_isa isa = detail::mc_isa_best();
@@ -528,6 +557,8 @@ std::vector<std::int64_t> monte_carlo_cents(std::span<const std::int64_t> cents,
                                             std::uint64_t seed, std::size_t threads) {
   if (cents.size() != p.size() || key.size() != p.size())
     throw std::invalid_argument("monte_carlo_cents: cents, p and key must have the same length");
+  detail::check_total_fits(
+      cents, [&](std::size_t i) { return p[i] > 0.0; }, "monte_carlo_cents");
   const std::size_t n = p.size();
   threads = std::max<std::size_t>(1, std::min(threads, std::max<std::size_t>(1, n)));
   const detail::mc_isa isa = detail::mc_isa_best();

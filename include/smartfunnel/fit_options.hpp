@@ -33,6 +33,8 @@ struct fit_options {
   /// Seed and number of posterior draws for win-probability intervals (the point value is exact).
   std::uint64_t seed = 0;
   std::size_t draws = 2000;
+  /// The most draws validate() accepts (50x the default; more only costs time).
+  static constexpr std::size_t max_draws = 100'000;
   /// Empirical-Bayes shrinkage of groups: concentration bounds, and the concentration used when a
   /// parent has fewer than min_groups_for_eb children (too few to estimate it).
   double min_concentration = 0.5;

@@ -69,6 +69,18 @@ struct forecast_options {
   /// Called with the fraction done; return false to cancel (the call then throws cancelled).
   std::function<bool(double)> progress;
 
+  /// Limits validate() enforces, far beyond what a forecast needs, so that a mistyped option is
+  /// an error instead of minutes of work or unbounded memory (docs/guide/forecast.md).
+  static constexpr std::size_t max_lattice_cells = std::size_t{1} << 16;
+  static constexpr double max_lattice_sd = 64.0;
+  static constexpr std::size_t max_scenarios = 10'000'000;
+  static constexpr std::size_t max_threads = 256;
+  static constexpr std::size_t max_parameter_draws = 10'000;
+  /// Open deals times parameter_draws: the per-draw probabilities held at once (8 bytes each).
+  static constexpr std::size_t max_draw_values = 100'000'000;
+  static constexpr double max_arrivals_lookback_days = 3'652'425.0; // 10,000 years
+
+  /// Throws invalid_options naming the option and its accepted range.
   void validate() const;
 };
 
@@ -98,9 +110,21 @@ struct compound_poisson {
   [[nodiscard]] double variance() const noexcept;
 };
 
+/// The lattice step of exact_distribution for a total of this variance whose largest uncertain
+/// amount (of a deal with 0 < p < 1, or of the compound Poisson part) is max_amount: 2 sd sigma /
+/// cells, and never below max_amount / cells, so that no deal's outcome spans more than the
+/// lattice (the work and memory stay bounded by `cells`, whatever the probabilities).
+[[nodiscard]] double lattice_step(double variance, double max_amount, std::size_t cells, double sd) noexcept;
+
+/// The largest amount lattice_step bounds the step by: of the deals with amount > 0 and
+/// 0 < p < 1, and of the compound Poisson part's amounts of positive weight.
+[[nodiscard]] double largest_uncertain_amount(std::span<const double> amount, std::span<const double> p,
+                                              const compound_poisson* arrivals = nullptr) noexcept;
+
 /// Exact distribution of sum_i amount_i * Bernoulli(p_i) (independent), plus an optional
 /// independent compound Poisson part, plus a fixed offset. The lattice spans mean +- sd standard
-/// deviations of the total in `cells` cells; each amount is split between its two nearest lattice
+/// deviations of the total in `cells` cells (a coarser step when one amount is wider than that:
+/// lattice_step); each amount is split between its two nearest lattice
 /// points so every mean stays exact. Parts are combined by FFT convolution; the compound Poisson
 /// part is exp(rate (phi - 1)) by FFT.
 [[nodiscard]] revenue_distribution exact_distribution(std::span<const double> amount,
@@ -113,7 +137,8 @@ struct compound_poisson {
 /// of a pipeline with the step of the whole (2 sd sigma / cells, sigma from the sum of the parts'
 /// variances), the parts combine by convolve() into the distribution of the whole on the lattice
 /// exact_distribution chooses for it (equal up to rounding). A part without uncertainty is a point
-/// mass at its fixed total. Throws std::invalid_argument for a step that is not positive and finite.
+/// mass at its fixed total. Throws std::invalid_argument for a step that is not positive and finite,
+/// or finer than largest_uncertain_amount / cells (a deal's outcome would span more than the lattice).
 [[nodiscard]] revenue_distribution exact_distribution_with_step(std::span<const double> amount,
                                                                 std::span<const double> p, double step,
                                                                 double offset = 0.0,
@@ -129,7 +154,9 @@ struct compound_poisson {
 
 /// Monte Carlo totals in integer cents per scenario: deal i wins in scenario k when the Philox
 /// (4x32, 7 rounds) stream keyed by (seed, k, key_i) falls below p_i. Identical for any thread count and any
-/// partitioning of the deals (totals add up scenario by scenario).
+/// partitioning of the deals (totals add up scenario by scenario). Throws std::overflow_error when
+/// the absolute cents of the deals that can win add up to more than an int64 holds (a total could
+/// wrap around).
 [[nodiscard]] std::vector<std::int64_t> monte_carlo_cents(std::span<const std::int64_t> cents,
                                                           std::span<const double> p,
                                                           std::span<const std::uint64_t> key,
@@ -148,9 +175,12 @@ struct compound_poisson {
 /// standard deviations (each part's points split between the two nearest points, means kept).
 /// The lattice points are the mixture's mean plus whole steps, from the first step at or below the
 /// lowest point of the parts: parts that differ only by negligible cells trimmed from their tails
-/// give the same points (the mixture of parts computed in pieces, as on Dask, matches).
+/// give the same points (the mixture of parts computed in pieces, as on Dask, matches). The step is
+/// at least min_step (the parts' lattice_step floor), and at least the parts' span / (4 cells), so
+/// the mixture never holds more than about 4 * cells cells.
 [[nodiscard]] revenue_distribution mixture(const std::vector<revenue_distribution>& parts,
-                                           std::size_t cells = 1 << 12, double sd = 8.0);
+                                           std::size_t cells = 1 << 12, double sd = 8.0,
+                                           double min_step = 0.0);
 
 /// A stable 64-bit key of an opportunity id (FNV-1a of its text), for Monte Carlo streams.
 [[nodiscard]] std::uint64_t opportunity_key(std::string_view id) noexcept;

@@ -128,15 +128,55 @@ def to_amounts(
 
 
 def timestamp_seconds(value: TimeLike, what: str = "time") -> int:
-    """One time value as epoch seconds (UTC)."""
+    """One time value as epoch seconds (UTC), floored; years 1 to 9999 (beyond pandas'
+    nanosecond range too)."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value)
-    ts = pd.Timestamp(value)
+    if value is None:
+        raise _core.InvalidOptionsError(f"{what} must be a time, got None")
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise _core.InvalidOptionsError(f"{what} must be a time, got {value!r} ({err})") from None
     if ts is pd.NaT:
-        raise ValueError(f"{what} must be a time, got {value!r}")
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return int(ts.tz_convert("UTC").value // 1_000_000_000)
+        raise _core.InvalidOptionsError(f"{what} must be a time, got {value!r}")
+    return instant_seconds(ts)
+
+
+def instant_seconds(ts: pd.Timestamp) -> int:
+    """A Timestamp as epoch seconds (UTC; naive ones are UTC), floored, in its own unit: no
+    nanosecond overflow for years beyond 2262."""
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    dt64 = ts.to_datetime64()
+    unit = np.datetime_data(dt64.dtype)[0]
+    per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
+    return int(dt64.astype(np.int64)) // per_second
+
+
+def option_float(value: Any, name: str) -> float:
+    """A real-number option (its range is checked by the core), or InvalidOptionsError naming it."""
+    if isinstance(value, (bool, np.bool_)):
+        raise _core.InvalidOptionsError(f"{name} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _core.InvalidOptionsError(f"{name} must be a number, got {value!r}") from None
+
+
+def option_int(value: Any, name: str, lo: int, hi: int) -> int:
+    """An integer option in [lo, hi], or InvalidOptionsError naming it and the range."""
+    whole_float = isinstance(value, (float, np.floating)) and float(value).is_integer()
+    if isinstance(value, (bool, np.bool_)) or not (
+        isinstance(value, (int, np.integer)) or whole_float
+    ):
+        raise _core.InvalidOptionsError(
+            f"{name} must be an integer in [{lo:,}, {hi:,}], got {value!r}"
+        )
+    v = int(value)
+    if not lo <= v <= hi:
+        raise _core.InvalidOptionsError(f"{name} must be an integer in [{lo:,}, {hi:,}], got {v:,}")
+    return v
 
 
 def duration_seconds(value: DurationLike, what: str, numbers_are: str = "seconds") -> float:

@@ -726,10 +726,32 @@ def merge_statistics(parts: collections.abc.Sequence[FitStatistics]) -> FitStati
     Merges the statistics of disjoint sets of opportunities, in order.
     """
 
+def lattice_step(
+    variance: typing.SupportsFloat | typing.SupportsIndex,
+    max_amount: typing.SupportsFloat | typing.SupportsIndex,
+    cells: typing.SupportsInt | typing.SupportsIndex = 4096,
+    sd: typing.SupportsFloat | typing.SupportsIndex = 8.0,
+) -> float:
+    """
+    The exact distribution's lattice step: 2 sd sigma / cells, never below max_amount / cells.
+    """
+
+def largest_uncertain_amount(
+    amount: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+    p: typing.Annotated[numpy.typing.ArrayLike, numpy.float64],
+) -> float:
+    """
+    The largest amount of a deal with amount > 0 and 0 < p < 1 (0: none).
+    """
+
+FORECAST_LIMITS: dict[str, typing.Any]
+FIT_MAX_DRAWS: int
+
 def mixture(
     parts: list,
     cells: typing.SupportsInt | typing.SupportsIndex = 4096,
     sd: typing.SupportsFloat | typing.SupportsIndex = 8.0,
+    min_step: typing.SupportsFloat | typing.SupportsIndex = 0.0,
 ) -> dict:
     """
     The equal-weight mixture of distributions (as the forecast with parameter draws mixes them).

@@ -78,6 +78,13 @@ def backtest(
     ``threads > 1`` they run in parallel, with identical results. `progress` is called with the
     fraction of dates done; returning False cancels (raises CancelledError).
     """
+    limits = _core.FORECAST_LIMITS
+    horizon_days = _convert.option_int(horizon_days, "horizon_days", 1, 2**31 - 1)
+    calibration_bins = _convert.option_int(calibration_bins, "calibration_bins", 1, 2**31 - 1)
+    threads = _convert.option_int(threads, "threads", 1, limits["threads"])
+    parameter_draws = _convert.option_int(
+        parameter_draws, "parameter_draws", 0, limits["parameter_draws"]
+    )
     fit_options = fit or FitOptions()
     ladder_values = _ladder_values(list(log.funnel.stages), ladder)
     times = [_convert.timestamp_seconds(when, "as_of") for when in as_of]

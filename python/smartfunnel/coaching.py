@@ -513,7 +513,7 @@ def _stays(log: EventLog, as_of: pd.Timestamp) -> pd.DataFrame:
     """Every stay in an open stage visible at as_of: opportunity, owner at its end, stage,
     entry time, duration in days, destination (None when still open) and whether it
     advanced (moved to a later open stage or Won)."""
-    t = int(as_of.value // 10**9)
+    t = _convert.instant_seconds(as_of)
     core = log.core
     off = np.asarray(core.offsets)
     times = np.asarray(core.times)
@@ -577,7 +577,7 @@ class Coaching:
         self.arrivals_lookback_days = arrivals_lookback_days
         self.as_of = model.as_of
         self.reps = [k[0] for k in model.groups if len(k) == 1]
-        t = int(self.as_of.value // 10**9)
+        t = _convert.instant_seconds(self.as_of)
         state = log.core.state_at(t)  # every opportunity at as_of, read once
         self._state = state
         stage = np.asarray(state["stage"])
@@ -673,7 +673,7 @@ class Coaching:
         a = self._acts.core
         offsets = np.asarray(a.offsets)
         times = np.asarray(a.times)
-        t = int(self.as_of.value // 10**9)
+        t = _convert.instant_seconds(self.as_of)
         since = t - int(self.lookback_days * 86400)
         count = 0
         for o in deals["opportunity"].to_numpy():
@@ -745,7 +745,7 @@ class Coaching:
 
     def _created_per_rep(self) -> dict[str, tuple[float, float]]:
         """Deals created per day in the arrivals lookback, and their mean amount, per rep."""
-        t = int(self.as_of.value // 10**9)
+        t = _convert.instant_seconds(self.as_of)
         since = t - int(self.arrivals_lookback_days * 86400)
         created = np.asarray(self._log.core.created)
         recent = np.flatnonzero((created > since) & (created <= t))
@@ -792,7 +792,7 @@ class Coaching:
         same window before reaching that age): 1 is the won deals' pace, below 1 slower (NaN
         without activities or without won deals that stayed that long).
         """
-        t = int(self.as_of.value // 10**9)
+        t = _convert.instant_seconds(self.as_of)
         stages = list(self._log.funnel.stages)
         threshold_days = {
             s: self.model.core.quantile(0, i, stalled_quantile) for i, s in enumerate(stages)

@@ -568,6 +568,29 @@ def _forecast_partition(
     return _PartitionForecast(raw, log, np.asarray(raw["scenario_cents"], dtype=np.int64))
 
 
+def _largest(amount: np.ndarray, p: np.ndarray) -> float:
+    """The largest amount of a deal with amount > 0 and 0 < p < 1, as the core's lattice_step
+    bounds the step by (0 when none)."""
+    q = np.clip(np.nan_to_num(p), 0.0, 1.0)
+    unc = (amount > 0) & (q > 0) & (q < 1)
+    return float(amount[unc].max()) if unc.any() else 0.0
+
+
+def _largest_draws(amount: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """_largest for each column of p (deals x draws)."""
+    q = np.clip(np.nan_to_num(p), 0.0, 1.0)
+    unc = (amount[:, None] > 0) & (q > 0) & (q < 1)
+    return np.where(unc, amount[:, None], 0.0).max(axis=0, initial=0.0)
+
+
+def _cp_largest(cp: tuple[Any, ...] | None) -> float:
+    """The largest amount of positive weight of a compound Poisson part (0 without one)."""
+    if cp is None:
+        return 0.0
+    amt = cp[1][cp[2] > 0]
+    return float(amt.max()) if len(amt) else 0.0
+
+
 def _moments_draws(amount: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """_moments for each column of p (deals x draws): means and variances per draw."""
     q = np.clip(p, 0.0, 1.0)
@@ -680,15 +703,16 @@ def _forecast_summary(
     amount = np.asarray(raw["amount"], dtype=np.float64)
     p = np.asarray(raw["p_win_period"], dtype=np.float64)
     mean, var = _moments(amount, p)
-    mean_draws, var_draws = _moments_draws(
-        amount, np.asarray(raw["p_win_period_draws"], dtype=np.float64)
-    )
+    p_draws = np.asarray(raw["p_win_period_draws"], dtype=np.float64)
+    mean_draws, var_draws = _moments_draws(amount, p_draws)
     return {
         "n_open": len(amount),
         "mean": mean,
         "variance": var,
+        "largest": _largest(amount, p),
         "mean_draws": mean_draws,
         "variance_draws": var_draws,
+        "largest_draws": _largest_draws(amount, p_draws),
         "realised": float(raw["realised"]),
         "created": None if lookback is None else _created_in_lookback(part, as_of, lookback),
     }
@@ -915,18 +939,27 @@ def forecast(
         if a is not None and include_arrivals
         else [None] * draws
     )
-    # Pass 2: each partition's distributions on the lattices of the whole, convolved in a tree.
+    largest = max((s["largest"] for s in summaries), default=0.0)
+    largest_draws = (
+        np.max([s["largest_draws"] for s in summaries], axis=0) if summaries else np.zeros(draws)
+    )
+    # Pass 2: each partition's distributions on the lattices of the whole (the core's
+    # lattice_step of the whole's variance and largest uncertain amount), convolved in a tree.
     steps: dict[str, tuple[float, int | None]] = {}
     if var_pipe > 0:
-        steps["pipeline"] = (2.0 * sd * np.sqrt(var_pipe) / cells, None)
+        steps["pipeline"] = (_core.lattice_step(var_pipe, largest, cells, sd), None)
     var_total = var_pipe + (arrivals_cp[3] if arrivals_cp is not None else 0.0)
     if var_total > 0 and draws == 0:  # with draws, the total is the mixture of the draws
-        steps["total"] = (2.0 * sd * np.sqrt(var_total) / cells, None)
+        widest = max(largest, _cp_largest(arrivals_cp))
+        steps["total"] = (_core.lattice_step(var_total, widest, cells, sd), None)
+    widest_draw = 0.0  # of any draw: the floor of the mixture's step, as the local forecast's
     for d in range(draws):
         cp = cp_draws[d]
         var_d = float(var_draws[d]) + (cp[3] if cp is not None else 0.0)
+        widest_d = max(float(largest_draws[d]), _cp_largest(cp))
+        widest_draw = max(widest_draw, widest_d)
         if var_d > 0:
-            steps[f"draw{d}"] = (2.0 * sd * np.sqrt(var_d) / cells, d)
+            steps[f"draw{d}"] = (_core.lattice_step(var_d, widest_d, cells, sd), d)
     dists: dict[str, Any] = {}
     cents_tree = (
         _tree([_delayed(_cents_of)(p) for p in parts], _sum_cents, split_every)
@@ -966,6 +999,7 @@ def forecast(
             [whole(f"draw{d}", float(mean_draws[d]), cp_draws[d]) for d in range(draws)],
             cells=cells,
             sd=sd,
+            min_step=_core.lattice_step(0.0, widest_draw, cells, sd),
         )
     elif include_arrivals and not baseline:
         exact = whole("total", mean, arrivals_cp)
@@ -1156,8 +1190,10 @@ class DaskForecast(Forecast):
         total: dict[Any, np.ndarray] = {}
         for m in moments:
             for k, v in m.items():
-                total[k] = total[k] + v if k in total else v
-        steps = {k: 2.0 * sd * np.sqrt(v[2]) / cells for k, v in total.items() if v[2] > 0}
+                if k in total:  # counts and moments add, the largest amount is the larger
+                    v = np.append(total[k][:3] + v[:3], max(total[k][3], v[3]))
+                total[k] = v
+        steps = {k: _core.lattice_step(v[2], v[3], cells, sd) for k, v in total.items() if v[2] > 0}
         dists: dict[Any, Any] = {}
         if steps:
             dists = _tree(
@@ -1202,13 +1238,13 @@ def _partition_view(
 def _group_moments(
     part: _PartitionForecast, model: FunnelModel, column: str, period: tuple[int, int], tz: str
 ) -> dict[Any, np.ndarray]:
-    """Per group of the partition's deals: [deals, mean, variance]."""
+    """Per group of the partition's deals: [deals, mean, variance, largest uncertain amount]."""
     keys, amount, p, _ = _partition_view(part, model, period, tz)._group_deals(column)
     out = {}
     for k in set(keys):
         sel = keys == k
         mean, var = _moments(amount[sel], np.nan_to_num(p[sel]))
-        out[k] = np.array([float(sel.sum()), mean, var])
+        out[k] = np.array([float(sel.sum()), mean, var, _largest(amount[sel], p[sel])])
     return out
 
 

@@ -15,15 +15,25 @@ from .model import FunnelModel
 
 def _day_bounds(start: Any, end: Any, tz: str) -> tuple[int, int]:
     """[start day 00:00, (end day + 1) 00:00) in `tz`, as epoch seconds (end day inclusive)."""
-    s = pd.Timestamp(start)
-    e = pd.Timestamp(end)
-    s = (s.tz_convert(tz) if s.tzinfo else s.tz_localize(tz)).normalize()
-    e = (e.tz_convert(tz) if e.tzinfo else e.tz_localize(tz)).normalize() + pd.Timedelta(days=1)
+
+    def day(value: Any, what: str) -> pd.Timestamp:
+        try:
+            ts = None if value is None else pd.Timestamp(value)
+        except (ValueError, TypeError, OverflowError) as err:
+            raise _core.InvalidOptionsError(
+                f"{what} must be a date, got {value!r} ({err})"
+            ) from None
+        if ts is None or ts is pd.NaT:
+            raise _core.InvalidOptionsError(f"{what} must be a date, got {value!r}")
+        return (ts.tz_convert(tz) if ts.tzinfo else ts.tz_localize(tz)).normalize()
+
+    s = day(start, "start")
+    e = day(end, "end") + pd.Timedelta(days=1)
     if e <= s:
         raise _core.InvalidOptionsError(
             f"the period must end on or after its start ({start} .. {end})"
         )
-    return int(s.tz_convert("UTC").value // 10**9), int(e.tz_convert("UTC").value // 10**9)
+    return _convert.instant_seconds(s), _convert.instant_seconds(e)
 
 
 def forecast(
@@ -101,8 +111,21 @@ def forecast(
         raise ValueError(f"method must be 'exact' or 'monte_carlo', got {method!r}")
     if method == "monte_carlo" and scenarios <= 0:
         raise ValueError("method='monte_carlo' needs scenarios > 0")
+    limits = _core.FORECAST_LIMITS
+    scenarios = _convert.option_int(scenarios, "scenarios", 0, limits["scenarios"])
+    seed = _convert.option_int(seed, "seed", 0, 2**64 - 1)
+    threads = _convert.option_int(threads, "threads", 1, limits["threads"])
+    lattice_cells = _convert.option_int(lattice_cells, "lattice_cells", 16, limits["lattice_cells"])
+    parameter_draws = _convert.option_int(
+        parameter_draws, "parameter_draws", 0, limits["parameter_draws"]
+    )
     if parameter_uncertainty and parameter_draws < 1:
         raise ValueError(f"parameter_uncertainty needs parameter_draws >= 1, got {parameter_draws}")
+    arrivals_lookback_days = _convert.option_float(arrivals_lookback_days, "arrivals_lookback_days")
+    if stale_after_days is not None:
+        stale_after_days = _convert.option_float(stale_after_days, "stale_after_days")
+    if grid_days is not None:
+        grid_days = _convert.option_float(grid_days, "grid_days")
     t0, t1 = _day_bounds(start, end, tz)
     raw = _core.forecast(
         model.core,
@@ -396,7 +419,7 @@ class Forecast:
         i = int(where[0])
         tick = self._model.core.options.tick_seconds
         grid = int(r.get("grid_ticks", self._model.core.grid_ticks))
-        end_instant = int((self.end + pd.Timedelta(days=1)).tz_convert("UTC").value // 10**9)
+        end_instant = _convert.instant_seconds(self.end + pd.Timedelta(days=1))
         h_end = (end_instant - 1 - int(r["as_of"])) // (tick * grid)  # whole grid steps
         horizons = np.arange(h_end + 1, dtype=np.float64) * grid  # in ticks
         stage = np.full(len(horizons), int(r["stage"][i]), dtype=np.int32)

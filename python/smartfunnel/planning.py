@@ -78,7 +78,7 @@ def plan(
     t0, t1 = _day_bounds(start, end, tz)
     # Seconds in one step of the model's grid (won_within counts whole steps: days by default).
     tick = grouped.core.options.tick_seconds * grouped.core.grid_ticks
-    t = int(when.value // 10**9)
+    t = _convert.instant_seconds(when)
     h_end = (t1 - 1 - t) // tick
     h_start = (t0 - 1 - t) // tick if t0 > t else -1
     history = _history(log, activities, t, lookback_days)

@@ -21,7 +21,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from . import _core
+from . import _convert, _core
 from .backtesting import Backtest, backtest
 from .coaching import ActivityLog, Coaching, _entry_stage, _stays, _top_focus, coaching
 from .event_log import EventLog
@@ -505,7 +505,7 @@ def _funnel_table(
             }
         )
     table = pd.DataFrame(rows).set_index("stage")
-    t = int(model.as_of.value // 10**9)
+    t = _convert.instant_seconds(model.as_of)
     state = np.asarray(log.core.state_at(t)["stage"])
     n_won = len(won)
     seen = state >= 0

@@ -279,3 +279,70 @@ TEST(bad_input, archives_and_save_targets) {
   EXPECT_THROW(sf::save(matrix_funnel(), ro), sf::save_target_error);
   std::filesystem::remove(ro);
 }
+
+// Options out of range (issue 13, items 8 and 12): each is refused by validate() with
+// invalid_options naming the option and the accepted range, before any work or allocation.
+TEST(bad_input, options_out_of_range_name_the_option_and_its_range) {
+  struct forecast_case {
+    const char* option;
+    std::function<void(sf::forecast_options&)> set;
+    const char* range;
+  };
+  const std::vector<forecast_case> forecast_cases{
+      {"lattice_cells", [](auto& o) { o.lattice_cells = std::size_t{1} << 26; }, "[16, 65536]"},
+      {"lattice_cells", [](auto& o) { o.lattice_cells = std::numeric_limits<std::size_t>::max(); },
+       "[16, 65536]"},
+      {"lattice_cells", [](auto& o) { o.lattice_cells = 8; }, "[16, 65536]"},
+      {"lattice_sd", [](auto& o) { o.lattice_sd = std::nan(""); }, "(0, 64]"},
+      {"lattice_sd", [](auto& o) { o.lattice_sd = 1e300; }, "(0, 64]"},
+      {"scenarios", [](auto& o) { o.scenarios = std::numeric_limits<std::size_t>::max(); }, "[0, 10000000]"},
+      {"threads", [](auto& o) { o.threads = 0; }, "[1, 256]"},
+      {"threads", [](auto& o) { o.threads = std::numeric_limits<std::size_t>::max(); }, "[1, 256]"},
+      {"parameter_draws", [](auto& o) { o.parameter_draws = 100'000; }, "[0, 10000]"},
+      {"arrivals_lookback_days", [](auto& o) { o.arrivals_lookback_days = 1e12; },
+       "at most 3652425 (10,000 years)"},
+      {"arrivals_lookback_days", [](auto& o) { o.arrivals_lookback_days = 0.0; }, "> 0"},
+      {"arrivals_lookback_days", [](auto& o) { o.arrivals_lookback_days = std::nan(""); }, "> 0"},
+      {"stale_after_days", [](auto& o) { o.stale_after_days = std::nan(""); }, ">= 0"},
+      {"grid_days", [](auto& o) { o.grid_days = 0.0; }, "at most 366"},
+  };
+  for (const auto& c : forecast_cases) {
+    sf::forecast_options o;
+    o.start = day(0);
+    o.end = day(90);
+    ASSERT_NO_THROW(o.validate());
+    c.set(o);
+    try {
+      o.validate();
+      ADD_FAILURE() << c.option << ": no error";
+    } catch (const sf::invalid_options& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.rfind(c.option, 0), 0u) << what; // the message starts with the option
+      EXPECT_NE(what.find(c.range), std::string::npos) << what;
+    }
+  }
+  struct fit_case {
+    const char* option;
+    std::function<void(sf::fit_options&)> set;
+    const char* range;
+  };
+  const std::vector<fit_case> fit_cases{
+      {"draws", [](auto& o) { o.draws = std::numeric_limits<std::size_t>::max(); }, "[0, 100000]"},
+      {"unresolved_threshold", [](auto& o) { o.unresolved_threshold = std::nan(""); }, "[0, 1]"},
+      {"unresolved_threshold", [](auto& o) { o.unresolved_threshold = -0.5; }, "[0, 1]"},
+      {"unresolved_threshold", [](auto& o) { o.unresolved_threshold = 1.5; }, "[0, 1]"},
+  };
+  for (const auto& c : fit_cases) {
+    sf::fit_options o;
+    ASSERT_NO_THROW(o.validate());
+    c.set(o);
+    try {
+      o.validate();
+      ADD_FAILURE() << c.option << ": no error";
+    } catch (const sf::invalid_options& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.rfind(c.option, 0), 0u) << what;
+      EXPECT_NE(what.find(c.range), std::string::npos) << what;
+    }
+  }
+}

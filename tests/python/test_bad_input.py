@@ -227,3 +227,78 @@ def test_bad_archives_and_save_targets(tmp_path) -> None:
     ro.chmod(0o444)
     with pytest.raises(PermissionError, match="read-only"):
         FUNNEL.save(ro)
+
+
+# Options out of range (issue 13, items 8 and 12): one short line naming the option and what it
+# accepts, before any work (no pybind11 signature dump, no minutes of work, no unbounded memory).
+QUARTER = ("2025-07-01", "2025-09-30")
+OPTION_CASES: list[tuple[str, str, dict, str]] = [
+    ("fit_draws_negative", "fit", {"draws": -1}, r"^draws must be an integer in \[0, 100,000\], got -1$"),
+    ("fit_draws_huge", "fit", {"draws": 2**64}, r"^draws must be an integer in \[0, 100,000\]"),
+    ("fit_unresolved_threshold_nan", "fit", {"unresolved_threshold": float("nan")},
+     r"^unresolved_threshold must be in \[0, 1\]"),
+    ("fit_prior_text", "fit", {"prior": "flat"}, r"^prior must be a number, got 'flat'$"),
+    ("fit_as_of_text_not_a_time", "fit", {"as_of": "2024-13-45"}, r"^as_of must be a time, got '2024-13-45'"),
+    ("scenarios_negative", "forecast", {"scenarios": -1},
+     r"^scenarios must be an integer in \[0, 10,000,000\], got -1$"),
+    ("scenarios_not_an_integer", "forecast", {"scenarios": 2.5}, r"^scenarios must be an integer"),
+    ("seed_beyond_uint64", "forecast", {"seed": 2**64},
+     r"^seed must be an integer in \[0, 18,446,744,073,709,551,615\]"),
+    ("threads_negative", "forecast", {"threads": -1}, r"^threads must be an integer in \[1, 256\], got -1$"),
+    ("lattice_cells_negative", "forecast", {"lattice_cells": -1},
+     r"^lattice_cells must be an integer in \[16, 65,536\], got -1$"),
+    ("lattice_cells_2_26", "forecast", {"lattice_cells": 2**26}, r"^lattice_cells must be an integer in \[16, 65,536\]"),
+    ("parameter_draws_100000", "forecast", {"parameter_uncertainty": True, "parameter_draws": 100_000},
+     r"^parameter_draws must be an integer in \[0, 10,000\]"),
+    ("arrivals_lookback_days_1e12", "forecast", {"arrivals_lookback_days": 1e12},
+     r"^arrivals_lookback_days must be > 0 and at most 3652425 \(10,000 years\), got 1000000000000$"),
+    ("arrivals_lookback_days_text", "forecast", {"arrivals_lookback_days": "half a year"},
+     r"^arrivals_lookback_days must be a number, got 'half a year'$"),
+    ("stale_after_days_nan", "forecast", {"stale_after_days": float("nan")}, r"^stale_after_days must be >= 0, got nan$"),
+    ("grid_days_longer_than_the_period", "forecast", {"grid_days": 365},
+     r"^grid_days: the grid step of 365 days is longer than the period \(92 days\)"),
+    ("end_none", "forecast", {"end": None}, r"^end must be a date, got None$"),
+    ("backtest_threads_negative", "backtest", {"threads": -1}, r"^threads must be an integer in \[1, 256\], got -1$"),
+    ("backtest_parameter_draws_negative", "backtest", {"parameter_draws": -1},
+     r"^parameter_draws must be an integer in \[0, 10,000\], got -1$"),
+    ("backtest_horizon_days_zero", "backtest", {"horizon_days": 0}, r"^horizon_days must be an integer in \[1, "),
+    ("period_ending_9999_12_31_beyond_the_recursion", "forecast", {"start": "9999-10-01", "end": "9999-12-31"},
+     r"^the period ends \d+ grid steps of 86400 s after as_of; the recursion reaches at most 65536 steps"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sample_fit() -> tuple[sf.EventLog, sf.FunnelModel]:
+    log = sf.datasets.sample().log
+    return log, sf.fit(log, draws=0)
+
+
+@pytest.mark.parametrize(("name", "call", "kwargs", "message"), OPTION_CASES,
+                         ids=[c[0] for c in OPTION_CASES])  # fmt: skip
+def test_bad_options(name: str, call: str, kwargs: dict, message: str, sample_fit) -> None:
+    log, model = sample_fit
+    with pytest.raises(sf.InvalidOptionsError, match=message) as info:
+        if call == "fit":
+            sf.fit(log, **kwargs)
+        elif call == "backtest":
+            sf.backtest(log, ["2025-01-01"], **kwargs)
+        else:
+            period = {"start": QUARTER[0], "end": QUARTER[1]}
+            period.update({k: kwargs.pop(k) for k in ("start", "end") if k in kwargs})
+            sf.forecast(model, log, period["start"], period["end"], **kwargs)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 200
+
+
+def test_years_9999_as_of_and_period_work() -> None:
+    """fit(as_of="9999-12-31") and a period ending 9999-12-31 gave pandas OverflowError: the
+    supported range of times is years 1 to 9999, so they work (epoch seconds worked out by hand)."""
+    log = sf.datasets.sample().log
+    model = sf.fit(log, as_of="9999-12-31", draws=0)
+    assert model.as_of == pd.Timestamp("9999-12-31", tz="UTC")
+    assert int(model.core.as_of) == YEAR_10000 - 86_400
+    fc = sf.forecast(model, log, "9999-10-01", "9999-12-31", scenarios=10)
+    assert fc.end == pd.Timestamp("9999-12-31", tz="UTC")
+    assert fc.expected >= 0.0
+    # Planning and coaching read as_of in seconds too (were Timestamp.value nanoseconds).
+    plan = sf.plan(model, log, 1e6, "9999-10-01", "9999-12-31")
+    assert "team" in plan.index

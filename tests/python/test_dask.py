@@ -561,3 +561,26 @@ def test_results_travel_between_workers_or_fail_fast(client):
     msg = str(info.value)
     assert "_compiled_activity_log cannot be sent between Dask processes" in msg
     assert "smartfunnel._core.ActivityLog does not pickle" in msg
+
+
+@pytest.mark.parametrize("draws", [0, 4])
+def test_far_period_on_the_bounded_lattice_equals_local(client, data, hashed, draws):
+    """Two years after as_of the deals are so unlikely that 16 sd of the pipeline are less than
+    its largest amount: the lattice step is the largest uncertain amount / cells (issue 13, item
+    7), on Dask as locally (the partitions' largest amounts reduce by max)."""
+    _, local, model = data
+    kw = dict(scenarios=0, parameter_uncertainty=draws > 0, parameter_draws=max(draws, 1), seed=5)
+    period = ("2027-04-01", "2027-06-30")
+    dfc = _run(sfd.forecast, model, hashed, *period, split_every=2, **kw)
+    lfc = sf.forecast(model, local, *period, **kw)
+    raw = lfc._raw
+    floor = sf._core.largest_uncertain_amount(raw["amount"], np.nan_to_num(raw["p_win_period"]))
+    sd = np.sqrt(lfc.exact_pipeline.variance)
+    assert 2 * 8 * sd < floor  # the floor is what sets the pipeline's step here
+    assert lfc.exact_pipeline.step == pytest.approx(floor / 4096, rel=1e-15)
+    for a, b in [(dfc.exact, lfc.exact), (dfc.exact_pipeline, lfc.exact_pipeline)]:
+        assert a.step == pytest.approx(b.step, rel=1e-12)
+        # With sd far below a step, what the windows of mean +- 8 sd cut depends on where the
+        # partial sums are cut: the two agree up to the mass each reports as truncated (~3e-9).
+        assert _aligned(a, b) < 1e-12 + a.truncated_mass + b.truncated_mass
+        assert a.mean == pytest.approx(b.mean, rel=1e-12)

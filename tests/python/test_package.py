@@ -90,6 +90,8 @@ def test_stubs_cover_every_public_name_of_core():
     from smartfunnel import _core
 
     text = (pathlib.Path(sf.__file__).parent / "_core.pyi").read_text()
-    declared = set(_re.findall(r"^(?:class|def) (\w+)", text, flags=_re.M))
+    # classes, functions and module attributes (``NAME: type``)
+    found = _re.findall(r"^(?:(?:class|def) (\w+)|(\w+): )", text, flags=_re.M)
+    declared = {a or b for a, b in found}
     public = {n for n in dir(_core) if not n.startswith("_")}
     assert public <= declared, sorted(public - declared)
