@@ -23,6 +23,13 @@
 
 namespace smartfunnel {
 
+/// Forecast options with Monte Carlo off (scenarios = 0): the backtest's distributions are exact.
+inline forecast_options exact_forecast_options() {
+  forecast_options o;
+  o.scenarios = 0;
+  return o;
+}
+
 struct backtest_options {
   /// The replayed analysis dates, in the order of the result's rows.
   std::vector<time_point> as_of;
@@ -38,11 +45,7 @@ struct backtest_options {
   /// stale_after_days, include_arrivals, parameter_draws, grid_days, use_groups, arrivals_* and the
   /// lattice are used as given (the lattice also for the baselines). The distributions are exact:
   /// scenarios must be 0, and threads and progress here are not used (see below).
-  forecast_options forecast = [] {
-    forecast_options o;
-    o.scenarios = 0;
-    return o;
-  }();
+  forecast_options forecast = exact_forecast_options();
   /// Per open stage (funnel order), the static ladder's P(win) in [0, 1]; empty: no static_ladder.
   std::vector<double> ladder;
   /// Bins of equal width on [0, 1] of the calibration table.

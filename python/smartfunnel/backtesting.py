@@ -149,7 +149,8 @@ class Backtest:
 
     @functools.cached_property
     def deals(self) -> pd.DataFrame:
-        """One row per (as_of, method, open deal): ``p`` and ``won`` (built on first use)."""
+        """The forecast probability ``p`` and outcome ``won`` of each open deal, one row per
+        as_of, method and deal (built on first use)."""
         result = self.core
         stamps = pd.DatetimeIndex([_convert.to_timestamp(int(t)) for t in result.as_of])
         methods = np.asarray(result.methods, dtype=object)

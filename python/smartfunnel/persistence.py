@@ -112,6 +112,8 @@ def _checked_options(core: _core.FitOptions, meta: dict[str, Any], where: str) -
     for field in FitOptions.__dataclass_fields__:
         name = _CORE_NAME.get(field, field)
         given, stored = getattr(compiled, name), getattr(core, name)
+        if field == "as_of" and getattr(options, field) is None:
+            continue  # None is "the end of the log": the payload holds the time it resolved to
         if not _same(given, stored):
             raise _corrupt(
                 where,

@@ -9,6 +9,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -539,7 +540,12 @@ def test_progress_draws_on_a_pty_and_the_forecast_drives_it(sample):
                 sf.forecast(model, sample.log, "2025-07-01", "2025-09-30", scenarios=20_000,
                             progress=bar)  # fmt: skip
         os.set_blocking(master, False)
-        seen = os.read(master, 1 << 16).decode()
+        seen, deadline = "", time.monotonic() + 5.0
+        while "100%" not in seen and time.monotonic() < deadline:  # the pty hands it in pieces
+            try:
+                seen += os.read(master, 1 << 16).decode()
+            except BlockingIOError:
+                time.sleep(0.01)
     finally:
         os.close(master)
         os.close(slave)
