@@ -1918,6 +1918,10 @@ def from_salesforce(
             f"({opp.loc[er['opportunity_id'], '_CreatedDate']:%Y-%m-%d %H:%M}): "
             "the row is kept and creation taken as the first history row",
         )
+    # Both as UTC-aware times of one unit (an all-missing column, or one the parser gave in
+    # microseconds, would not compare with the history's times).
+    first = pd.to_datetime(first, utc=True).dt.as_unit("s")
+    created = pd.to_datetime(created, utc=True).dt.as_unit("s")
     created = created.where(created.notna() & (created <= first), first)
     if not len(events):  # nothing usable: every row is in the quality report
         raise _convert.data_error(
