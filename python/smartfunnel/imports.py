@@ -1028,7 +1028,10 @@ def from_long(
         )
 
     if funnel is None:
-        funnel = infer_funnel(events, opportunity="opportunity_id", stage="stage", time="time")
+        try:
+            funnel = infer_funnel(events, opportunity="opportunity_id", stage="stage", time="time")
+        except _core.DataError as e:  # name the file: a folder holds several
+            raise _convert.data_error(f"{table}: {e}", None, stage) from None
         issues.add(
             table,
             None,

@@ -138,8 +138,9 @@ def test_period_ends_checked_after_parsing(events_csv, capsys):
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        (b"\x7fELF\x02\x01\x01\x00\xff\xfe\x00\x00", "is not UTF-8 text"),
-        ("opportunity_id,stage,time\no1,Lead,2024-01-01\n".encode("utf-16"), "is not UTF-8 text"),
+        (b"\x7fELF\x02\x01\x01\x00\xff\xfe\x00\x00", "cannot be read: not UTF-8 text"),
+        # UTF-16 with its byte-order mark (Excel's "Unicode text") is read: it fails on its content
+        ("opportunity_id,stage,time\no1,Lead,2024-01-01\n".encode("utf-16"), "x.csv: cannot infer the funnel: no stage reads as won among ['Lead']"),
         (b"opportunity_id,stage,time\n", "x.csv: no rows (only a header: ['opportunity_id', 'stage', 'time'])"),
         (b"opportunity_id,stage,time\n,Lead,2024-01-01\n,Won,2024-01-02\n", "x.csv: none of the 2 rows is usable (2 no opportunity id"),
     ],
