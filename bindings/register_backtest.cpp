@@ -114,8 +114,8 @@ void register_backtest(py::module_& m) {
          std::vector<double> ladder, std::size_t calibration_bins, std::size_t threads,
          std::optional<py::function> progress, std::optional<double> stale_after_days, bool include_arrivals,
          std::size_t parameter_draws, std::optional<double> grid_days, bool use_groups,
-         double arrivals_lookback_days, std::string arrivals_by, std::size_t lattice_cells,
-         double lattice_sd) {
+         double arrivals_lookback_days, std::string arrivals_by, std::size_t lattice_cells, double lattice_sd,
+         bool calibrate) {
         backtest_options o;
         const auto a = span_of(as_of), s = span_of(period_start), e = span_of(period_end);
         o.as_of.assign(a.begin(), a.end());
@@ -136,6 +136,7 @@ void register_backtest(py::module_& m) {
         o.forecast.arrivals_by = std::move(arrivals_by);
         o.forecast.lattice_cells = lattice_cells;
         o.forecast.lattice_sd = lattice_sd;
+        o.forecast.calibration.enabled = calibrate;
         auto r = std::make_shared<backtest_result>();
         {
           py::gil_scoped_release release;
@@ -152,6 +153,7 @@ void register_backtest(py::module_& m) {
       py::arg("grid_days") = py::none(), py::arg("use_groups") = fd.use_groups,
       py::arg("arrivals_lookback_days") = fd.arrivals_lookback_days, py::arg("arrivals_by") = fd.arrivals_by,
       py::arg("lattice_cells") = fd.lattice_cells, py::arg("lattice_sd") = fd.lattice_sd,
+      py::arg("calibrate") = false,
       "Walk-forward backtest at each as_of (epoch seconds); see smartfunnel.backtest. Periods: "
       "[period_start, period_end) per date, or the UTC day rule when both are empty.");
 

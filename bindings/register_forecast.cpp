@@ -45,6 +45,39 @@ py::array_t<T> to_array(std::vector<T>&& v) {
   return owned(std::move(v));
 }
 
+py::dict calibration_dict(forecast_calibration&& c) {
+  py::dict out;
+  out["method"] = c.method;
+  out["reason"] = c.reason;
+  out["level"] = c.level;
+  out["observed_level"] = c.observed_level;
+  out["tau"] = c.tau;
+  out["sigma"] = c.sigma;
+  out["model_cv"] = c.model_cv;
+  out["independent_periods"] = c.independent_periods;
+  py::dict periods;
+  periods["as_of"] = to_array(std::move(c.as_of));
+  periods["start"] = to_array(std::move(c.start));
+  periods["end"] = to_array(std::move(c.end));
+  periods["expected"] = to_array(std::move(c.expected));
+  periods["sd"] = to_array(std::move(c.sd));
+  periods["P10"] = to_array(std::move(c.p10));
+  periods["P50"] = to_array(std::move(c.p50));
+  periods["P90"] = to_array(std::move(c.p90));
+  periods["actual"] = to_array(std::move(c.actual));
+  out["periods"] = periods;
+  py::dict record;
+  record["method"] = c.record.methods;
+  record["periods"] = to_array(std::move(c.record.periods));
+  record["coverage_p10_p90"] = to_array(std::move(c.record.coverage_p10_p90));
+  record["bias"] = to_array(std::move(c.record.bias));
+  record["relative_bias"] = to_array(std::move(c.record.relative_bias));
+  record["pinball"] = to_array(std::move(c.record.pinball));
+  record["mae"] = to_array(std::move(c.record.mae));
+  out["track_record"] = record;
+  return out;
+}
+
 } // namespace
 
 void register_forecast(py::module_& m) {
@@ -55,7 +88,8 @@ void register_forecast(py::module_& m) {
          bool use_groups, bool exact, std::size_t lattice_cells, double lattice_sd, std::size_t scenarios,
          std::uint64_t seed, std::size_t threads, std::optional<py::function> progress, bool include_arrivals,
          double arrivals_lookback_days, std::string arrivals_by, std::size_t parameter_draws,
-         std::optional<double> grid_days) {
+         std::optional<double> grid_days, bool calibrate, double calibration_spacing_days,
+         std::size_t calibration_max_periods, std::size_t calibration_min_periods) {
         forecast_options o;
         o.start = start;
         o.end = end;
@@ -73,6 +107,10 @@ void register_forecast(py::module_& m) {
         o.arrivals_by = std::move(arrivals_by);
         o.parameter_draws = parameter_draws;
         o.grid_days = grid_days;
+        o.calibration.enabled = calibrate;
+        o.calibration.spacing_days = calibration_spacing_days;
+        o.calibration.max_periods = calibration_max_periods;
+        o.calibration.min_periods = calibration_min_periods;
         if (progress)
           o.progress = [cb = *progress](double fraction) {
             py::gil_scoped_acquire gil;
@@ -132,6 +170,7 @@ void register_forecast(py::module_& m) {
         }
         arr["total_draws"] = total_draws;
         out["arrivals"] = arr;
+        out["calibration"] = calibration_dict(std::move(r.calibration));
         return out;
       },
       py::arg("model"), py::arg("log"), py::arg("start"), py::arg("end"), py::arg("as_of") = py::none(),
@@ -140,7 +179,9 @@ void register_forecast(py::module_& m) {
       py::arg("seed") = 0, py::arg("threads") = 1, py::arg("progress") = py::none(),
       py::arg("include_arrivals") = true, py::arg("arrivals_lookback_days") = 180.0,
       py::arg("arrivals_by") = std::string(), py::arg("parameter_draws") = 0,
-      py::arg("grid_days") = py::none(),
+      py::arg("grid_days") = py::none(), py::arg("calibrate") = false,
+      py::arg("calibration_spacing_days") = 7.0, py::arg("calibration_max_periods") = 52,
+      py::arg("calibration_min_periods") = 8,
       "Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.");
 
   m.def(

@@ -1,6 +1,7 @@
 #include "smartfunnel/backtest.hpp"
 
 #include "smartfunnel/absorbing_chain.hpp"
+#include "smartfunnel/detail/calibrate.hpp"
 #include "smartfunnel/detail/visible.hpp"
 
 #include <algorithm>
@@ -334,6 +335,7 @@ backtest_result backtest(const event_log& log, const backtest_options& options) 
     throw invalid_options("ladder has " + std::to_string(options.ladder.size()) +
                           " probabilities but the funnel has " + std::to_string(f.n_open()) + " open stages");
   const std::size_t n = options.as_of.size();
+  detail::calibration_cache cache; // past periods shared by the dates' calibrations
 
   auto one_date = [&](std::size_t i) {
     const time_point t = options.as_of[i];
@@ -355,7 +357,15 @@ backtest_result backtest(const event_log& log, const backtest_options& options) 
     co.scenarios = 0;
     co.threads = 1;
     co.progress = nullptr;
-    const auto fc = forecast(model, log, co);
+    const bool calibrating = co.calibration.enabled;
+    co.calibration.enabled = false;
+    auto fc = forecast(model, log, co);
+    revenue_distribution uncalibrated;
+    if (calibrating) {
+      uncalibrated = fc.exact;
+      co.calibration = options.forecast.calibration;
+      detail::calibrate(fc, model, log, co, &cache);
+    }
     // What was won in the period, from the whole log.
     const auto wins = wins_in_period(log, start, end, std::max(t, end - 1));
     std::vector<std::uint8_t> is_won(log.n_opportunities(), 0);
@@ -375,7 +385,19 @@ backtest_result backtest(const event_log& log, const backtest_options& options) 
     p.realised = fc.realised;
     p.won = won;
     p.actual = wins.total;
-    return score_period(model, p, options);
+    auto scored = score_period(model, p, options);
+    if (calibrating) { // the forecast before calibration, as one more method
+      scored.methods.emplace_back("smartfunnel_uncalibrated");
+      add_period(scored, scored.methods.size() - 1, uncalibrated, p.actual, deals.opportunity.size());
+      auto& d = scored.deals;
+      const std::size_t n_deals = deals.opportunity.size();
+      d.date.insert(d.date.end(), n_deals, 0);
+      d.method.insert(d.method.end(), n_deals, scored.methods.size() - 1);
+      d.opportunity.insert(d.opportunity.end(), deals.opportunity.begin(), deals.opportunity.end());
+      d.p.insert(d.p.end(), deals.p_win_period.begin(), deals.p_win_period.end());
+      d.won.insert(d.won.end(), won.begin(), won.end());
+    }
+    return scored;
   };
 
   std::vector<backtest_result> parts(n);
@@ -427,6 +449,7 @@ backtest_result backtest(const event_log& log, const backtest_options& options) 
   backtest_result out;
   out.methods = {"smartfunnel", "weighted_pipeline", "closed_only"};
   if (!options.ladder.empty()) out.methods.emplace_back("static_ladder");
+  if (options.forecast.calibration.enabled) out.methods.emplace_back("smartfunnel_uncalibrated");
   for (const auto& part : parts) append(out, part);
   finalize(out, options.calibration_bins);
   return out;

@@ -1,5 +1,6 @@
 #include "smartfunnel/forecast.hpp"
 
+#include "smartfunnel/detail/calibrate.hpp"
 #include "smartfunnel/detail/random.hpp"
 #include "smartfunnel/detail/visible.hpp"
 #include "smartfunnel/error.hpp"
@@ -59,6 +60,7 @@ void forecast_options::validate() const {
     throw invalid_options("stale_after_days must be >= 0, got " + num(*stale_after_days));
   if (grid_days && !(*grid_days > 0.0 && *grid_days <= 366.0))
     throw invalid_options("grid_days must be > 0 and at most 366, got " + num(*grid_days));
+  calibration.validate();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1056,6 +1058,12 @@ forecast_result forecast(const funnel_model& model, const event_log& log, const 
                                 "92,233,720,368,547,758.07 that int64 cents hold; use scenarios=0 (the "
                                 "exact distribution has no such limit) or amounts in a larger unit");
     }
+  }
+  if (options.calibration.enabled) {
+    detail::calibrate(out, model, log, options);
+  } else {
+    out.calibration.reason =
+        "calibration off: the interval assumes independent deals with known probabilities";
   }
   report(1.0);
   return out;

@@ -43,7 +43,8 @@ struct backtest_options {
   fit_options fit;
   /// The forecast made at each date (smartfunnel method): as_of, start and end are set per date;
   /// stale_after_days, include_arrivals, parameter_draws, grid_days, use_groups, arrivals_* and the
-  /// lattice are used as given (the lattice also for the baselines). The distributions are exact:
+  /// lattice and calibration are used as given (the lattice also for the baselines). The
+  /// distributions are exact:
   /// scenarios must be 0, and threads and progress here are not used (see below).
   forecast_options forecast = exact_forecast_options();
   /// Per open stage (funnel order), the static ladder's P(win) in [0, 1]; empty: no static_ladder.
@@ -98,7 +99,10 @@ struct backtest_calibration {
 /// Rows of a backtest and the scores per method. `date` indexes as_of/start/end, `method`
 /// indexes methods.
 struct backtest_result {
-  /// Method names, in row order: smartfunnel, weighted_pipeline, closed_only[, static_ladder].
+  /// Method names, in row order: smartfunnel, weighted_pipeline, closed_only[, static_ladder]
+  /// [, smartfunnel_uncalibrated]. With forecast.calibration.enabled, smartfunnel is the
+  /// calibrated forecast (each date calibrated from its own past, calibration.hpp) and
+  /// smartfunnel_uncalibrated the same forecast before calibration.
   std::vector<std::string> methods;
   /// Per date: the analysis time and the period [start, end).
   std::vector<time_point> as_of, start, end;

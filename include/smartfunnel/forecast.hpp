@@ -5,6 +5,7 @@
 /// convolution, mean preserved, error bound reported) and a Monte Carlo whose random streams are
 /// keyed by (seed, scenario, opportunity id), so results never depend on threads or partitioning.
 
+#include "smartfunnel/calibration.hpp"
 #include "smartfunnel/error.hpp"
 #include "smartfunnel/event_log.hpp"
 #include "smartfunnel/funnel_model.hpp"
@@ -66,6 +67,9 @@ struct forecast_options {
   /// (0: the point estimates only). Monte Carlo scenario s uses draw s % parameter_draws; the
   /// exact distribution becomes the mixture over the draws.
   std::size_t parameter_draws = 0;
+  /// Calibrated intervals from the log's own past forecasts (calibration.hpp); off by default in
+  /// C++, on by default in Python's sf.forecast.
+  calibration_options calibration;
   /// Called with the fraction done; return false to cancel (the call then throws cancelled).
   std::function<bool(double)> progress;
 
@@ -171,6 +175,13 @@ struct compound_poisson {
                                                                 std::size_t scenarios, std::uint64_t seed,
                                                                 std::size_t threads = 1);
 
+/// The distribution of fixed + S * (total - fixed) where S takes each of `factors` with equal
+/// probability (the mixture of the scaled distributions): a common factor on the uncertain part of
+/// a total whose certain part is `fixed`. One factor of 1 (or none) returns d unchanged.
+[[nodiscard]] revenue_distribution calibrated_distribution(const revenue_distribution& d, double fixed,
+                                                           const std::vector<double>& factors,
+                                                           std::size_t cells = 1 << 12, double sd = 8.0);
+
 /// The equal-weight mixture of distributions, on a lattice of `cells` cells over mean +- sd
 /// standard deviations (each part's points split between the two nearest points, means kept).
 /// The lattice points are the mixture's mean plus whole steps, from the first step at or below the
@@ -241,6 +252,8 @@ struct forecast_result {
   /// the arrivals' part alone.
   std::vector<std::int64_t> scenario_cents;
   std::vector<std::int64_t> arrival_cents;
+  /// How the distributions and scenarios above were calibrated (method "none": as computed).
+  forecast_calibration calibration;
 
   [[nodiscard]] double expected() const noexcept { return exact.mean; }
 };

@@ -41,7 +41,7 @@ from .backtesting import Backtest, backtest
 from .coaching import ActivityLog, Coaching, coaching
 from .event_log import EventLog
 from .flow import pipeline_flow
-from .forecasting import Forecast, forecast
+from .forecasting import Calibration, Forecast, forecast
 from .model import FitOptions, FunnelModel, fit, merge
 from .persistence import load
 from .planning import plan
@@ -53,6 +53,7 @@ __all__ = [
     "ActivityLog",
     "ArchiveError",
     "Backtest",
+    "Calibration",
     "CancelledError",
     "Coaching",
     "CorruptArchiveError",

@@ -548,6 +548,7 @@ def backtest(
     arrivals_by: str = "",
     lattice_cells: typing.SupportsInt | typing.SupportsIndex = 4096,
     lattice_sd: typing.SupportsFloat | typing.SupportsIndex = 8.0,
+    calibrate: bool = False,
 ) -> BacktestResult:
     """
     Walk-forward backtest at each as_of (epoch seconds); see smartfunnel.backtest. Periods: [period_start, period_end) per date, or the UTC day rule when both are empty.
@@ -687,6 +688,10 @@ def forecast(
     arrivals_by: str = "",
     parameter_draws: typing.SupportsInt | typing.SupportsIndex = 0,
     grid_days: typing.SupportsFloat | typing.SupportsIndex | None = None,
+    calibrate: bool = False,
+    calibration_spacing_days: typing.SupportsFloat | typing.SupportsIndex = 7.0,
+    calibration_max_periods: typing.SupportsInt | typing.SupportsIndex = 52,
+    calibration_min_periods: typing.SupportsInt | typing.SupportsIndex = 8,
 ) -> dict:
     """
     Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.

@@ -54,6 +54,7 @@ def backtest(
     grid_days: float | None = None,
     threads: int = 1,
     progress: Callable[[float], bool] | None = None,
+    calibrate: bool = True,
 ) -> Backtest:
     """Replay the log as of each date, forecast the following `horizon_days`, compare with actuals.
 
@@ -66,7 +67,10 @@ def backtest(
     - ``smartfunnel``: the time-bounded semi-Markov probabilities (plus arrivals);
     - ``weighted_pipeline``: amount x the stage's censoring-aware win probability, ignoring time;
     - ``closed_only``: the same with the naive closed-only conversion rates;
-    - ``static_ladder``: amount x the user's per-stage probabilities (when `ladder` is given).
+    - ``static_ladder``: amount x the user's per-stage probabilities (when `ladder` is given);
+    - ``smartfunnel_uncalibrated`` (with `calibrate`, the default): the smartfunnel forecast
+      before its calibration; ``smartfunnel`` is then calibrated as :func:`smartfunnel.forecast`
+      does, each date only from the past periods whose outcome was known at that date.
 
     Each method's revenue distribution is the exact distribution of its independent per-deal
     outcomes, so all are scored the same way: error, bias, P10-P90 coverage, pinball loss, and for
@@ -104,6 +108,7 @@ def backtest(
         include_arrivals=include_arrivals,
         parameter_draws=parameter_draws if parameter_uncertainty else 0,
         grid_days=grid_days,
+        calibrate=bool(calibrate),
     )
     return Backtest(result, horizon_days)
 

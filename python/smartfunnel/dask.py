@@ -1021,6 +1021,12 @@ def forecast(
         ),
         "realised": realised,
         "arrivals": arr["arrivals"] if arr is not None else {k: [] for k in _ARRIVAL_KEYS},
+        "calibration": {
+            "method": "none",
+            "reason": "a forecast on Dask is not calibrated (the past periods are replayed on a "
+            "local log: smartfunnel.forecast); the interval assumes independent deals with known "
+            "probabilities",
+        },
     }
     return DaskForecast(
         raw,
@@ -1357,7 +1363,8 @@ def backtest(
     date (its statistics merged in a tree) and its forecast a distributed forecast (with
     parameter uncertainty when asked); the open deals' amounts, probabilities and outcomes then
     come to the client, where the baselines' exact distributions and the scores are computed as
-    locally. The same table and deal rows as the local backtest."""
+    locally. The same table and deal rows as the local backtest without calibration
+    (``calibrate=False``): a forecast on Dask is not calibrated."""
     fit_options = fit or FitOptions()
     stages = list(log.funnel.stages)
     ladder_values: list[float] = []

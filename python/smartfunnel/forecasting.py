@@ -59,6 +59,7 @@ def forecast(
     parameter_uncertainty: bool = False,
     parameter_draws: int = 50,
     grid_days: float | None = None,
+    calibrate: bool = True,
 ) -> Forecast:
     """Forecast the revenue won in the period ``[start, end]`` (whole days in `tz`, end inclusive).
 
@@ -127,6 +128,7 @@ def forecast(
     if grid_days is not None:
         grid_days = _convert.option_float(grid_days, "grid_days")
     t0, t1 = _day_bounds(start, end, tz)
+    time_bounded = isinstance(probabilities, str) and probabilities == "time_bounded"
     raw = _core.forecast(
         model.core,
         log.core,
@@ -146,8 +148,9 @@ def forecast(
         arrivals_by=arrivals_by or "",
         parameter_draws=parameter_draws if parameter_uncertainty else 0,
         grid_days=grid_days,
+        calibrate=bool(calibrate) and time_bounded,
     )
-    if not (isinstance(probabilities, str) and probabilities == "time_bounded"):
+    if not time_bounded:
         raw = _with_baseline(raw, model, probabilities, scenarios, seed, threads, log)
         include_arrivals = False
     return Forecast(raw, model, log, method, include_arrivals, (t0, t1), tz, seed)
@@ -202,6 +205,10 @@ def _with_baseline(
         out["scenario_cents"] = (
             np.asarray(_core.monte_carlo_cents(cents, p, keys, scenarios, seed, threads)) + realised
         )
+    out["calibration"] = {
+        "method": "none",
+        "reason": "a baseline's probabilities: not calibrated (compare the backtest's baselines)",
+    }
     return out
 
 
@@ -299,6 +306,9 @@ class Forecast:
         The period's last day (inclusive), in `tz`.
     as_of : Timestamp
         Analysis time.
+    calibration : smartfunnel.Calibration
+        How the interval was widened from the log's past forecasts (``method``, ``reason``, the
+        factor's ``sigma``, the past ``periods``), or why it was not.
     """
 
     def __init__(
@@ -327,6 +337,17 @@ class Forecast:
         self.scenarios = np.asarray(raw["scenario_cents"], dtype=np.int64)
         self.realised = float(raw["realised"])
         self._seed = seed
+        self.calibration = Calibration(raw.get("calibration"))
+
+    @property
+    def track_record(self) -> pd.DataFrame:
+        """How past forecasts of the same kind did on this log, per method (``smartfunnel``
+        calibrated, ``smartfunnel_uncalibrated``, ``weighted_pipeline``, ``closed_only``): the
+        number of past periods scored, P10-P90 coverage, bias (mean expected - actual),
+        relative bias, mean pinball loss and mean absolute error. Each past period's calibration
+        uses only the periods known at its own as_of; no rows when the history is too short to
+        judge (see ``calibration.reason``)."""
+        return self.calibration.track_record
 
     # -- the distribution -----------------------------------------------------------------------
     @property
@@ -558,3 +579,70 @@ class Forecast:
             ("arrivals included", self.include_arrivals),
         ]
         return _html.box("Forecast", "", _html.fields(rows))
+
+
+class Calibration:
+    """How a forecast's distribution was calibrated from the log's own past forecasts.
+
+    Forecasts of the same length are replayed as of earlier dates (weekly, a period's length
+    after the log's first close, only outcomes known at as_of); the spread of what was won around
+    what was expected, beyond the model's own, is a common factor S on the uncertain part:
+    ``total = realised + S * (open deals + new deals)``, ``log S ~ N(log level - sigma^2 / 2,
+    sigma^2)``. The distribution (and each Monte Carlo scenario) is the mixture over S.
+
+    Attributes
+    ----------
+    method : str
+        ``"common_factor"`` or ``"none"`` (not calibrated: see `reason`).
+    reason : str
+        The estimate in words, or why there is none (too short a history, calibration off).
+    level : float
+        Mean of S applied (1 unless the level is corrected).
+    observed_level : float
+        Won / expected over the past periods.
+    tau : float
+        The common factor's relative sd beyond the model's own.
+    sigma : float
+        The sd of log S.
+    model_cv : float
+        The model's own relative sd of the past periods.
+    independent_periods : float
+        How many period lengths the past dates span.
+    periods : DataFrame
+        The past periods (most recent first): as_of, start, end, expected and sd of the uncertain
+        part, P10/P50/P90 of the uncalibrated forecast and what was won.
+    track_record : DataFrame
+        The past periods' scores per method (see :attr:`Forecast.track_record`).
+    """
+
+    def __init__(self, raw: dict[str, Any] | None):
+        raw = raw or {"method": "none", "reason": "not calibrated"}
+        self.method: str = raw["method"]
+        self.reason: str = raw["reason"]
+        self.level = float(raw.get("level", 1.0))
+        self.observed_level = float(raw.get("observed_level", 1.0))
+        self.tau = float(raw.get("tau", 0.0))
+        self.sigma = float(raw.get("sigma", 0.0))
+        self.model_cv = float(raw.get("model_cv", 0.0))
+        self.independent_periods = float(raw.get("independent_periods", 0.0))
+        periods = raw.get("periods") or {}
+        frame = pd.DataFrame({k: np.asarray(v) for k, v in periods.items()})
+        for col in ("as_of", "start", "end"):
+            if col in frame:
+                frame[col] = pd.to_datetime(frame[col].astype(np.int64), unit="s", utc=True)
+        self.periods = frame
+        record = raw.get("track_record") or {}
+        table = pd.DataFrame({k: np.asarray(v) for k, v in record.items() if k != "method"})
+        if "method" in record:
+            table.index = pd.Index(list(record["method"]), name="method")
+            table = table[table["periods"] > 0]
+            table["periods"] = table["periods"].astype(np.int64)
+        self.track_record = table
+
+    @property
+    def calibrated(self) -> bool:
+        """True when the distribution was widened (method ``common_factor``)."""
+        return self.method != "none"
+
+    def __repr__(self) -> str:
+        return f"Calibration({self.method}: {self.reason})"

@@ -122,6 +122,7 @@ class Report:
         ]
         if self.target is not None:
             lines.append(f"  P(revenue >= {self.target:,.0f}) = {ft['p_target']:.1%}")
+        lines += [f"  {line}" for line in _calibration_lines(fc)]
         lines += self._warning_lines("forecast")
         lines.append("")
         if self.backtest is not None:
@@ -377,7 +378,7 @@ def build_report(
     assumptions = _assumptions(
         model, fc, target, scenarios, seed, stalled_quantile, activities, stale_after_days
     )
-    warnings = _warnings(model, funnel_table, outcomes, forecast_table, beyond, horizons)
+    warnings = _warnings(model, funnel_table, outcomes, forecast_table, beyond, horizons, fc)
     if backtest_periods > 0:
         note = (
             f"{len(bt.table['as_of'].unique()) if bt is not None else 0} past periods of "
@@ -611,6 +612,33 @@ def _beyond_data(model: FunnelModel, log: EventLog, fc: Forecast) -> pd.DataFram
     return pd.DataFrame(rows).set_index("stage")
 
 
+def _calibration_lines(fc: Forecast) -> list[str]:
+    """How the range was calibrated and how past forecasts of the kind did, in words."""
+    cal = fc.calibration
+    if not cal.calibrated:
+        return ["range: not calibrated (see the warning below)"]
+    lines = [
+        f"range calibrated on {len(cal.periods):,} past forecasts of this log "
+        f"({cal.independent_periods:.1f} periods' lengths apart): a common factor of relative sd "
+        f"{cal.tau:.0%} beyond the model's own {cal.model_cv:.0%}"
+    ]
+    rec = fc.track_record
+    if "smartfunnel" in rec.index:
+        coverage = rec["coverage_p10_p90"].astype(float)
+        parts = [
+            f"{m} {float(coverage[m]):.0%}"
+            for m in ("smartfunnel", "smartfunnel_uncalibrated", "weighted_pipeline")
+            if m in rec.index
+        ]
+        periods = int(rec["periods"].astype(np.int64)["smartfunnel"])
+        lines.append(
+            f"track record, P10-P90 coverage of {periods:,} past periods: {', '.join(parts)}"
+        )
+    else:
+        lines.append("track record: too short a history to judge")
+    return lines
+
+
 def _warnings(
     model: FunnelModel,
     funnel: pd.DataFrame,
@@ -618,9 +646,35 @@ def _warnings(
     forecast_table: pd.DataFrame,
     beyond: pd.DataFrame,
     horizons: Sequence[float],
+    fc: Forecast | None = None,
 ) -> pd.DataFrame:
     """What the report's numbers rest on that the data cannot support, one row per finding."""
     rows: list[tuple[str, str, str]] = []
+    if fc is not None and not fc.calibration.calibrated:
+        rows.append(
+            (
+                "uncalibrated",
+                "forecast",
+                f"The forecast's P10-P90 range is not calibrated on this log's past forecasts "
+                f"({fc.calibration.reason}). Read it as a lower bound on the uncertainty.",
+            )
+        )
+    elif fc is not None:
+        rec = fc.track_record
+        if "smartfunnel" in rec.index:
+            n_past = int(rec["periods"].astype(np.int64)["smartfunnel"])
+            cover = float(rec["coverage_p10_p90"].astype(float)["smartfunnel"])
+            if not 0.6 <= cover <= 0.97:
+                rows.append(
+                    (
+                        "track_record",
+                        "forecast",
+                        f"On this log, {n_past:,} past forecasts of this kind "
+                        f"(calibrated the same way) had {cover:.0%} of outcomes inside their "
+                        "P10-P90 range, against 80% for a range that holds: read the range with "
+                        "caution.",
+                    )
+                )
 
     def within(row: pd.Series) -> str:
         return ", ".join(f"{h:g} days {_pct(float(row[_within_column(h)]))}" for h in horizons)
@@ -1203,6 +1257,24 @@ def render_html(report: Report, full_document: bool = True) -> str:
             ("MC P90", "mc_P90", "money"),
         ]
     body += _table(ft, "table-forecast", cols, "Revenue won in the period (exact distribution).")
+    rec = fc.track_record
+    if len(rec):
+        body += _table(
+            rec.reset_index(),
+            "table-track-record",
+            [
+                ("method", "method", "text"),
+                ("past periods", "periods", "int"),
+                ("P10-P90 coverage", "coverage_p10_p90", "pct"),
+                ("bias", "bias", "money"),
+                ("mean abs. error", "mae", "money"),
+                ("pinball loss", "pinball", "money"),
+            ],
+            "Track record: forecasts of this kind replayed on this log's past (each calibrated "
+            "only from what was known at its date). "
+            + " ".join(_calibration_lines(fc)[:1])
+            + ". Coverage near 80% is calibrated.",
+        )
     parts.append(_section("forecast", "Forecast", body))
 
     # Backtest

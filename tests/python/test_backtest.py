@@ -76,8 +76,9 @@ def test_metrics_and_calibration_tables(sample):
         "weighted_pipeline",
         "closed_only",
         "static_ladder",
+        "smartfunnel_uncalibrated",
     }
-    assert len(bt.table) == 4 * len(dates)
+    assert len(bt.table) == 5 * len(dates)
     m = bt.metrics
     t = bt.table
     ours = t[t["method"] == "smartfunnel"]
@@ -233,7 +234,9 @@ def test_equals_the_previous_python_implementation(fit, tz, kw):
     """On the bundled sample, every table of the compiled backtest is the previous Python loop's."""
     sample = sf.datasets.sample()
     dates = pd.date_range("2024-06-15", "2025-01-15", freq="MS", tz="UTC")
-    bt = sf.backtest(sample.log, dates, horizon_days=45, ladder=LADDER, fit=fit, tz=tz, **kw)
+    bt = sf.backtest(
+        sample.log, dates, horizon_days=45, ladder=LADDER, fit=fit, tz=tz, calibrate=False, **kw
+    )
     fc = {
         "stale_after_days": kw.get("stale_after_days"),
         "parameter_draws": kw.get("parameter_draws", 0),
@@ -247,3 +250,24 @@ def test_equals_the_previous_python_implementation(fit, tz, kw):
     pd.testing.assert_frame_equal(bt.deals, deals, **close)
     pd.testing.assert_frame_equal(bt.metrics, metrics, **close)
     pd.testing.assert_frame_equal(bt.calibration, cal, **close)
+
+
+def test_calibrated_backtest_keeps_the_uncalibrated_forecast_beside_it(sample):
+    """The calibrated smartfunnel rows have the uncalibrated forecast's mean (the level is not
+    applied) and a range at least as wide; the uncalibrated rows are the backtest without
+    calibration; threads change nothing."""
+    dates = pd.date_range("2024-09-01", "2024-12-01", freq="MS", tz="UTC")
+    kw = dict(horizon_days=30, fit=sf.FitOptions(draws=0))
+    bt = sf.backtest(sample.log, as_of=dates, **kw)
+    plain = sf.backtest(sample.log, as_of=dates, calibrate=False, **kw)
+    t = bt.table.set_index(["method", "as_of"])
+    raw = t.loc["smartfunnel_uncalibrated"]
+    pd.testing.assert_frame_equal(
+        raw, plain.table.set_index(["method", "as_of"]).loc["smartfunnel"]
+    )
+    cal = t.loc["smartfunnel"]
+    np.testing.assert_allclose(cal["expected"], raw["expected"], rtol=1e-9)
+    assert ((cal["P90"] - cal["P10"]) >= (raw["P90"] - raw["P10"]) * (1 - 1e-9)).all()
+    assert ((cal["P90"] - cal["P10"]) > (raw["P90"] - raw["P10"])).any()
+    two = sf.backtest(sample.log, as_of=dates, threads=2, **kw)
+    pd.testing.assert_frame_equal(two.table, bt.table)

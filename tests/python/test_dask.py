@@ -129,7 +129,9 @@ def test_fit_forecast_scorecard_equal_local(client, data, how):
 
     # Monte Carlo: bit-identical scenario totals (realised and arrivals included).
     dmc = _run(sfd.forecast, dmodel, log, *PERIOD, method="monte_carlo", scenarios=3000, seed=7)
-    lmc = sf.forecast(model, local, *PERIOD, method="monte_carlo", scenarios=3000, seed=7)
+    lmc = sf.forecast(
+        model, local, *PERIOD, method="monte_carlo", scenarios=3000, seed=7, calibrate=False
+    )
     assert dmc.scenarios.dtype == np.int64
     np.testing.assert_array_equal(dmc.scenarios, lmc.scenarios)
     assert dmc.quantiles().equals(lmc.quantiles())
@@ -139,7 +141,7 @@ def test_fit_forecast_scorecard_equal_local(client, data, how):
 
     # Exact: the local distribution on the same lattice, to rounding.
     dex = _run(sfd.forecast, dmodel, log, *PERIOD, scenarios=0)
-    lex = sf.forecast(model, local, *PERIOD, scenarios=0)
+    lex = sf.forecast(model, local, *PERIOD, scenarios=0, calibrate=False)
     for a, b in [
         (dex.exact, lex.exact),
         (dex.exact_pipeline, lex.exact_pipeline),
@@ -218,7 +220,9 @@ def test_errors(client, data):
         sfd.EventLog.from_frame(s.funnel, s.events)
     # An empty log forecasts nothing, as locally.
     fc = _run(sfd.forecast, model, log, *PERIOD, scenarios=100)
-    local = sf.forecast(model, sf.EventLog.from_frame(s.funnel, s.events.iloc[:0]), *PERIOD)
+    local = sf.forecast(
+        model, sf.EventLog.from_frame(s.funnel, s.events.iloc[:0]), *PERIOD, calibrate=False
+    )
     assert fc.expected == local.expected == 0.0
     assert fc.n_open_deals == 0 and (fc.scenarios == 0).all() and len(fc.scenarios) == 100
     good = _run(sfd.EventLog.from_frame, s.funnel, _pieces(s.events, "indexed"), **COLUMNS)
@@ -260,7 +264,7 @@ def test_backtest_equal_local(client, data):
     dates = ["2024-10-01", "2025-01-15"]
     ladder = {"Prospecting": 0.1, "Qualification": 0.2, "Proposal": 0.4, "Negotiation": 0.6}
     got = _run(sfd.backtest, log, dates, horizon_days=60, ladder=ladder)
-    want = sf.backtest(local, dates, horizon_days=60, ladder=ladder)
+    want = sf.backtest(local, dates, horizon_days=60, ladder=ladder, calibrate=False)
     assert len(got.table) == len(want.table) == 2 * 4
     pd.testing.assert_frame_equal(got.table, want.table, check_exact=False, rtol=1e-9)
     # The deal rows hold the same deals (in partition order rather than the log's).
@@ -274,7 +278,10 @@ def test_backtest_equal_local(client, data):
     kw = dict(horizon_days=60, parameter_uncertainty=True, parameter_draws=6)
     wide = _run(sfd.backtest, log, dates[:1], **kw)
     pd.testing.assert_frame_equal(
-        wide.table, sf.backtest(local, dates[:1], **kw).table, check_exact=False, rtol=1e-9
+        wide.table,
+        sf.backtest(local, dates[:1], calibrate=False, **kw).table,
+        check_exact=False,
+        rtol=1e-9,
     )
     point = want.table[want.table["as_of"] == want.table["as_of"].iloc[0]]
     wide_sf = wide.table[wide.table["method"] == "smartfunnel"].iloc[0]
@@ -282,7 +289,7 @@ def test_backtest_equal_local(client, data):
     assert wide_sf["P90"] - wide_sf["P10"] > point_sf["P90"] - point_sf["P10"]
     # On a weekly grid, as locally (and not the daily grid's numbers).
     weekly = _run(sfd.backtest, log, dates[:1], horizon_days=60, grid_days=7)
-    local_weekly = sf.backtest(local, dates[:1], horizon_days=60, grid_days=7)
+    local_weekly = sf.backtest(local, dates[:1], horizon_days=60, grid_days=7, calibrate=False)
     pd.testing.assert_frame_equal(weekly.table, local_weekly.table, check_exact=False, rtol=1e-9)
     assert weekly.table["expected"].iloc[0] != point_sf["expected"]
     # The actuals are sums of the wins booked in each period, from the events.
@@ -409,7 +416,7 @@ def test_parameter_uncertainty_equal_local(client, data, hashed, include_arrival
         include_arrivals=include_arrivals,
     )
     dfc = _run(sfd.forecast, model, hashed, *PERIOD, split_every=2, **kw)
-    lfc = sf.forecast(model, local, *PERIOD, **kw)
+    lfc = sf.forecast(model, local, *PERIOD, **kw, calibrate=False)
     np.testing.assert_array_equal(dfc.scenarios, lfc.scenarios)
     for a, b in [(dfc.exact, lfc.exact), (dfc.exact_pipeline, lfc.exact_pipeline)]:
         assert _aligned(a, b) < 1e-12
@@ -418,7 +425,9 @@ def test_parameter_uncertainty_equal_local(client, data, hashed, include_arrival
     for q in (0.05, 0.1, 0.5, 0.9, 0.95):
         assert dfc.quantile(q) == pytest.approx(lfc.quantile(q), rel=1e-9)
     # The draws widen the distribution (the point forecast's variance is the pipeline's alone).
-    point = sf.forecast(model, local, *PERIOD, scenarios=0, include_arrivals=include_arrivals)
+    point = sf.forecast(
+        model, local, *PERIOD, scenarios=0, include_arrivals=include_arrivals, calibrate=False
+    )
     assert dfc.exact.variance > point.exact.variance
     # The mixture's mean is the average over the draws of realised + sum(amount x p_draw) (+ the
     # draw's arrivals), from the per-draw probabilities of the local core, added up in numpy.
@@ -455,7 +464,7 @@ def test_baselines_equal_local(client, data, hashed, probabilities):
     _, local, model = data
     kw = dict(probabilities=probabilities, scenarios=1500, seed=5)
     dfc = _run(sfd.forecast, model, hashed, *PERIOD, **kw)
-    lfc = sf.forecast(model, local, *PERIOD, **kw)
+    lfc = sf.forecast(model, local, *PERIOD, **kw, calibrate=False)
     np.testing.assert_array_equal(dfc.scenarios, lfc.scenarios)
     assert _aligned(dfc.exact, lfc.exact) < 1e-12
     assert dfc.exact.step == pytest.approx(lfc.exact.step, rel=1e-12)
@@ -483,7 +492,9 @@ def test_by_and_win_dates_equal_local(client, data):
     log = _run(sfd.EventLog.from_frame, s.funnel, _pieces(events, "skewed"), **cols)
     for method in ("exact", "monte_carlo"):
         dfc = _run(sfd.forecast, model, log, *PERIOD, method=method, scenarios=2000, seed=1)
-        lfc = sf.forecast(model, local, *PERIOD, method=method, scenarios=2000, seed=1)
+        lfc = sf.forecast(
+            model, local, *PERIOD, method=method, scenarios=2000, seed=1, calibrate=False
+        )
         for column in ("owner", "segment"):
             got, want = _run(dfc.by, column, (0.05, 0.5, 0.95)), lfc.by(column, (0.05, 0.5, 0.95))
             if method == "monte_carlo":
@@ -572,7 +583,7 @@ def test_far_period_on_the_bounded_lattice_equals_local(client, data, hashed, dr
     kw = dict(scenarios=0, parameter_uncertainty=draws > 0, parameter_draws=max(draws, 1), seed=5)
     period = ("2027-04-01", "2027-06-30")
     dfc = _run(sfd.forecast, model, hashed, *period, split_every=2, **kw)
-    lfc = sf.forecast(model, local, *period, **kw)
+    lfc = sf.forecast(model, local, *period, **kw, calibrate=False)
     raw = lfc._raw
     floor = sf._core.largest_uncertain_amount(raw["amount"], np.nan_to_num(raw["p_win_period"]))
     sd = np.sqrt(lfc.exact_pipeline.variance)

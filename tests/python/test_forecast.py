@@ -204,6 +204,11 @@ def test_forecast_before_the_model_as_of_raises(sample_model):
         sf.forecast(model, sim.log, start="2025-04-01", end="2025-06-30", as_of="2025-01-01")
 
 
+def _uncalibrated(*args, **kwargs):
+    """sf.forecast without calibration: the tests of the model's own distribution."""
+    return sf.forecast(*args, calibrate=False, **kwargs)
+
+
 def test_realised_wins_and_hand_made_arrivals():
     # One stage A; every deal is won the day it enters (duration 0). Ninety deals created in the
     # 180 days before as_of (one every other day), amount 1,000 each, so 0.5 deals a day.
@@ -217,7 +222,7 @@ def test_realised_wins_and_hand_made_arrivals():
     log = sf.EventLog.from_frame(f, events, amount="amount")
     model = sf.fit(log, as_of=as_of, prior=0)  # unsmoothed: A -> Won with probability 1
     # Period 2025-06-21 .. 2025-07-10: realised = wins on 06-22, 06-24, ..., 06-30 (5 deals).
-    fc = sf.forecast(model, log, start="2025-06-21", end="2025-07-10", scenarios=20_000, seed=3)
+    fc = _uncalibrated(model, log, start="2025-06-21", end="2025-07-10", scenarios=20_000, seed=3)
     assert fc.realised == pytest.approx(5000.0)
     assert len(fc.realised_deals) == 5
     # Arrivals: deals created on ticks 0..10 after as_of (the rest of 06-30, then 07-01 .. 07-10)
@@ -233,7 +238,7 @@ def test_realised_wins_and_hand_made_arrivals():
 
     p_at_least_3 = 1 - sum(exp(-lam) * lam**k / factorial(k) for k in range(3))
     assert fc.probability_at_least(5000 + 2500) == pytest.approx(p_at_least_3, abs=1e-9)
-    mc = sf.forecast(
+    mc = _uncalibrated(
         model,
         log,
         start="2025-06-21",
@@ -279,14 +284,14 @@ def test_win_date_distribution_is_cumulative_and_ends_at_the_period_probability(
 def test_parameter_uncertainty_widens_intervals_reproducibly(sample_model):
     sim, model = sample_model
     kwargs = dict(start="2025-04-01", end="2025-06-30", scenarios=3000, seed=4)
-    point = sf.forecast(model, sim.log, **kwargs)
-    mixed = sf.forecast(model, sim.log, parameter_uncertainty=True, parameter_draws=40, **kwargs)
+    point = _uncalibrated(model, sim.log, **kwargs)
+    mixed = _uncalibrated(model, sim.log, parameter_uncertainty=True, parameter_draws=40, **kwargs)
     width = lambda fc: fc.quantile(0.9) - fc.quantile(0.1)  # noqa: E731
     assert width(mixed) > width(point)
     assert mixed.exact.variance > point.exact.variance
     assert mixed.expected == pytest.approx(point.expected, rel=0.05)
     # Monte Carlo with draws: identical for any thread count.
-    a = sf.forecast(
+    a = _uncalibrated(
         model,
         sim.log,
         parameter_uncertainty=True,
@@ -295,7 +300,7 @@ def test_parameter_uncertainty_widens_intervals_reproducibly(sample_model):
         threads=1,
         **kwargs,
     )
-    b = sf.forecast(
+    b = _uncalibrated(
         model,
         sim.log,
         parameter_uncertainty=True,
