@@ -49,6 +49,7 @@ def from_snapshot(
     amount: str | None = None,
     owner: str | None = None,
     attributes: Sequence[str] = (),
+    open_amount: str | None = None,
 ) -> tuple[EventLog, pd.DataFrame]:
     """Turn a snapshot export into an event log of partial histories.
 
@@ -66,6 +67,11 @@ def from_snapshot(
         Close date column (used for Won and Lost rows).
     amount, owner : str, optional
     attributes : sequence of str
+    open_amount : str, optional
+        The deal's value while it was open, at its stage entries (the amount column is then its
+        value at the close). Exports that record what a deal closed at (lost deals at 0) would
+        otherwise value a deal replayed as of a past date by its outcome: a look-ahead that
+        makes every backtest under-forecast. Missing cells fall back to the amount.
 
     Returns
     -------
@@ -79,7 +85,7 @@ def from_snapshot(
         stage,
         closed,
         *entered.values(),
-        *(c for c in (amount, owner) if c),
+        *(c for c in (amount, owner, open_amount) if c),
         *attributes,
     ]:
         if col not in frame.columns:
@@ -98,6 +104,11 @@ def from_snapshot(
         else pd.Series(0.0, index=frame.index)
     )
     unreadable = frame[amount].notna() & amounts.isna() if amount else amounts.isna()
+    while_open = (
+        pd.to_numeric(frame[open_amount], errors="coerce").astype(float).to_numpy()
+        if open_amount
+        else np.full(len(frame), np.nan)
+    )
     for i in range(len(frame)):
         events = []
         for s, series in dates.items():
@@ -133,13 +144,14 @@ def from_snapshot(
             )
             notes.append((i, what))
             value = 0.0
+        value_open = while_open[i] if np.isfinite(while_open[i]) else value
         for s, when in events:
             rows.append(
                 {
                     "opportunity_id": frame[opportunity].iloc[i],
                     "stage": s,
                     "time": when,
-                    "amount": value,
+                    "amount": value if s in terminal else value_open,
                     **({"owner": frame[owner].iloc[i]} if owner else {}),
                     **{a: frame[a].iloc[i] for a in attributes},
                 }
@@ -1112,6 +1124,9 @@ def _name_key(name: Any) -> str:
     return re.sub(r"\s+", "", str(name)).lower()
 
 
+_OPEN_VALUE = "__smartfunnel_open_value"
+
+
 def _fill_list_prices(
     frame: pd.DataFrame,
     products: pd.DataFrame | str | os.PathLike[str] | None,
@@ -1144,10 +1159,12 @@ def _fill_list_prices(
     amounts = pd.to_numeric(frame[amount_col], errors="coerce")
     open_ = ~frame[stage_col].astype(str).isin(terminal).to_numpy()
     listed = frame[product_col].map(lambda n: lookup.get(_name_key(n), np.nan))
+    frame = frame.copy()
+    # Every deal's value while open: its list price (a closed deal's close value is its outcome).
+    frame[_OPEN_VALUE] = listed.astype(float).to_numpy()
     fill = open_ & amounts.isna().to_numpy() & listed.notna().to_numpy()
     if not fill.any():
         return frame, issues.frame()
-    frame = frame.copy()
     frame[amount_col] = amounts.where(~fill, listed)
     for r in np.flatnonzero(fill):
         issues.add(
@@ -1228,7 +1245,25 @@ def _snapshot_dataset(
         amount=cols.amount,
         owner=cols.owner,
         attributes=cols.attributes,
+        open_amount=_OPEN_VALUE if _OPEN_VALUE in frame.columns else None,
     )
+    if _OPEN_VALUE in frame.columns:
+        closed = frame[cols.stage].astype(str).isin({*funnel.won, *funnel.lost})
+        valued = int((closed & frame[_OPEN_VALUE].notna()).sum())
+        if valued:
+            note = _Issues()
+            note.add(
+                table,
+                None,
+                None,
+                cols.amount,
+                None,
+                "note",
+                f"{valued:,} closed deals are valued at their product's list price while open and "
+                f"at their {cols.amount} at the close (the export records what a deal closed at, "
+                "lost deals at 0: replayed as of a past date, a deal is not valued by its outcome)",
+            )
+            priced = pd.concat([note.frame(), priced], ignore_index=True)
     quality = _with_prices(
         priced,
         _snapshot_quality(frame, report, cols.opportunity, table, cols.amount, cols.closed),

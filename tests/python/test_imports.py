@@ -275,7 +275,9 @@ def test_read_recognises_maven(shared_data, maven):
     assert imp.as_of == pd.Timestamp(frame["close_date"].max(), tz="UTC")
     # The directory's lookup tables are listed as unused, not silently ignored.
     notes = imp.quality[imp.quality["action"] == "note"]
-    assert set(notes["table"]) == {"accounts.csv", "sales_teams.csv"}
+    while_open = notes["reason"].str.contains("list price while open")
+    assert set(notes.loc[while_open, "table"]) == {"sales_pipeline"}
+    assert set(notes.loc[~while_open, "table"]) == {"accounts.csv", "sales_teams.csv"}
     rejected = imp.quality[imp.quality["action"] == "rejected"]
     assert set(rejected["id"]) == set(
         frame.loc[frame["deal_stage"] == "Prospecting", "opportunity_id"]
@@ -302,6 +304,33 @@ def test_maven_open_deals_are_valued_at_list_price(shared_data):
     deals = fc.deals.set_index("opportunity_id")["amount"]
     assert len(deals) == len(expected)
     assert np.allclose(deals.loc[expected.index].to_numpy(), expected["sales_price"].to_numpy())
+
+
+def test_snapshot_deals_replayed_in_the_past_are_valued_while_open_not_by_outcome(shared_data):
+    # Maven records what a deal closed at (lost deals at 0): as of a past date, a deal that was
+    # then open is valued at its product's list price, and the actual of a backtest is still the
+    # close value of what was won.
+    folder = shared_data / "maven-crm-sales-opportunities"
+    frame = pd.read_csv(folder / "sales_pipeline.csv", parse_dates=["engage_date", "close_date"])
+    prices = pd.read_csv(folder / "products.csv")
+    price = dict(zip(prices["product"].str.replace(" ", "").str.lower(), prices["sales_price"]))
+    a = pd.Timestamp("2017-06-01")
+    was_open = frame[(frame["engage_date"] <= a) & (frame["close_date"] > a)].copy()
+    was_open["list"] = was_open["product"].str.replace(" ", "").str.lower().map(price)
+    assert (was_open.loc[was_open["deal_stage"] == "Lost", "close_value"] == 0).all()
+    imp = sf.imports.read([folder])
+    notes = imp.quality[imp.quality["action"] == "note"]["reason"]
+    assert notes.str.contains("valued at their product's list price while open").any()
+    model = sf.fit(imp.log, as_of=a.tz_localize("UTC"))
+    fc = sf.forecast(model, imp.log, "2017-06-01", "2017-08-29", calibrate=False)
+    deals = fc.deals.set_index("opportunity_id")["amount"]
+    lost_later = was_open[was_open["deal_stage"] == "Lost"].set_index("opportunity_id")
+    assert len(lost_later) > 100
+    np.testing.assert_allclose(deals.loc[lost_later.index].to_numpy(), lost_later["list"])
+    bt = sf.backtest(imp.log, as_of=[a], horizon_days=90, calibrate=False)
+    won = frame[(frame["deal_stage"] == "Won") & (frame["close_date"] >= a)]
+    won = won[won["close_date"] < a + pd.Timedelta(days=90)]
+    assert bt.table["actual"].iloc[0] == pytest.approx(won["close_value"].sum())
 
 
 def test_sparklesquad_snapshot_counts_and_win_rates_match_pandas(shared_data):
