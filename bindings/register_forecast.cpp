@@ -55,6 +55,8 @@ py::dict calibration_dict(forecast_calibration&& c) {
   out["sigma"] = c.sigma;
   out["model_cv"] = c.model_cv;
   out["independent_periods"] = c.independent_periods;
+  out["degrees_of_freedom"] = c.degrees_of_freedom;
+  out["small_sample_factor"] = c.small_sample_factor;
   py::dict periods;
   periods["as_of"] = to_array(std::move(c.as_of));
   periods["start"] = to_array(std::move(c.start));
@@ -180,8 +182,8 @@ void register_forecast(py::module_& m) {
       py::arg("include_arrivals") = true, py::arg("arrivals_lookback_days") = 180.0,
       py::arg("arrivals_by") = std::string(), py::arg("parameter_draws") = 0,
       py::arg("grid_days") = py::none(), py::arg("calibrate") = false,
-      py::arg("calibration_spacing_days") = 7.0, py::arg("calibration_max_periods") = 52,
-      py::arg("calibration_min_periods") = 8,
+      py::arg("calibration_spacing_days") = 0.0, py::arg("calibration_max_periods") = 52,
+      py::arg("calibration_min_periods") = 5,
       "Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.");
 
   m.def(

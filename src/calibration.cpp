@@ -6,6 +6,7 @@
 #include "smartfunnel/error.hpp"
 
 #include <boost/math/distributions/normal.hpp>
+#include <boost/math/distributions/students_t.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -70,8 +71,12 @@ void add_record(track_record& r, const std::string& method, const record_sums& s
 } // namespace
 
 void calibration_options::validate() const {
-  if (!(spacing_days >= 1.0 && spacing_days <= 3660.0))
-    throw invalid_options("calibration.spacing_days must be in [1, 3660], got " + num(spacing_days, 15));
+  if (!(spacing_days == 0.0 || (spacing_days >= 1.0 && spacing_days <= 3660.0)))
+    throw invalid_options("calibration.spacing_days must be 0 (automatic) or in [1, 3660], got " +
+                          num(spacing_days, 15));
+  if (!(max_span_periods >= 1.0 && max_span_periods <= 1e4))
+    throw invalid_options("calibration.max_span_periods must be in [1, 10000], got " +
+                          num(max_span_periods, 15));
   if (max_periods > max_max_periods)
     throw invalid_options("calibration.max_periods must be in [0, " + std::to_string(max_max_periods) +
                           "], got " + std::to_string(max_periods));
@@ -87,14 +92,26 @@ void calibration_options::validate() const {
                           std::to_string(nodes));
 }
 
+std::int64_t calibration_spacing(std::int64_t period_seconds, const calibration_options& options) {
+  constexpr std::int64_t week = 7 * day_seconds;
+  if (options.spacing_days > 0.0)
+    return std::max<std::int64_t>(1, std::llround(options.spacing_days * day_seconds));
+  const auto weeks = std::llround(static_cast<double>(period_seconds) / 4.0 / static_cast<double>(week));
+  return std::max<std::int64_t>(1, weeks) * week;
+}
+
 std::vector<time_point> calibration_dates(time_point as_of, std::int64_t period_seconds, time_point earliest,
                                           const calibration_options& options) {
   std::vector<time_point> out;
-  const auto spacing = std::max<std::int64_t>(1, std::llround(options.spacing_days * day_seconds));
   if (period_seconds <= 0) return out;
+  const auto spacing = calibration_spacing(period_seconds, options);
   // The latest grid point whose period [a, a + period_seconds) ends at or before as_of.
-  time_point a = floor_div(as_of - period_seconds, spacing) * spacing;
-  for (std::size_t k = 0; k < options.max_periods && a >= earliest; ++k, a -= spacing) out.push_back(a);
+  const time_point latest = floor_div(as_of - period_seconds, spacing) * spacing;
+  const double span = options.max_span_periods * static_cast<double>(period_seconds);
+  for (time_point a = latest; out.size() < options.max_periods && a >= earliest; a -= spacing) {
+    if (static_cast<double>(latest - a) > span) break;
+    out.push_back(a);
+  }
   return out;
 }
 
@@ -187,6 +204,15 @@ forecast_calibration estimate_calibration(const std::vector<double>& expected,
   const double kish = sum_w * sum_w / sum_w2; // the weights' effective number of periods
   const double level_var = (sum_v + tau2 * (sum_v + sum_e2)) / sum_e2 / std::min(kish, c.independent_periods);
   c.sigma = std::sqrt(std::log1p(tau2 + (options.correct_level ? level_var : 0.0)));
+  // A spread estimated from few independent periods is itself uncertain: the range is that of a
+  // Student t prediction interval on n - 1 degrees of freedom (n the independent periods, the
+  // weights' effective number at most), as a factor on sigma at the P10/P90.
+  const double n_eff = std::min(kish, c.independent_periods);
+  c.degrees_of_freedom = std::max(1.0, n_eff - 1.0);
+  const boost::math::students_t_distribution<double> t(c.degrees_of_freedom);
+  const boost::math::normal_distribution<double> z;
+  c.small_sample_factor = boost::math::quantile(t, 0.9) / boost::math::quantile(z, 0.9);
+  c.sigma *= c.small_sample_factor;
   c.method = "common_factor";
   c.reason = std::to_string(n) + " past forecasts of " + num(days, 4) + " days (" +
              num(c.independent_periods, 2) + " independent, recent ones weighing more): won " +
@@ -194,7 +220,8 @@ forecast_calibration estimate_calibration(const std::vector<double>& expected,
              (options.correct_level ? " (the level applied, with its own uncertainty)"
                                     : " (the level not applied: the spread includes it)") +
              "; a common factor varying by " + num(c.tau, 3) + " (relative sd) beyond the model's own " +
-             num(c.model_cv, 3) + ": log sd " + num(c.sigma, 3);
+             num(c.model_cv, 3) + ": log sd " + num(c.sigma, 3) + " (x" + num(c.small_sample_factor, 3) +
+             " for a spread learned from " + num(n_eff, 3) + " independent periods)";
   return c;
 }
 

@@ -28,16 +28,19 @@ namespace smartfunnel {
 struct calibration_options {
   /// Calibrate the forecast's distribution (and its Monte Carlo scenarios) from past periods.
   bool enabled = false;
-  /// Past analysis dates every spacing_days days, on a grid anchored at the Unix epoch (so that
-  /// forecasts and backtests at nearby dates replay the same past dates), the latest one whose
-  /// period ends at or before as_of.
-  double spacing_days = 7.0;
-  /// At most this many past dates (the most recent ones).
+  /// Past analysis dates every spacing_days days (0: a quarter of the period's length in whole
+  /// weeks, at least one week: overlapping periods carry little more), on a grid anchored at the
+  /// Unix epoch (so that forecasts and backtests at nearby dates replay the same past dates), the
+  /// latest one whose period ends at or before as_of.
+  double spacing_days = 0.0;
+  /// At most this many past dates (the most recent ones), none more than max_span_periods period
+  /// lengths before the latest (their weight would be below 2^-(max_span / half_life)).
   std::size_t max_periods = 52;
+  double max_span_periods = 8.0;
   /// Calibrate only with at least this many past periods with a positive expected value, and
   /// dates spanning at least min_independent periods' lengths (overlapping periods are not
   /// independent observations).
-  std::size_t min_periods = 8;
+  std::size_t min_periods = 5;
   double min_independent = 2.0;
   /// The factor S is integrated on this many equally likely nodes (the distribution becomes
   /// their mixture).
@@ -82,6 +85,11 @@ struct forecast_calibration {
   double sigma = 0.0;          ///< sd of log S (tau and the level's estimation error)
   double model_cv = 0.0;       ///< root mean cv_k^2 of the past forecasts: the model's own relative spread
   double independent_periods = 0.0; ///< (span of the past dates + period length) / period length
+  /// The spread is learned from few periods: sigma includes the factor t_df(0.9) / z(0.9) of a
+  /// Student t prediction interval, df = (independent periods, at most the weights' effective
+  /// number) - 1, at least 1.
+  double degrees_of_freedom = 0.0;
+  double small_sample_factor = 1.0;
   /// The past periods replayed (uncalibrated smartfunnel forecasts), most recent first: as_of,
   /// period [start, end), expected and sd of the uncertain part, P10/P50/P90 of the total, what was
   /// won (uncertain part: actual minus the wins already booked at that as_of).
@@ -100,11 +108,15 @@ estimate_calibration(const std::vector<double>& expected, const std::vector<doub
                      std::int64_t period_seconds, const calibration_options& options);
 
 /// The past analysis dates of a forecast as of `as_of` whose uncertain part lasts period_seconds:
-/// the grid points (spacing_days apart from the epoch) at or before as_of - period_seconds, most
-/// recent first, at most max_periods, none before `earliest`.
+/// the grid points (calibration_spacing apart from the epoch) at or before as_of - period_seconds,
+/// most recent first, at most max_periods within max_span_periods lengths, none before `earliest`.
 [[nodiscard]] std::vector<time_point> calibration_dates(time_point as_of, std::int64_t period_seconds,
                                                         time_point earliest,
                                                         const calibration_options& options);
+
+/// The spacing of the past dates in seconds (options.spacing_days, or its automatic value).
+[[nodiscard]] std::int64_t calibration_spacing(std::int64_t period_seconds,
+                                               const calibration_options& options);
 
 /// The factor's node values S_j (equally likely, mean exactly `level`) for sigma.
 [[nodiscard]] std::vector<double> calibration_factors(double level, double sigma, std::size_t nodes);

@@ -689,9 +689,9 @@ def forecast(
     parameter_draws: typing.SupportsInt | typing.SupportsIndex = 0,
     grid_days: typing.SupportsFloat | typing.SupportsIndex | None = None,
     calibrate: bool = False,
-    calibration_spacing_days: typing.SupportsFloat | typing.SupportsIndex = 7.0,
+    calibration_spacing_days: typing.SupportsFloat | typing.SupportsIndex = 0.0,
     calibration_max_periods: typing.SupportsInt | typing.SupportsIndex = 52,
-    calibration_min_periods: typing.SupportsInt | typing.SupportsIndex = 8,
+    calibration_min_periods: typing.SupportsInt | typing.SupportsIndex = 5,
 ) -> dict:
     """
     Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.

@@ -584,8 +584,9 @@ class Forecast:
 class Calibration:
     """How a forecast's distribution was calibrated from the log's own past forecasts.
 
-    Forecasts of the same length are replayed as of earlier dates (weekly, a period's length
-    after the log's first close, only outcomes known at as_of); the spread of what was won around
+    Forecasts of the same length are replayed as of earlier dates (a quarter of the period's
+    length apart in whole weeks, from a period's length after the log's first close, only outcomes
+    known at as_of); the spread of what was won around
     what was expected, beyond the model's own, is a common factor S on the uncertain part:
     ``total = realised + S * (open deals + new deals)``, ``log S ~ N(log level - sigma^2 / 2,
     sigma^2)``. The distribution (and each Monte Carlo scenario) is the mixture over S.
@@ -608,6 +609,9 @@ class Calibration:
         The model's own relative sd of the past periods.
     independent_periods : float
         How many period lengths the past dates span.
+    degrees_of_freedom, small_sample_factor : float
+        A spread learned from few independent periods is itself uncertain: `sigma` includes the
+        factor t(0.9) / z(0.9) of a Student t prediction interval on these degrees of freedom.
     periods : DataFrame
         The past periods (most recent first): as_of, start, end, expected and sd of the uncertain
         part, P10/P50/P90 of the uncalibrated forecast and what was won.
@@ -625,6 +629,8 @@ class Calibration:
         self.sigma = float(raw.get("sigma", 0.0))
         self.model_cv = float(raw.get("model_cv", 0.0))
         self.independent_periods = float(raw.get("independent_periods", 0.0))
+        self.degrees_of_freedom = float(raw.get("degrees_of_freedom", 0.0))
+        self.small_sample_factor = float(raw.get("small_sample_factor", 1.0))
         periods = raw.get("periods") or {}
         frame = pd.DataFrame({k: np.asarray(v) for k, v in periods.items()})
         for col in ("as_of", "start", "end"):

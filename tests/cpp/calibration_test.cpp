@@ -154,7 +154,7 @@ TEST(calibration, without_a_common_factor_the_interval_changes_little) {
 }
 
 TEST(calibration, too_short_a_history_is_said_not_hidden) {
-  const auto h = simulate_history(5, 0.3, 3);
+  const auto h = simulate_history(4, 0.3, 3);
   auto o = equal_weights();
   const auto c = sf::estimate_calibration(h.expected, h.variance, h.actual, h.as_of, 30 * day_s, o);
   EXPECT_EQ(c.method, "none");
@@ -167,6 +167,17 @@ TEST(calibration, too_short_a_history_is_said_not_hidden) {
   const auto c2 = sf::estimate_calibration(many.expected, many.variance, many.actual, close, 90 * day_s, o);
   EXPECT_EQ(c2.method, "none");
   EXPECT_NEAR(c2.independent_periods, 1.0 + 19.0 / 90.0, 1e-9);
+}
+
+TEST(calibration, a_spread_from_few_periods_is_widened_like_a_t_interval) {
+  // Six non-overlapping periods: 5 degrees of freedom, t_5(0.9) = 1.475884 against z(0.9) = 1.281552.
+  const auto h = simulate_history(6, 0.3, 8);
+  const auto c =
+      sf::estimate_calibration(h.expected, h.variance, h.actual, h.as_of, 30 * day_s, equal_weights());
+  ASSERT_EQ(c.method, "common_factor");
+  EXPECT_NEAR(c.degrees_of_freedom, 5.0, 1e-12);
+  EXPECT_NEAR(c.small_sample_factor, 1.475884 / 1.281552, 1e-5);
+  EXPECT_NEAR(c.sigma, std::sqrt(std::log1p(c.tau * c.tau)) * c.small_sample_factor, 1e-12);
 }
 
 TEST(calibration, past_dates_lie_on_a_weekly_grid_and_end_before_as_of) {
@@ -188,6 +199,12 @@ TEST(calibration, past_dates_lie_on_a_weekly_grid_and_end_before_as_of) {
   // Nearby as_of dates share their past dates (a backtest's weekly replay reuses them).
   const auto later = sf::calibration_dates(as_of + 7 * day_s, length, sftest::day(300), o);
   EXPECT_EQ(later[1], dates[0]);
+  // Automatic spacing: a quarter of the length in whole weeks (90 days: 3 weeks), at most eight
+  // lengths back.
+  EXPECT_EQ(sf::calibration_spacing(90 * day_s, o), 21 * day_s);
+  const auto quarter = sf::calibration_dates(as_of + 2000 * day_s, 90 * day_s, 0, sf::calibration_options{});
+  ASSERT_EQ(quarter.size(), 35u); // 0, 21, ..., 714 days back: 720 / 21 = 34.3
+  EXPECT_LE(quarter.front() - quarter.back(), 8 * 90 * day_s);
 }
 
 TEST(calibration, forecast_replays_past_periods_known_at_as_of) {
@@ -242,7 +259,7 @@ TEST(calibration, options_are_checked) {
   o.calibration.nodes = 1;
   EXPECT_THROW(o.validate(), sf::invalid_options);
   o.calibration.nodes = 48;
-  o.calibration.spacing_days = 0.0;
+  o.calibration.spacing_days = 0.5; // 0 is automatic, else at least a day
   EXPECT_THROW(o.validate(), sf::invalid_options);
   o.calibration.spacing_days = 7.0;
   o.calibration.max_periods = 10'000;
