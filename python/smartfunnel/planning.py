@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import _convert
+from . import _convert, _core
 from .coaching import ActivityLog
 from .event_log import EventLog
 from .forecasting import _day_bounds, forecast
@@ -56,6 +57,7 @@ def plan(
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    target = _checked_target(target)
     when = model.as_of if as_of is None else pd.Timestamp(as_of)
     grouped = model
     if by == "owner":
@@ -68,9 +70,27 @@ def plan(
             grouped = fit(log, dataclasses.replace(model.options, groups=["owner"], as_of=when))
     elif by is not None:
         raise ValueError(f"by must be 'owner' or None, got {by!r}")
-    fc = forecast(grouped, log, start, end, as_of=when, scenarios=0, include_arrivals=False, tz=tz)
+    # Only the deals' probabilities are used: the total's calibration is not needed here.
+    fc = forecast(
+        grouped,
+        log,
+        start,
+        end,
+        as_of=when,
+        scenarios=0,
+        include_arrivals=False,
+        tz=tz,
+        calibrate=False,
+    )
+    if fc.end + pd.Timedelta(days=1) <= fc.as_of:
+        raise _core.InvalidOptionsError(
+            f"the period {fc.start:%Y-%m-%d} .. {fc.end:%Y-%m-%d} is over at as_of "
+            f"{fc.as_of:%Y-%m-%d %H:%M}: a plan is for a period that has not ended"
+        )
     deals = fc.deals
     reps = [k[0] for k in grouped.groups if len(k) == 1] if by == "owner" else []
+    if isinstance(target, Mapping) and by == "owner":
+        _check_rep_names(target, reps)
     expected = (
         {r: float(deals.loc[deals["owner"] == r, "expected"].sum()) for r in reps} if reps else {}
     )
@@ -102,6 +122,45 @@ def plan(
             )
         )
     return pd.DataFrame(rows).set_index("owner")
+
+
+MAX_TARGET = 1e15
+"""The largest target plan() accepts (a quadrillion in the amounts' unit): beyond any revenue."""
+
+
+def _one_target(value: Any, name: str) -> float:
+    """A target figure: a finite amount in [0, MAX_TARGET], or InvalidOptionsError naming it."""
+    x = _convert.option_float(value, name)
+    if not (0.0 <= x <= MAX_TARGET):  # NaN fails too
+        raise _core.InvalidOptionsError(
+            f"{name} must be an amount in [0, {MAX_TARGET:.0e}] (revenue to win in the period), "
+            f"got {value!r}"
+        )
+    return x
+
+
+def _checked_target(target: Any) -> float | dict[str, float]:
+    if isinstance(target, Mapping):
+        if not target:
+            raise _core.InvalidOptionsError("target: the mapping names no rep")
+        return {str(k): _one_target(v, f"target[{k!r}]") for k, v in target.items()}
+    return _one_target(target, "target")
+
+
+def _check_rep_names(target: Mapping[str, float], reps: list[str]) -> None:
+    """Every rep a target mapping names is a rep of the log; the unknown ones are named with the
+    closest known names (a typo would otherwise drop that rep's figure)."""
+    unknown = [name for name in target if name not in set(reps)]
+    if not unknown:
+        return
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, reps, n=3, cutoff=0.6)
+        parts.append(f"{name!r}" + (f" (closest: {', '.join(map(repr, close))})" if close else ""))
+    raise _core.InvalidOptionsError(
+        f"target names rep(s) the log does not have: {'; '.join(parts)}; the reps are "
+        f"{reps[:20]}{' ...' if len(reps) > 20 else ''}"
+    )
 
 
 def _split(

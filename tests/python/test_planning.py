@@ -94,3 +94,52 @@ def test_adding_the_planned_pipeline_reaches_the_target():
     # The plan aims at P(revenue >= target) = 0.5; the sum of today's median and the added deals'
     # expectation is not exactly the median of the sum, so allow a little.
     assert fc.probability_at_least(target) == pytest.approx(0.5, abs=0.06)
+
+
+@pytest.fixture(scope="module")
+def reps_world():
+    sample = sf.datasets.sample()
+    model = sf.fit(sample.log, groups=["owner"])
+    return sample.log, model
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (-5, "target must be an amount in [0, 1e+15]"),
+        (1e300, "target must be an amount in [0, 1e+15]"),
+        (float("nan"), "got nan"),
+        ("a lot", "target must be a number, got 'a lot'"),
+        (True, "target must be a number, got True"),
+        ({}, "the mapping names no rep"),
+        ({"Ana": -1.0}, "target['Ana'] must be an amount"),
+    ],
+)
+def test_targets_that_are_no_revenue_are_refused(reps_world, target, message):
+    log, model = reps_world
+    with pytest.raises(sf.InvalidOptionsError) as err:
+        sf.plan(model, log, target, "2025-07-01", "2025-09-30")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_target_for_an_unknown_rep_names_it_and_the_closest_reps(reps_world):
+    log, model = reps_world
+    reps = sorted(k[0] for k in model.groups if len(k) == 1)
+    typo = reps[0][:-1] + ("x" if reps[0][-1] != "x" else "y")  # one letter off a real name
+    target = {r: 1e5 for r in reps[1:]} | {typo: 1e5}
+    with pytest.raises(sf.InvalidOptionsError) as err:
+        sf.plan(model, log, target, "2025-07-01", "2025-09-30")
+    text = str(err.value)
+    assert f"{typo!r} (closest: {reps[0]!r}" in text and "does not have" in text
+
+
+def test_a_period_already_over_is_refused(reps_world):
+    log, model = reps_world
+    day = model.as_of.normalize().tz_localize(None)
+    past = (day - pd.Timedelta(days=120), day - pd.Timedelta(days=30))
+    with pytest.raises(sf.InvalidOptionsError, match="is over at as_of"):
+        sf.plan(model, log, 1e5, *past)
+    # A period that has started but not ended is planned, with finite figures.
+    p = sf.plan(model, log, 1e5, day - pd.Timedelta(days=10), day + pd.Timedelta(days=50), by=None)
+    numbers = p.select_dtypes("number").to_numpy(dtype=float)
+    assert np.isfinite(numbers[~np.isnan(numbers)]).all()
