@@ -111,20 +111,33 @@ class Report:
         lines += [_indent(table.to_string()), ""]
         fc = self.forecast
         ft = self.forecast_table.iloc[0]
-        lines += [
-            f"Forecast of revenue won {fc.start:%Y-%m-%d} .. {fc.end:%Y-%m-%d} (time-bounded "
-            f"probabilities{', arrivals included' if fc.include_arrivals else ''}):",
-            f"  expected {ft['expected']:,.0f}   P10 {ft['P10']:,.0f}   P50 {ft['P50']:,.0f}   "
-            f"P90 {ft['P90']:,.0f}",
-            f"  realised so far {ft['realised']:,.0f}; open pipeline "
-            f"{ft['pipeline_expected']:,.0f} from {int(ft['open_deals']):,} deals; "
-            f"new deals {ft['arrivals_expected']:,.0f}",
-        ]
-        if self.target is not None:
-            lines.append(f"  P(revenue >= {self.target:,.0f}) = {ft['p_target']:.1%}")
-        lines += [f"  {line}" for line in _calibration_lines(fc)]
-        lines += self._warning_lines("forecast")
-        lines.append("")
+        prior_only = _prior_only(self.outcomes)
+        if prior_only:
+            lines += [
+                f"Forecast of revenue won {fc.start:%Y-%m-%d} .. {fc.end:%Y-%m-%d}: no number "
+                "(no deal had closed by as_of)",
+                *self._warning_lines("forecast"),
+                "",
+            ]
+        lines += (
+            []
+            if prior_only
+            else [
+                f"Forecast of revenue won {fc.start:%Y-%m-%d} .. {fc.end:%Y-%m-%d} (time-bounded "
+                f"probabilities{', arrivals included' if fc.include_arrivals else ''}):",
+                f"  expected {ft['expected']:,.0f}   P10 {ft['P10']:,.0f}   P50 {ft['P50']:,.0f}   "
+                f"P90 {ft['P90']:,.0f}",
+                f"  realised so far {ft['realised']:,.0f}; open pipeline "
+                f"{ft['pipeline_expected']:,.0f} from {int(ft['open_deals']):,} deals; "
+                f"new deals {ft['arrivals_expected']:,.0f}",
+            ]
+        )
+        if not prior_only:
+            if self.target is not None:
+                lines.append(f"  P(revenue >= {self.target:,.0f}) = {ft['p_target']:.1%}")
+            lines += [f"  {line}" for line in _calibration_lines(fc)]
+            lines += self._warning_lines("forecast")
+            lines.append("")
         if self.backtest is not None:
             bm = self.backtest.metrics
             n = int(bm["periods"].iloc[0])
@@ -140,6 +153,12 @@ class Report:
             lines.append("")
         if self.coaching is None:
             lines += ["Coaching: the log has no owners (reps), so no scorecard or focus.", ""]
+        elif prior_only:
+            lines += [
+                "Coaching focus: no deal had closed by as_of, so no rep can be compared with "
+                "the team yet.",
+                "",
+            ]
         else:
             top = self.focus
             lines.append(
@@ -612,6 +631,11 @@ def _beyond_data(model: FunnelModel, log: EventLog, fc: Forecast) -> pd.DataFram
     return pd.DataFrame(rows).set_index("stage")
 
 
+def _prior_only(outcomes: pd.Series) -> bool:
+    """No deal had closed by as_of: every probability is the prior's alone."""
+    return int(outcomes["won"]) + int(outcomes["lost"]) == 0
+
+
 def _calibration_lines(fc: Forecast) -> list[str]:
     """How the range was calibrated and how past forecasts of the kind did, in words."""
     cal = fc.calibration
@@ -650,7 +674,17 @@ def _warnings(
 ) -> pd.DataFrame:
     """What the report's numbers rest on that the data cannot support, one row per finding."""
     rows: list[tuple[str, str, str]] = []
-    if fc is not None and not fc.calibration.calibrated:
+    if _prior_only(outcomes):
+        rows.append(
+            (
+                "no_closed_deals",
+                "forecast",
+                f"No deal had closed by as_of ({outcomes['open']:,} open, 0 won, 0 lost): every "
+                "win probability would be the prior's alone, so the forecast and the coaching "
+                "comparisons show no number. They need closed deals, won or lost, to learn from.",
+            )
+        )
+    elif fc is not None and not fc.calibration.calibrated:
         rows.append(
             (
                 "uncalibrated",
@@ -757,7 +791,7 @@ def _warnings(
             )
         )
     old = beyond[beyond["deals"] > 0]
-    if len(old):
+    if len(old) and not _prior_only(outcomes):  # with no closed deal, all of it is beyond
         total = float(np.nansum(beyond["open_amount"]))
         parts = [
             f"{stage}: {int(r['deals']):,} of {int(r['open']):,}, older than "
@@ -1121,9 +1155,62 @@ def _kpis(items: Sequence[tuple[str, str, str, float]], caution: Sequence[str] =
     return f'<div class="sf-kpis">{cells}</div>'
 
 
+def _forecast_body(r: Report, fc: Forecast, ft: pd.DataFrame) -> str:
+    """The HTML forecast section's chart, tables and warnings."""
+    from .plotting import plot_forecast
+
+    body = _figure(
+        lambda ax: plot_forecast(fc, r.target, ax),
+        "chart-forecast",
+        "P(revenue won in the period >= x), with P10 / P50 / P90"
+        + (" and the target." if r.target is not None else "."),
+        (7.5, 3.4),
+    )
+    body = _warning_boxes(r, "forecast") + body
+    cols: list[Column] = [
+        ("period", "period", "text"),
+        ("expected", "expected", "money"),
+        ("P10", "P10", "money"),
+        ("P50", "P50", "money"),
+        ("P90", "P90", "money"),
+        ("realised", "realised", "money"),
+        ("open pipeline", "pipeline_expected", "money"),
+        ("new deals", "arrivals_expected", "money"),
+        ("open deals", "open_deals", "int"),
+    ]
+    if r.target is not None:
+        cols.append((f"P(≥ {r.target:,.0f})", "p_target", "pct"))
+    if "mc_P50" in ft:
+        cols += [
+            ("MC P10", "mc_P10", "money"),
+            ("MC P50", "mc_P50", "money"),
+            ("MC P90", "mc_P90", "money"),
+        ]
+    body += _table(ft, "table-forecast", cols, "Revenue won in the period (exact distribution).")
+    rec = fc.track_record
+    if len(rec):
+        body += _table(
+            rec.reset_index(),
+            "table-track-record",
+            [
+                ("method", "method", "text"),
+                ("past periods", "periods", "int"),
+                ("P10-P90 coverage", "coverage_p10_p90", "pct"),
+                ("bias", "bias", "money"),
+                ("mean abs. error", "mae", "money"),
+                ("pinball loss", "pinball", "money"),
+            ],
+            "Track record: forecasts of this kind replayed on this log's past (each calibrated "
+            "only from what was known at its date). "
+            + " ".join(_calibration_lines(fc)[:1])
+            + ". Coverage near 80% is calibrated.",
+        )
+    return body
+
+
 def render_html(report: Report, full_document: bool = True) -> str:
     """Render a :class:`Report` as self-contained HTML (see :meth:`Report.to_html`)."""
-    from .plotting import plot_forecast, plot_funnel, plot_scorecard, plot_time_in_stage
+    from .plotting import plot_funnel, plot_scorecard, plot_time_in_stage
 
     r = report
     m = r.model
@@ -1229,53 +1316,10 @@ def render_html(report: Report, full_document: bool = True) -> str:
     # Forecast
     fc = r.forecast
     ft = r.forecast_table.reset_index()
-    body = _figure(
-        lambda ax: plot_forecast(fc, r.target, ax),
-        "chart-forecast",
-        "P(revenue won in the period >= x), with P10 / P50 / P90"
-        + (" and the target." if r.target is not None else "."),
-        (7.5, 3.4),
-    )
-    body = _warning_boxes(r, "forecast") + body
-    cols: list[Column] = [
-        ("period", "period", "text"),
-        ("expected", "expected", "money"),
-        ("P10", "P10", "money"),
-        ("P50", "P50", "money"),
-        ("P90", "P90", "money"),
-        ("realised", "realised", "money"),
-        ("open pipeline", "pipeline_expected", "money"),
-        ("new deals", "arrivals_expected", "money"),
-        ("open deals", "open_deals", "int"),
-    ]
-    if r.target is not None:
-        cols.append((f"P(≥ {r.target:,.0f})", "p_target", "pct"))
-    if "mc_P50" in ft:
-        cols += [
-            ("MC P10", "mc_P10", "money"),
-            ("MC P50", "mc_P50", "money"),
-            ("MC P90", "mc_P90", "money"),
-        ]
-    body += _table(ft, "table-forecast", cols, "Revenue won in the period (exact distribution).")
-    rec = fc.track_record
-    if len(rec):
-        body += _table(
-            rec.reset_index(),
-            "table-track-record",
-            [
-                ("method", "method", "text"),
-                ("past periods", "periods", "int"),
-                ("P10-P90 coverage", "coverage_p10_p90", "pct"),
-                ("bias", "bias", "money"),
-                ("mean abs. error", "mae", "money"),
-                ("pinball loss", "pinball", "money"),
-            ],
-            "Track record: forecasts of this kind replayed on this log's past (each calibrated "
-            "only from what was known at its date). "
-            + " ".join(_calibration_lines(fc)[:1])
-            + ". Coverage near 80% is calibrated.",
-        )
-    parts.append(_section("forecast", "Forecast", body))
+    if _prior_only(r.outcomes):  # nothing to learn from: the warning, and no number
+        parts.append(_section("forecast", "Forecast", _warning_boxes(r, "forecast")))
+    else:
+        parts.append(_section("forecast", "Forecast", _forecast_body(r, fc, ft)))
 
     # Backtest
     if r.backtest is not None:

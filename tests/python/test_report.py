@@ -845,3 +845,23 @@ def test_sparklesquad_changed_amounts_are_the_open_deals_and_won_rows_without_a_
     kinds = _issues_by_kind(imp.quality)
     kinds = kinds[kinds["action"] == "changed"]
     assert sorted(kinds["count"]) == sorted([n_open, won_without])
+
+
+def test_no_closed_deal_gives_no_forecast_number():
+    """Nothing has closed by as_of: the forecast would be the prior's alone, so the report says
+    so and shows no expected value, range or chart."""
+    funnel = sf.Funnel(["MQL", "Demo"], won="Won", lost="Lost")
+    rows = [(f"o{i}", "MQL", i, 1000.0) for i in range(12)]
+    rows += [(f"o{i}", "Demo", i + 3, 1000.0) for i in range(4)]
+    r = build_report(_log(funnel, rows), as_of=D0 + pd.Timedelta(days=60))
+    assert r.outcomes["won"] == r.outcomes["lost"] == 0
+    assert "no_closed_deals" in set(r.warnings["key"])
+    assert "uncalibrated" not in set(r.warnings["key"])  # the reason is the missing history
+    text = r.to_text()
+    assert "no number (no deal had closed by as_of)" in text
+    assert "expected " not in text.split("Forecast of revenue won")[1].split("\n")[1]
+    assert "P10" not in text.split("Forecast of revenue won")[1].split("Coaching")[0]
+    page = r.to_html()
+    forecast_html = page[page.index('id="forecast"') : page.index('id="coaching"')]
+    assert 'data-warning="no_closed_deals"' in forecast_html
+    assert "table-forecast" not in forecast_html and "chart-forecast" not in forecast_html
