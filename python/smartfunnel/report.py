@@ -1202,7 +1202,7 @@ def _forecast_body(r: Report, fc: Forecast, ft: pd.DataFrame) -> str:
             ],
             "Track record: forecasts of this kind replayed on this log's past (each calibrated "
             "only from what was known at its date). "
-            + " ".join(_calibration_lines(fc)[:1])
+            + _calibration_lines(fc)[0].capitalize()
             + ". Coverage near 80% is calibrated.",
         )
     return body
