@@ -564,7 +564,8 @@ class Forecast:
             f"Forecast({self.start:%Y-%m-%d}..{self.end:%Y-%m-%d} as of {self.as_of:%Y-%m-%d}, {self.method}: "
             f"expected {self.expected:,.0f}, P10 {q[0.1]:,.0f}, P50 {q[0.5]:,.0f}, P90 {q[0.9]:,.0f}; "
             f"realised {self.realised:,.0f}, {self.n_open_deals:,} open deals"
-            f"{', arrivals included' if self.include_arrivals else ''})"
+            f"{', arrivals included' if self.include_arrivals else ''}; "
+            f"{'range calibrated' if self.calibration.calibrated else 'range not calibrated'})"
         )
 
     def _repr_html_(self) -> str:
@@ -577,6 +578,7 @@ class Forecast:
             ("realised", f"{self.realised:,.0f}"),
             ("open deals", f"{len(self._raw['opportunity']):,}"),
             ("arrivals included", self.include_arrivals),
+            ("range", self.calibration.reason),
         ]
         return _html.box("Forecast", "", _html.fields(rows))
 
