@@ -187,6 +187,34 @@ void register_forecast(py::module_& m) {
       "Forecast of the revenue won in [start, end) (epoch seconds); see smartfunnel.forecast.");
 
   m.def(
+      "choose_half_life",
+      [](std::shared_ptr<event_log> log, const fit_options& fit, std::vector<double> candidates_days,
+         std::int64_t horizon_days, std::size_t threads) {
+        recency_options o;
+        o.candidates_days = std::move(candidates_days);
+        o.horizon_days = horizon_days;
+        o.threads = threads;
+        recency_choice r;
+        {
+          py::gil_scoped_release release;
+          r = choose_half_life(*log, fit, o);
+        }
+        py::dict out;
+        out["half_life_days"] = to_array(std::move(r.half_life_days));
+        out["pinball"] = to_array(std::move(r.pinball));
+        out["relative_pinball"] = to_array(std::move(r.relative_pinball));
+        out["coverage_p10_p90"] = to_array(std::move(r.coverage_p10_p90));
+        out["bias"] = to_array(std::move(r.bias));
+        out["periods"] = to_array(std::move(r.periods));
+        out["chosen"] = r.chosen;
+        out["reason"] = r.reason;
+        return out;
+      },
+      py::arg("log"), py::arg("fit"), py::arg("candidates_days") = recency_options{}.candidates_days,
+      py::arg("horizon_days") = recency_options{}.horizon_days, py::arg("threads") = 1,
+      "Scores candidate half-lives by walk-forward pinball loss; see smartfunnel.fit(half_life='auto').");
+
+  m.def(
       "exact_distribution",
       [](carray<double> amount, carray<double> p, double offset, std::size_t cells, double sd,
          double poisson_rate, std::vector<double> poisson_amount, std::vector<double> poisson_weight) {

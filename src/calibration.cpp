@@ -68,6 +68,42 @@ void add_record(track_record& r, const std::string& method, const record_sums& s
   r.mae.push_back(s.periods ? s.abs_error / n : nan);
 }
 
+// The first close (won or lost) in the log, or max() when none.
+time_point first_close_time(const event_log& log) {
+  const auto times = log.times();
+  const auto stages = log.stages();
+  const auto& funnel = log.funnel();
+  time_point first = std::numeric_limits<time_point>::max();
+  for (std::size_t i = 0; i < times.size(); ++i)
+    if (!funnel.is_open(stages[i])) first = std::min(first, times[i]);
+  return first;
+}
+
+// Runs body(i) for i in [0, n) on `threads` threads; the first exception (by index) is rethrown.
+template <class Body>
+void run_indexed(std::size_t n, std::size_t threads, Body&& body) {
+  threads = std::min(std::max<std::size_t>(1, threads), n);
+  if (threads <= 1) {
+    for (std::size_t i = 0; i < n; ++i) body(i);
+    return;
+  }
+  std::atomic<std::size_t> next{0};
+  std::vector<std::exception_ptr> errors(n);
+  {
+    std::vector<std::jthread> pool;
+    for (std::size_t t = 0; t < threads; ++t)
+      pool.emplace_back([&] {
+        for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) try {
+            body(i);
+          } catch (...) {
+            errors[i] = std::current_exception();
+          }
+      });
+  }
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
 } // namespace
 
 void calibration_options::validate() const {
@@ -250,6 +286,117 @@ revenue_distribution calibrated_distribution(const revenue_distribution& d, doub
   return mixture(parts, cells, sd);
 }
 
+void recency_options::validate() const {
+  if (candidates_days.empty()) throw invalid_options("recency: candidates_days is empty");
+  for (double d : candidates_days)
+    if (!(d >= 0.0 && d <= 36'525.0))
+      throw invalid_options(
+          "recency: a candidate half-life must be 0 (no decay) or in (0, 36525] days, got " + num(d, 15));
+  if (horizon_days < 1 || horizon_days > 3660)
+    throw invalid_options("recency: horizon_days must be in [1, 3660], got " + std::to_string(horizon_days));
+  if (threads == 0 || threads > forecast_options::max_threads)
+    throw invalid_options("recency: threads must be in [1, " + std::to_string(forecast_options::max_threads) +
+                          "], got " + std::to_string(threads));
+  dates.validate();
+}
+
+recency_choice choose_half_life(const event_log& log, const fit_options& base,
+                                const recency_options& options) {
+  options.validate();
+  base.validate();
+  const auto times = log.times();
+  time_point as_of = base.as_of.value_or(0);
+  if (!base.as_of)
+    for (auto t : times) as_of = std::max(as_of, t);
+  const std::int64_t length = options.horizon_days * day_seconds;
+  const time_point first_close = first_close_time(log);
+  const auto dates = first_close > std::numeric_limits<time_point>::max() - length
+                         ? std::vector<time_point>{}
+                         : calibration_dates(as_of, length, first_close + length, options.dates);
+  const std::size_t n_c = options.candidates_days.size(), n_d = dates.size();
+  struct cell {
+    double pinball = 0, covered = 0, error = 0, actual = 0;
+  };
+  std::vector<cell> cells(n_c * n_d);
+  run_indexed(n_c * n_d, options.threads, [&](std::size_t idx) {
+    const std::size_t c = idx / n_d, k = idx % n_d;
+    const time_point a = dates[k];
+    fit_options fo = base;
+    fo.as_of = a;
+    fo.draws = 0; // the posterior draws serve the win probabilities' intervals, not the forecast
+    const double h = options.candidates_days[c];
+    fo.half_life_seconds = h > 0.0 ? std::optional<double>(h * day_seconds) : std::nullopt;
+    const auto m = fit(log, fo);
+    forecast_options f;
+    f.as_of = a;
+    f.start = a;
+    f.end = a + length;
+    f.scenarios = 0;
+    const auto fc = forecast(m, log, f);
+    const double actual = wins_in_period(log, f.start, f.end, f.end - 1).total;
+    double q[3];
+    for (int i = 0; i < 3; ++i) q[i] = fc.exact.quantile(quantile_levels[i]);
+    cells[idx] = {pinball(actual, q), (q[0] <= actual && actual <= q[2]) ? 1.0 : 0.0, fc.exact.mean - actual,
+                  actual};
+  });
+  recency_choice r;
+  std::size_t none = 0; // the candidate without decay (the first one when none is listed)
+  for (std::size_t c = 0; c < n_c; ++c)
+    if (options.candidates_days[c] == 0.0) {
+      none = c;
+      break;
+    }
+  for (std::size_t c = 0; c < n_c; ++c) {
+    double p = 0, cov = 0, err = 0, act = 0;
+    for (std::size_t k = 0; k < n_d; ++k) {
+      const auto& x = cells[c * n_d + k];
+      p += x.pinball;
+      cov += x.covered;
+      err += x.error;
+      act += x.actual;
+    }
+    const double n = static_cast<double>(n_d);
+    r.half_life_days.push_back(options.candidates_days[c]);
+    r.pinball.push_back(n_d ? p / n : nan);
+    r.relative_pinball.push_back(act > 0.0 ? p / act : nan);
+    r.coverage_p10_p90.push_back(n_d ? cov / n : nan);
+    r.bias.push_back(n_d ? err / n : nan);
+    r.periods.push_back(static_cast<std::int64_t>(n_d));
+  }
+  auto label = [](double d) { return d > 0.0 ? num(d, 6) + " days" : std::string("no decay"); };
+  const double span = n_d ? static_cast<double>(dates.front() - dates.back()) : 0.0;
+  const double independent = n_d ? 1.0 + span / static_cast<double>(length) : 0.0;
+  if (n_d < options.dates.min_periods || independent < options.dates.min_independent) {
+    r.chosen = none;
+    r.reason = "too short a history to choose: " + std::to_string(n_d) + " past forecasts of " +
+               std::to_string(options.horizon_days) + " days (" + num(independent, 2) +
+               " periods' lengths), need " + std::to_string(options.dates.min_periods) + " spanning " +
+               num(options.dates.min_independent, 2) + "; kept " + label(options.candidates_days[none]);
+    return r;
+  }
+  std::size_t best = none;
+  for (std::size_t c = 0; c < n_c; ++c)
+    if (r.pinball[c] < r.pinball[best]) best = c;
+  // A decay must earn its place: within 2% of no decay's score is noise, and no decay is kept.
+  if (best != none && !(r.pinball[best] < 0.98 * r.pinball[none])) {
+    r.chosen = none;
+    r.reason = label(options.candidates_days[none]) + ": no candidate beats it by 2% over " +
+               std::to_string(n_d) + " past forecasts of " + std::to_string(options.horizon_days) +
+               " days (best " + label(options.candidates_days[best]) + ", mean pinball " +
+               num(r.pinball[best], 6) + " against " + num(r.pinball[none], 6) + ")";
+    return r;
+  }
+  r.chosen = best;
+  r.reason =
+      label(options.candidates_days[best]) + ": the lowest mean pinball loss of " + std::to_string(n_d) +
+      " past forecasts of " + std::to_string(options.horizon_days) + " days (" + num(r.pinball[best], 6) +
+      (best == none
+           ? ""
+           : ", against " + num(r.pinball[none], 6) + " with " + label(options.candidates_days[none])) +
+      ")";
+  return r;
+}
+
 namespace detail {
 
 void calibrate(forecast_result& out, const funnel_model& model, const event_log& log,
@@ -266,14 +413,8 @@ void calibrate(forecast_result& out, const funnel_model& model, const event_log&
   // Past dates start a period's length after the log's first close (won or lost): before it a fit
   // has no closed history and expects nothing, which says nothing about a fit of today (an export's
   // first months look like that).
-  const auto times = log.times();
-  const auto stages = log.stages();
-  const auto& funnel = log.funnel();
-  time_point first_close = std::numeric_limits<time_point>::max();
-  for (std::size_t i = 0; i < times.size(); ++i)
-    if (!funnel.is_open(stages[i])) first_close = std::min(first_close, times[i]);
-  const auto dates = first_close == std::numeric_limits<time_point>::max() ||
-                             first_close > std::numeric_limits<time_point>::max() - length
+  const time_point first_close = first_close_time(log);
+  const auto dates = first_close > std::numeric_limits<time_point>::max() - length
                          ? std::vector<time_point>{}
                          : calibration_dates(out.as_of, length, first_close + length, co);
 
@@ -332,26 +473,7 @@ void calibrate(forecast_result& out, const funnel_model& model, const event_log&
     }
     if (cache) cache->put(key, r);
   };
-  const std::size_t threads = std::min(std::max<std::size_t>(1, options.threads), dates.size());
-  if (threads <= 1) {
-    for (std::size_t k = 0; k < dates.size(); ++k) one(k);
-  } else {
-    std::atomic<std::size_t> next{0};
-    std::vector<std::exception_ptr> errors(dates.size());
-    {
-      std::vector<std::jthread> pool;
-      for (std::size_t t = 0; t < threads; ++t)
-        pool.emplace_back([&] {
-          for (std::size_t k = next.fetch_add(1); k < dates.size(); k = next.fetch_add(1)) try {
-              one(k);
-            } catch (...) {
-              errors[k] = std::current_exception();
-            }
-        });
-    }
-    for (auto& e : errors)
-      if (e) std::rethrow_exception(e);
-  }
+  run_indexed(dates.size(), options.threads, one);
 
   std::vector<double> e, v, y;
   for (const auto& r : rows) {

@@ -17,6 +17,7 @@
 /// left as it is and the result says why.
 
 #include "smartfunnel/event_log.hpp"
+#include "smartfunnel/fit_options.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -120,5 +121,40 @@ estimate_calibration(const std::vector<double>& expected, const std::vector<doub
 
 /// The factor's node values S_j (equally likely, mean exactly `level`) for sigma.
 [[nodiscard]] std::vector<double> calibration_factors(double level, double sigma, std::size_t nodes);
+
+/// half_life="auto": the fit's decay chosen by the log's own walk-forward score. Each candidate
+/// half-life is fitted as of past dates (those of the calibration, for a period of horizon_days
+/// from each date; only outcomes known at as_of) and its forecast scored by the mean pinball loss
+/// of its P10/P50/P90 against what was won; the lowest wins, if it beats no decay by 2% (else no
+/// decay is kept: a smaller gain is noise).
+struct recency_options {
+  /// Candidate half-lives in days; 0 is no decay. Default: none, 30, 60, 90, 180, 365 days.
+  std::vector<double> candidates_days = {0.0, 30.0, 60.0, 90.0, 180.0, 365.0};
+  std::int64_t horizon_days = 90;
+  /// The past dates (spacing, span, min_periods) as for the calibration (enabled is ignored).
+  calibration_options dates;
+  /// Past forecasts in parallel on this many threads (identical results for any count).
+  std::size_t threads = 1;
+
+  void validate() const;
+};
+
+struct recency_choice {
+  std::vector<double> half_life_days;   ///< the candidates (0: none)
+  std::vector<double> pinball;          ///< mean pinball loss over the past periods
+  std::vector<double> relative_pinball; ///< pinball / mean actual
+  std::vector<double> coverage_p10_p90;
+  std::vector<double> bias; ///< mean (expected - actual)
+  std::vector<std::int64_t> periods;
+  /// Index of the chosen candidate (the first, i.e. none by default, when the history is too
+  /// short) and why.
+  std::size_t chosen = 0;
+  std::string reason;
+};
+
+/// Scores each candidate half-life of `base` (its own half_life ignored) on the log's past, as of
+/// base.as_of (default: the log's last event). Throws invalid_options for bad options.
+[[nodiscard]] recency_choice choose_half_life(const event_log& log, const fit_options& base,
+                                              const recency_options& options = {});
 
 } // namespace smartfunnel

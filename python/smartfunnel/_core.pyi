@@ -53,6 +53,7 @@ __all__: list[str] = [
     "backtest",
     "backtest_combine",
     "backtest_score_period",
+    "choose_half_life",
     "closed_only_win",
     "collect_statistics",
     "convolve",
@@ -632,6 +633,24 @@ def dumps(obj: FunnelModel, format: str = "binary") -> bytes:
 def dumps(obj: FitStatistics, format: str = "binary") -> bytes:
     """
     The archive of an object as bytes (envelope included): format 'binary', 'text' or 'xml'.
+    """
+
+def choose_half_life(
+    log: EventLog,
+    fit: FitOptions,
+    candidates_days: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex] = [
+        0.0,
+        30.0,
+        60.0,
+        90.0,
+        180.0,
+        365.0,
+    ],
+    horizon_days: typing.SupportsInt | typing.SupportsIndex = 90,
+    threads: typing.SupportsInt | typing.SupportsIndex = 1,
+) -> dict:
+    """
+    Scores candidate half-lives by walk-forward pinball loss; see smartfunnel.fit(half_life='auto').
     """
 
 def exact_distribution(

@@ -31,8 +31,13 @@ class FitOptions:
     prior : float, default 1.0
         Total concentration of the Dirichlet prior on each stage's destinations (0: unsmoothed,
         with Wilson intervals on the effective number of exits).
-    half_life : duration-like, optional
+    half_life : duration-like or "auto", optional
         Exponential decay of each stay's weight by the age of its exit. Numbers are days.
+        ``"auto"`` (in :func:`fit`): chosen among no decay and 30, 60, 90, 180, 365 days by the
+        log's own walk-forward score: each candidate is fitted as of past dates (only what was
+        known then) and its forecast of the next ``recency_horizon_days`` (default 90) scored by
+        pinball loss against what was won; the fitted model's options hold the chosen value and
+        ``model.recency`` the table behind it. Too short a history keeps no decay, and says so.
     groups : sequence of str
         Grouping columns, outermost first: "owner" (the owner when the stay ended) or attribute
         names. Each group's rows are shrunk toward the level above by empirical Bayes.
@@ -73,6 +78,11 @@ class FitOptions:
             )
         o.tick_seconds = int(tick)
         o.prior = _convert.option_float(self.prior, "prior")
+        if isinstance(self.half_life, str) and self.half_life == "auto":
+            raise _core.InvalidOptionsError(
+                "half_life='auto' is chosen by smartfunnel.fit (fit the model, then pass "
+                "model.options, which holds the chosen value)"
+            )
         o.half_life_seconds = (
             None
             if self.half_life is None
@@ -200,8 +210,32 @@ def fit(log: EventLog, options: FitOptions | None = None, **kwargs: Any) -> Funn
     """
     if not isinstance(log, EventLog):
         raise TypeError(f"fit expects an EventLog, got {type(log).__name__}")
+    horizon = kwargs.pop("recency_horizon_days", 90)
     opts = dataclasses.replace(options or FitOptions(), **kwargs)
-    return FunnelModel(_core.fit(log.core, opts.to_core()), opts)
+    if not (isinstance(opts.half_life, str) and opts.half_life == "auto"):
+        return FunnelModel(_core.fit(log.core, opts.to_core()), opts)
+    # half_life="auto": every candidate fitted and forecast as of past dates, scored on what was
+    # won; the lowest mean pinball loss is the fit's half-life (the choice and its table kept).
+    base = dataclasses.replace(opts, half_life=None)
+    horizon = _convert.option_int(horizon, "recency_horizon_days", 1, 3660)
+    raw = _core.choose_half_life(log.core, base.to_core(), horizon_days=horizon)
+    days = float(raw["half_life_days"][int(raw["chosen"])])
+    chosen = dataclasses.replace(opts, half_life=None if days == 0 else days)
+    model = FunnelModel(_core.fit(log.core, chosen.to_core()), chosen)
+    table = pd.DataFrame(
+        {
+            "half_life_days": np.asarray(raw["half_life_days"]),
+            "pinball": np.asarray(raw["pinball"]),
+            "relative_pinball": np.asarray(raw["relative_pinball"]),
+            "coverage_p10_p90": np.asarray(raw["coverage_p10_p90"]),
+            "bias": np.asarray(raw["bias"]),
+            "periods": np.asarray(raw["periods"]).astype(np.int64),
+        }
+    )
+    table["chosen"] = np.arange(len(table)) == int(raw["chosen"])
+    table.attrs["reason"] = str(raw["reason"])
+    model._recency = table
+    return model
 
 
 def merge(a: FunnelModel, b: FunnelModel) -> FunnelModel:
@@ -221,6 +255,14 @@ class FunnelModel:
         self._m = core
         self._options = options
         self._keys = [tuple(k) for k in core.group_keys]
+        self._recency: pd.DataFrame | None = None
+
+    @property
+    def recency(self) -> pd.DataFrame | None:
+        """With ``half_life="auto"``: the candidate half-lives (0: no decay) with the mean pinball
+        loss, relative pinball, P10-P90 coverage and bias of their past forecasts, the ``chosen``
+        one, and ``attrs["reason"]`` in words; None otherwise (and after a load)."""
+        return self._recency
 
     # -- identity -----------------------------------------------------------------------------
     @property

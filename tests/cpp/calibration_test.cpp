@@ -265,3 +265,26 @@ TEST(calibration, options_are_checked) {
   o.calibration.max_periods = 10'000;
   EXPECT_THROW(o.validate(), sf::invalid_options);
 }
+
+TEST(recency, options_are_checked_and_a_short_history_keeps_no_decay) {
+  sf::recency_options o;
+  o.candidates_days = {0.0, -5.0};
+  EXPECT_THROW(o.validate(), sf::invalid_options);
+  o.candidates_days = {};
+  EXPECT_THROW(o.validate(), sf::invalid_options);
+  // Four months of a simulated log: no five past quarters to score on.
+  const sf::funnel f({"Lead", "Demo"}, {"Won"}, {"Lost"});
+  sf::simulation_spec spec;
+  spec.transition = {0, .6, 0, .4, 0, 0, .5, .5};
+  spec.sojourn_mean_days = {1, 20, 1, 10, 1, 1, 25, 15};
+  spec.n_opportunities = 300;
+  spec.start = sftest::day(0);
+  spec.as_of = sftest::day(120);
+  const auto ev = sf::simulate(f, spec);
+  const auto log = sf::event_log::from_columns(f, ev.columns());
+  const sf::recency_options r;
+  const auto choice = sf::choose_half_life(log, sf::fit_options{}, r);
+  EXPECT_EQ(choice.chosen, 0u); // candidates_days[0] is no decay
+  EXPECT_NE(choice.reason.find("too short a history to choose"), std::string::npos) << choice.reason;
+  EXPECT_EQ(choice.half_life_days.size(), r.candidates_days.size());
+}
