@@ -5,6 +5,7 @@
 #include "smartfunnel/absorbing_chain.hpp"
 #include "smartfunnel/activity_log.hpp"
 #include "smartfunnel/backtest.hpp"
+#include "smartfunnel/calibration.hpp"
 #include "smartfunnel/error.hpp"
 #include "smartfunnel/event_log.hpp"
 #include "smartfunnel/fit_options.hpp"
