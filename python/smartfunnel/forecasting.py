@@ -611,9 +611,11 @@ class Calibration:
         The model's own relative sd of the past periods.
     independent_periods : float
         How many period lengths the past dates span.
-    degrees_of_freedom, small_sample_factor : float
-        A spread learned from few independent periods is itself uncertain: `sigma` includes the
-        factor t(0.9) / z(0.9) of a Student t prediction interval on these degrees of freedom.
+    degrees_of_freedom : float
+        A spread learned from few independent periods is itself uncertain: the Student t
+        prediction interval behind `sigma` has this many degrees of freedom.
+    small_sample_factor : float
+        The factor t(0.9) / z(0.9) of that interval, included in `sigma`.
     periods : DataFrame
         The past periods (most recent first): as_of, start, end, expected and sd of the uncertain
         part, P10/P50/P90 of the uncalibrated forecast and what was won.

@@ -27,6 +27,7 @@ def test_coverage_and_pinball_over_200_independent_histories():
             horizon_days=30,
             ladder=LADDER,
             fit=sf.FitOptions(draws=0),
+            calibrate=False,  # the model's own interval (calibration: test_calibration.py)
         )
         t = bt.table.set_index("method")
         covered.append(bool(t.loc["smartfunnel", "covered"]))
