@@ -20,7 +20,6 @@ namespace {
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 constexpr std::int64_t day_seconds = 86'400;
-constexpr double quantile_levels[3] = {0.1, 0.5, 0.9};
 
 // floor(a / b) for b > 0.
 std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && (a < 0)); }
@@ -34,12 +33,7 @@ double clean(double p) {
 void add_period(backtest_result& r, std::size_t method, const revenue_distribution& dist, double actual,
                 std::size_t open_deals) {
   double q[3];
-  for (int i = 0; i < 3; ++i) q[i] = dist.quantile(quantile_levels[i]);
-  double pinball = 0.0;
-  for (int i = 0; i < 3; ++i) {
-    const double u = actual - q[i];
-    pinball += std::max(quantile_levels[i] * u, (quantile_levels[i] - 1.0) * u);
-  }
+  for (int i = 0; i < 3; ++i) q[i] = dist.quantile(detail::score_levels[i]);
   auto& p = r.periods;
   p.date.push_back(0);
   p.method.push_back(method);
@@ -50,7 +44,7 @@ void add_period(backtest_result& r, std::size_t method, const revenue_distributi
   p.actual.push_back(actual);
   p.error.push_back(dist.mean - actual);
   p.covered.push_back(q[0] <= actual && actual <= q[2] ? 1 : 0);
-  p.pinball.push_back(pinball / 3.0);
+  p.pinball.push_back(detail::pinball_loss(actual, q));
   p.open_deals.push_back(static_cast<std::int64_t>(open_deals));
 }
 

@@ -23,7 +23,8 @@ namespace {
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 constexpr std::int64_t day_seconds = 86'400;
-constexpr double quantile_levels[3] = {0.1, 0.5, 0.9};
+using detail::pinball_loss;
+constexpr const double (&quantile_levels)[3] = detail::score_levels;
 
 std::string num(double x, int precision = 3) {
   std::ostringstream os;
@@ -34,15 +35,6 @@ std::string num(double x, int precision = 3) {
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && (a < 0)); }
 
-double pinball(double actual, const double (&q)[3]) {
-  double s = 0.0;
-  for (int i = 0; i < 3; ++i) {
-    const double u = actual - q[i];
-    s += std::max(quantile_levels[i] * u, (quantile_levels[i] - 1.0) * u);
-  }
-  return s / 3.0;
-}
-
 // Sums of one method's scores over the periods it was scored on.
 struct record_sums {
   std::int64_t periods = 0;
@@ -52,7 +44,7 @@ struct record_sums {
     covered += (q[0] <= actual_total && actual_total <= q[2]) ? 1.0 : 0.0;
     error += expected - actual_total;
     actual += actual_total;
-    pinball += smartfunnel::pinball(actual_total, q);
+    pinball += pinball_loss(actual_total, q);
     abs_error += std::abs(expected - actual_total);
   }
 };
@@ -336,8 +328,8 @@ recency_choice choose_half_life(const event_log& log, const fit_options& base,
     const double actual = wins_in_period(log, f.start, f.end, f.end - 1).total;
     double q[3];
     for (int i = 0; i < 3; ++i) q[i] = fc.exact.quantile(quantile_levels[i]);
-    cells[idx] = {pinball(actual, q), (q[0] <= actual && actual <= q[2]) ? 1.0 : 0.0, fc.exact.mean - actual,
-                  actual};
+    cells[idx] = {pinball_loss(actual, q), (q[0] <= actual && actual <= q[2]) ? 1.0 : 0.0,
+                  fc.exact.mean - actual, actual};
   });
   recency_choice r;
   std::size_t none = 0; // the candidate without decay (the first one when none is listed)

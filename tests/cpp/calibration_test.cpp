@@ -73,6 +73,23 @@ sf::calibration_options equal_weights() {
 
 double width(const sf::revenue_distribution& d) { return d.quantile(0.9) - d.quantile(0.1); }
 
+// Lead -> Demo -> Won/Lost, created uniformly over `days` days from day 0, censored at day `days`.
+sf::simulation_spec two_stage_spec(std::size_t deals, std::int64_t days, std::uint64_t seed) {
+  sf::simulation_spec spec;
+  spec.transition = {0, .6, 0, .4, 0, 0, .5, .5};
+  spec.sojourn_mean_days = {1, 20, 1, 10, 1, 1, 25, 15};
+  spec.n_opportunities = deals;
+  spec.start = sftest::day(0);
+  spec.as_of = sftest::day(days);
+  spec.seed = seed;
+  return spec;
+}
+
+sf::event_log simulated_log(const sf::simulation_spec& spec) {
+  const sf::funnel f({"Lead", "Demo"}, {"Won"}, {"Lost"});
+  return sf::event_log::from_columns(f, sf::simulate(f, spec).columns());
+}
+
 } // namespace
 
 TEST(calibration, factors_have_the_level_as_mean_and_sigma_as_log_sd) {
@@ -208,16 +225,8 @@ TEST(calibration, past_dates_lie_on_a_weekly_grid_and_end_before_as_of) {
 }
 
 TEST(calibration, forecast_replays_past_periods_known_at_as_of) {
-  const sf::funnel f({"Lead", "Demo"}, {"Won"}, {"Lost"});
-  sf::simulation_spec spec;
-  spec.transition = {0, .6, 0, .4, 0, 0, .5, .5};
-  spec.sojourn_mean_days = {1, 20, 1, 10, 1, 1, 25, 15};
-  spec.n_opportunities = 1500;
-  spec.start = sftest::day(0);
-  spec.as_of = sftest::day(730);
-  spec.seed = 3;
-  const auto ev = sf::simulate(f, spec);
-  const auto log = sf::event_log::from_columns(f, ev.columns());
+  const auto spec = two_stage_spec(1500, 730, 3);
+  const auto log = simulated_log(spec);
   const auto model = sf::fit(log);
   sf::forecast_options o;
   o.start = spec.as_of;
@@ -273,15 +282,7 @@ TEST(recency, options_are_checked_and_a_short_history_keeps_no_decay) {
   o.candidates_days = {};
   EXPECT_THROW(o.validate(), sf::invalid_options);
   // Four months of a simulated log: no five past quarters to score on.
-  const sf::funnel f({"Lead", "Demo"}, {"Won"}, {"Lost"});
-  sf::simulation_spec spec;
-  spec.transition = {0, .6, 0, .4, 0, 0, .5, .5};
-  spec.sojourn_mean_days = {1, 20, 1, 10, 1, 1, 25, 15};
-  spec.n_opportunities = 300;
-  spec.start = sftest::day(0);
-  spec.as_of = sftest::day(120);
-  const auto ev = sf::simulate(f, spec);
-  const auto log = sf::event_log::from_columns(f, ev.columns());
+  const auto log = simulated_log(two_stage_spec(300, 120, 0));
   const sf::recency_options r;
   const auto choice = sf::choose_half_life(log, sf::fit_options{}, r);
   EXPECT_EQ(choice.chosen, 0u); // candidates_days[0] is no decay

@@ -6,12 +6,25 @@
 #include "smartfunnel/forecast.hpp"
 #include "smartfunnel/funnel_model.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <tuple>
 
 namespace smartfunnel::detail {
+
+/// The quantiles every forecast is scored at, and the mean pinball loss of an outcome against them
+/// (shared by the backtest's rows, the calibration's track record and the recency choice).
+inline constexpr double score_levels[3] = {0.1, 0.5, 0.9};
+inline double pinball_loss(double actual, const double (&q)[3]) noexcept {
+  double s = 0.0;
+  for (int i = 0; i < 3; ++i) {
+    const double u = actual - q[i];
+    s += std::max(score_levels[i] * u, (score_levels[i] - 1.0) * u);
+  }
+  return s / 3.0;
+}
 
 /// One replayed past period: the uncalibrated forecast's uncertain part and the baselines.
 struct past_period {
